@@ -1,0 +1,31 @@
+// Command oc-recover is the `oc recover` / `kubectl recover` plugin. Install
+// it on PATH as oc-recover and/or kubectl-recover.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/klog/v2"
+
+	"github.com/oc-recover/oc-recover/pkg/cmd"
+)
+
+func main() {
+	// The first SIGINT/SIGTERM cancels ctx so the running command can remove
+	// its debug pods and namespaces; after that the default handling is back,
+	// so a second Ctrl-C kills the process at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+
+	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
+	code := cmd.Execute(ctx, cmd.NewRootCmd(streams))
+	klog.Flush()
+	os.Exit(code)
+}

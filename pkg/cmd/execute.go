@@ -1,0 +1,38 @@
+package cmd
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oc-recover/oc-recover/pkg/exitcode"
+)
+
+// Execute runs root with ctx (cancelled on SIGINT/SIGTERM by main, so commands
+// can clean up), prints any error to root's error stream the way kubectl does,
+// and returns the process exit code (see package exitcode).
+func Execute(ctx context.Context, root *cobra.Command) int {
+	failed, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitcode.CodeSuccess
+	}
+	code := exitcode.FromError(err)
+	if exitcode.IsSilent(err) {
+		return code
+	}
+
+	errOut := root.ErrOrStderr()
+	msg := err.Error()
+	// kubectl's cmdutil.CheckErr convention: one "error: " prefix, even if
+	// the message already brought its own.
+	if !strings.HasPrefix(msg, "error: ") {
+		msg = "error: " + msg
+	}
+	fmt.Fprintln(errOut, strings.TrimRight(msg, "\n"))
+	if code == exitcode.CodeUsage && failed != nil {
+		fmt.Fprintf(errOut, "See '%s -h' for help and examples.\n", failed.CommandPath())
+	}
+	return code
+}

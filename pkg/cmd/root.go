@@ -1,0 +1,189 @@
+// Package cmd builds the oc-recover command tree.
+//
+// Each subcommand lives in its own package, pkg/cmd/<verb>, written in
+// kubectl's style: an Options struct, NewCmd<Verb>(f, globals, streams), and
+// Complete -> Validate -> Run. A subcommand package gets
+//
+//   - f cmdutil.Factory (k8s.io/kubectl/pkg/cmd/util): clients built from the
+//     kubeconfig flags (--kubeconfig, --context, --server, ...);
+//   - globals *options.GlobalOptions: --yes, --dry-run, --timeout, --image and
+//     the command name the user typed ("oc recover" / "kubectl recover");
+//   - streams genericiooptions.IOStreams: where to read and write, so tests can
+//     capture output;
+//
+// and must not import this package. A command reports failure by returning an
+// error from RunE (never by calling os.Exit or cmdutil.CheckErr); errors from
+// pkg/exitcode choose the exit code: exitcode.Usage (2), exitcode.NeedsAttention
+// (3), anything else is 1. Execute prints the error once, as "error: <msg>".
+//
+// Help text is written with the placeholder CommandNamePlaceholder instead of
+// "oc recover", e.g. in templates.Examples:
+//
+//	{{root}} backup --dir ./backups
+//
+// and NewRootCmd substitutes the name the user actually typed.
+//
+// Subcommands must not set PersistentPreRun(E): cobra would run theirs instead
+// of the root's, which validates the global flags.
+//
+// Cobra validates MarkFlagRequired and MarkFlagsMutuallyExclusive itself and
+// returns plain errors (exit code 1), so commands check those rules in Validate
+// and return exitcode.Usage instead.
+package cmd
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/klog/v2"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/oc-recover/oc-recover/pkg/cmd/version"
+	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/options"
+)
+
+// CommandNamePlaceholder stands for the command name ("oc recover" or
+// "kubectl recover") in the Long and Example text of every command.
+const CommandNamePlaceholder = "{{root}}"
+
+var rootLong = templates.LongDesc(`
+	Back up etcd and recover an OpenShift control plane.
+
+	{{root}} automates the OpenShift etcd backup and disaster-recovery
+	procedures. It talks only to the Kubernetes API and to privileged debug
+	pods it creates on the nodes; it never needs SSH. Every step checks the
+	cluster first and skips itself if already done, so re-running a command
+	continues where it stopped.`)
+
+var rootExample = templates.Examples(`
+	# Show the version of this plugin
+	{{root}} version
+
+	# Use another kubeconfig and context
+	{{root}} --kubeconfig ~/.kube/prod --context admin version`)
+
+// NewRootCmd returns the root command, named after how the user invoked the
+// plugin (see CommandName), with all subcommands.
+func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
+	return newRootCmd(CommandName(os.Args[0], os.Getenv("_")), streams)
+}
+
+func newRootCmd(commandName string, streams genericiooptions.IOStreams) *cobra.Command {
+	globals := options.NewGlobalOptions(commandName)
+
+	root := &cobra.Command{
+		// The executable's name, so `completion` scripts hook the right binary;
+		// help text shows the display name instead.
+		Use:     strings.ReplaceAll(commandName, " ", "-"),
+		Short:   "Back up etcd and recover an OpenShift control plane",
+		Long:    rootLong,
+		Example: rootExample,
+		Annotations: map[string]string{
+			cobra.CommandDisplayNameAnnotation: commandName,
+		},
+		// Execute prints errors once, and usage errors with a pointer to -h
+		// rather than the whole usage text.
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			return globals.Validate()
+		},
+	}
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.ErrOut)
+
+	configFlags := genericclioptions.NewConfigFlags(true).
+		// OpenShift serves far more API groups than plain Kubernetes, and the
+		// default client-side rate limits stall discovery for seconds; these
+		// are the limits kubectl itself uses.
+		WithDiscoveryBurst(300).
+		WithDiscoveryQPS(50)
+	configFlags.AddFlags(root.PersistentFlags())
+	globals.AddFlags(root.PersistentFlags())
+	addKlogVerbosityFlag(root)
+
+	addSubcommands(root, cmdutil.NewFactory(configFlags), globals, streams)
+
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return exitcode.Usage(err)
+	})
+	prepareCommandTree(root, commandName)
+	return root
+}
+
+// addSubcommands adds one command per pkg/cmd/<verb> package. Commands that
+// touch the cluster take all three, e.g. backup.NewCmdBackup(f, globals, streams).
+func addSubcommands(root *cobra.Command, f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) {
+	root.AddCommand(
+		version.NewCmdVersion(streams),
+	)
+}
+
+// addKlogVerbosityFlag adds klog's -v to the persistent flags. Only -v: the
+// other klog flags (log files, headers, ...) are noise for a CLI.
+func addKlogVerbosityFlag(root *cobra.Command) {
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	root.PersistentFlags().AddGoFlag(klogFlags.Lookup("v"))
+}
+
+// prepareCommandTree applies the conventions every command follows, so that
+// subcommand packages need not remember them:
+//   - CommandNamePlaceholder in Long and Example becomes the command name;
+//   - argument errors exit with the usage code;
+//   - a command group with no runnable code of its own prints its help when
+//     called bare and rejects an unknown subcommand as a usage error (cobra
+//     would print help and exit 0, or for the root report exit code 1).
+func prepareCommandTree(c *cobra.Command, commandName string) {
+	c.Long = strings.ReplaceAll(c.Long, CommandNamePlaceholder, commandName)
+	c.Example = strings.ReplaceAll(c.Example, CommandNamePlaceholder, commandName)
+
+	if c.HasSubCommands() && !c.Runnable() {
+		// Cobra never calls Args of a command that is not runnable, and when
+		// the root's Args is nil it rejects unknown subcommands itself with a
+		// plain error. ArbitraryArgs turns that off; runCommandGroup checks.
+		if c.Args == nil {
+			c.Args = cobra.ArbitraryArgs
+		}
+		c.RunE = runCommandGroup
+	}
+	if validateArgs := c.Args; validateArgs != nil {
+		c.Args = func(c *cobra.Command, args []string) error {
+			if err := validateArgs(c, args); err != nil {
+				return exitcode.Usage(err)
+			}
+			return nil
+		}
+	}
+
+	for _, child := range c.Commands() {
+		prepareCommandTree(child, commandName)
+	}
+}
+
+// runCommandGroup is the RunE of a command that only groups subcommands.
+func runCommandGroup(c *cobra.Command, args []string) error {
+	if len(args) == 0 {
+		return c.Help()
+	}
+	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+	if !c.DisableSuggestions {
+		// Cobra applies this default only in its own, unexported, lookup.
+		if c.SuggestionsMinimumDistance <= 0 {
+			c.SuggestionsMinimumDistance = 2
+		}
+		if suggestions := c.SuggestionsFor(args[0]); len(suggestions) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(suggestions, "\n\t")
+		}
+	}
+	return exitcode.Usage(errors.New(msg))
+}

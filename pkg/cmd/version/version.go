@@ -1,0 +1,113 @@
+// Package version implements `oc recover version`.
+package version
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/kubectl/pkg/util/templates"
+	"sigs.k8s.io/yaml"
+
+	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/version"
+)
+
+var versionExample = templates.Examples(`
+	# Print the version of this plugin
+	{{root}} version
+
+	# Print it as JSON, for scripts and bug reports
+	{{root}} version -o json`)
+
+// Output formats accepted by -o. "table" (key: value lines) is the default
+// because every read-only command takes -o table|json|yaml.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+	outputYAML  = "yaml"
+)
+
+// Options holds the flags of `version`.
+type Options struct {
+	Output string
+
+	genericiooptions.IOStreams
+}
+
+// NewOptions returns Options with the flag defaults.
+func NewOptions(streams genericiooptions.IOStreams) *Options {
+	return &Options{Output: outputTable, IOStreams: streams}
+}
+
+// NewCmdVersion returns the `version` command. It needs no cluster access.
+func NewCmdVersion(streams genericiooptions.IOStreams) *cobra.Command {
+	o := NewOptions(streams)
+	cmd := &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version of this plugin",
+		Long:    "Print the version, git commit, build date, Go version and platform of this plugin.",
+		Example: versionExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(cmd, args); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run()
+		},
+	}
+	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "Output format. One of: table|json|yaml.")
+	return cmd
+}
+
+// Complete fills in what the flags do not say. Nothing yet; kept so that
+// version follows the same Complete -> Validate -> Run shape as every command.
+func (o *Options) Complete(cmd *cobra.Command, args []string) error {
+	return nil
+}
+
+// Validate checks the flags.
+func (o *Options) Validate() error {
+	switch o.Output {
+	case outputTable, outputJSON, outputYAML:
+		return nil
+	}
+	return exitcode.Usagef("--output must be one of table, json, yaml; got %q", o.Output)
+}
+
+// Run prints the version of the running binary.
+func (o *Options) Run() error {
+	return printVersion(o.Out, version.Get(), o.Output)
+}
+
+// printVersion writes info to out in the given output format.
+func printVersion(out io.Writer, info version.Info, output string) error {
+	switch output {
+	case outputJSON:
+		data, err := json.MarshalIndent(info, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(out, string(data))
+		return err
+	case outputYAML:
+		data, err := yaml.Marshal(info)
+		if err != nil {
+			return err
+		}
+		_, err = out.Write(data)
+		return err
+	case outputTable:
+		_, err := fmt.Fprintf(out,
+			"Version:    %s\nGit commit: %s\nBuild date: %s\nGo version: %s\nPlatform:   %s\n",
+			info.GitVersion, info.GitCommit, info.BuildDate, info.GoVersion, info.Platform)
+		return err
+	}
+	// Validate rejects other formats; reaching this is a bug, reported, not a panic.
+	return fmt.Errorf("unvalidated output format %q", output)
+}

@@ -1,0 +1,100 @@
+package box
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"k8s.io/apiserver/pkg/storage/storagebackend"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/klog/v2"
+	apiservertesting "k8s.io/kubernetes/cmd/kube-apiserver/app/testing"
+)
+
+// Tokens of the users the box's apiserver knows. The administrator is in
+// system:masters (cluster-admin); the developer has no role at all.
+const (
+	AdminToken     = "box-admin-token"
+	DeveloperToken = "box-developer-token"
+)
+
+// apiServerFlags are the kube-apiserver flags the box needs: no endpoint
+// reconciler and no service-account admission (no controllers run), the
+// kubelet reached at its InternalIP, privileged pods allowed (debug-node pods
+// are), RBAC so that "not cluster-admin" is real.
+func apiServerFlags(tokenFile string) []string {
+	return []string{
+		"--endpoint-reconciler-type=none",
+		"--disable-admission-plugins=ServiceAccount",
+		"--kubelet-preferred-address-types=InternalIP",
+		"--allow-privileged=true",
+		"--authorization-mode=RBAC",
+		"--token-auth-file=" + tokenFile,
+	}
+}
+
+// startAPIServer starts a real kube-apiserver in this process on the given etcd.
+func (b *Box) startAPIServer(etcdEndpoints []string, etcdCertDir string) error {
+	quietKlog(filepath.Join(b.Dir, "apiserver.log"))
+	tokenFile := filepath.Join(b.privateDir, "tokens.csv")
+	tokens := fmt.Sprintf("%s,admin,uid-admin,\"system:masters\"\n%s,developer,uid-developer,\n", AdminToken, DeveloperToken)
+	if err := os.WriteFile(tokenFile, []byte(tokens), 0o600); err != nil {
+		return err
+	}
+	storage := storagebackend.NewDefaultConfig("/kubernetes.io", nil)
+	storage.Transport.ServerList = etcdEndpoints
+	storage.Transport.CertFile = filepath.Join(etcdCertDir, "client.crt")
+	storage.Transport.KeyFile = filepath.Join(etcdCertDir, "client.key")
+	storage.Transport.TrustedCAFile = filepath.Join(etcdCertDir, "ca.crt")
+
+	server, err := apiservertesting.StartTestServer(b.tb, apiservertesting.NewDefaultTestServerOptions(), apiServerFlags(tokenFile), storage)
+	if err != nil {
+		return fmt.Errorf("start kube-apiserver: %w", err)
+	}
+	quietKlog(filepath.Join(b.Dir, "apiserver.log")) // the test server reset it
+	b.stopAPIServer = server.TearDownFn
+	b.loopback = rest.CopyConfig(server.ClientConfig)
+
+	serving, err := os.ReadFile(server.ServerOpts.SecureServing.ServerCert.CertKey.CertFile)
+	if err != nil {
+		return fmt.Errorf("read apiserver serving certificate: %w", err)
+	}
+	b.APIServerURL = server.ClientConfig.Host
+	b.apiServerCA = serving
+	b.Admin = &rest.Config{Host: b.APIServerURL, BearerToken: AdminToken, TLSClientConfig: rest.TLSClientConfig{CAData: serving}, QPS: 200, Burst: 400}
+	b.Kubeconfig = filepath.Join(b.Dir, "kubeconfig")
+	return b.WriteKubeconfig(b.Kubeconfig, AdminToken)
+}
+
+// WriteKubeconfig writes a kubeconfig for the box's apiserver that
+// authenticates with token (AdminToken or DeveloperToken).
+func (b *Box) WriteKubeconfig(path, token string) error {
+	user := "admin"
+	if token == DeveloperToken {
+		user = "developer"
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["box"] = &clientcmdapi.Cluster{Server: b.APIServerURL, CertificateAuthorityData: b.apiServerCA}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{Token: token}
+	cfg.Contexts[user] = &clientcmdapi.Context{Cluster: "box", AuthInfo: user, Namespace: "default"}
+	cfg.CurrentContext = user
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
+var klogFlagsOnce sync.Once
+var klogFlags flag.FlagSet
+
+// quietKlog sends the apiserver's and client-go's klog output to a file in
+// the box directory instead of the test's stderr, at verbosity 0 (importing
+// the apiserver's test helpers raises it to 5).
+func quietKlog(file string) {
+	klogFlagsOnce.Do(func() { klog.InitFlags(&klogFlags) })
+	for k, v := range map[string]string{"v": "0", "logtostderr": "false", "alsologtostderr": "false",
+		"stderrthreshold": "FATAL", "log_file": file, "one_output": "true", "skip_headers": "false"} {
+		_ = klogFlags.Set(k, v)
+	}
+}

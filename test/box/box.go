@@ -1,0 +1,511 @@
+// Package box is the cluster-in-a-box: a real kube-apiserver on a real
+// multi-member etcd, with OpenShift's CRDs and singletons, fake kubelets that
+// run pods as processes in per-node host sandboxes, and simulated operators.
+// End-to-end tests and `make demo` drive the real oc-recover binary against it.
+package box
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	configclient "github.com/openshift/client-go/config/clientset/versioned"
+	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
+	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Options shape a box.
+type Options struct {
+	// Masters is the number of control-plane nodes, each with an etcd member (default 3).
+	Masters int
+	// Workers is the number of worker nodes (default 0).
+	Workers int
+	// Version is the cluster version (default 4.14.8).
+	Version string
+	// InstalledAgo is how long ago the cluster was installed (default 30 days).
+	InstalledAgo time.Duration
+	// Dir holds everything the box writes (default: a new temporary dir,
+	// removed by Stop).
+	Dir string
+	// Log receives the simulators' messages (default: discarded).
+	Log io.Writer
+}
+
+// Node is one simulated host: its Node object, kubelet, sandbox, Machine and
+// (on control-plane nodes) etcd member.
+type Node struct {
+	Name        string
+	IP          net.IP
+	Master      bool
+	MachineName string
+	Sandbox     *Sandbox
+	Kubelet     *FakeKubelet
+	Etcd        *EtcdMember
+}
+
+// Box is a running cluster-in-a-box.
+type Box struct {
+	Dir          string
+	Kubeconfig   string // the administrator's kubeconfig
+	APIServerURL string
+	ClusterID    string
+	InfraID      string
+	Nodes        []*Node
+
+	// Admin is the administrator's client config (a system:masters token).
+	Admin    *rest.Config
+	Kube     kubernetes.Interface
+	Config   configclient.Interface
+	Operator operatorclient.Interface
+	Machine  machineclient.Interface
+
+	opts          Options
+	ownDir        bool
+	privateDir    string
+	tb            *processTB
+	loopback      *rest.Config
+	apiServerCA   []byte
+	stopAPIServer func()
+	etcdPKI       *etcdTLS
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
+	stopOnce      sync.Once
+	subnet        string
+}
+
+// Start builds and starts a box. The caller must Stop it.
+func Start(ctx context.Context, opts Options) (b *Box, err error) {
+	if opts.Masters == 0 {
+		opts.Masters = 3
+	}
+	if opts.Version == "" {
+		opts.Version = "4.14.8"
+	}
+	if opts.InstalledAgo == 0 {
+		opts.InstalledAgo = 30 * 24 * time.Hour
+	}
+	if opts.Log == nil {
+		opts.Log = io.Discard
+	}
+	boxLogMu.Lock()
+	boxLog = opts.Log
+	boxLogMu.Unlock()
+	b = &Box{opts: opts, ClusterID: newUUID(), InfraID: "box-" + randomHex(3)}
+	if opts.Dir == "" {
+		if b.Dir, err = os.MkdirTemp("", "oc-recover-box-"); err != nil {
+			return nil, err
+		}
+		b.ownDir = true
+	} else {
+		b.Dir = opts.Dir
+	}
+	b.tb = newProcessTB("cluster-in-a-box", b.Dir, opts.Log)
+	quietKlog(filepath.Join(b.Dir, "apiserver.log"))
+	defer func() {
+		if err != nil {
+			b.Stop()
+			b = nil
+		}
+	}()
+	b.privateDir = filepath.Join(b.Dir, "private")
+	if err = os.MkdirAll(b.privateDir, 0o700); err != nil {
+		return b, err
+	}
+	if err = b.createNodes(); err != nil {
+		return b, err
+	}
+	if err = b.startEtcd(ctx); err != nil {
+		return b, err
+	}
+	if err = b.startAPIServer(b.etcdEndpoints(), filepath.Join(b.privateDir, "apiserver-etcd-client")); err != nil {
+		return b, err
+	}
+	if err = b.newClients(); err != nil {
+		return b, err
+	}
+	if err = b.seedCluster(ctx); err != nil {
+		return b, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	op := &etcdOperator{b: b, period: 300 * time.Millisecond, clients: map[string]*clientv3.Client{}}
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); op.run(runCtx) }()
+	if err = b.WaitForEtcdMembersAvailable(ctx, fmt.Sprintf("%d members are available", opts.Masters)); err != nil {
+		return b, err
+	}
+	if err = b.waitForStaticPods(ctx); err != nil {
+		return b, err
+	}
+	return b, nil
+}
+
+// Stop tears the box down: simulators, kubelets (and every process they
+// run), the apiserver, etcd, and the box's directory if the box made it.
+func (b *Box) Stop() {
+	b.stopOnce.Do(func() {
+		t0 := time.Now()
+		if b.cancel != nil {
+			b.cancel()
+		}
+		b.wg.Wait()
+		klogf("box stop: simulators %v", time.Since(t0))
+		var wg sync.WaitGroup
+		for _, n := range b.Nodes {
+			if n.Kubelet != nil {
+				wg.Add(1)
+				go func(k *FakeKubelet) { defer wg.Done(); k.stop(false) }(n.Kubelet)
+			}
+		}
+		wg.Wait()
+		klogf("box stop: kubelets %v", time.Since(t0))
+		if b.stopAPIServer != nil {
+			b.stopAPIServer()
+		}
+		klogf("box stop: apiserver %v", time.Since(t0))
+		b.tb.runCleanups()
+		klogf("box stop: cleanups %v", time.Since(t0))
+		for _, n := range b.Nodes {
+			if n.Etcd != nil {
+				wg.Add(1)
+				go func(m *EtcdMember) { defer wg.Done(); m.Stop() }(n.Etcd)
+			}
+		}
+		wg.Wait()
+		klogf("box stop: etcd %v", time.Since(t0))
+		if b.ownDir {
+			_ = os.RemoveAll(b.Dir)
+		}
+	})
+}
+
+// pickSubnet finds a free 127.x.y.0/24 for the nodes' addresses, so that
+// several boxes (a test run and a demo) can run at once.
+func pickSubnet(hosts int) (string, error) {
+	for attempt := 0; attempt < 50; attempt++ {
+		x, _ := rand.Int(rand.Reader, big.NewInt(250))
+		y, _ := rand.Int(rand.Reader, big.NewInt(250))
+		prefix := fmt.Sprintf("127.%d.%d.", x.Int64()+2, y.Int64()+1)
+		free := true
+		for i := 0; i < hosts && free; i++ {
+			for _, port := range []int{2379, 2380, 12379, kubeletPort} {
+				ln, err := net.Listen("tcp", fmt.Sprintf("%s%d:%d", prefix, 11+i, port))
+				if err != nil {
+					free = false
+					break
+				}
+				_ = ln.Close()
+			}
+		}
+		if free {
+			return prefix, nil
+		}
+	}
+	return "", fmt.Errorf("no free loopback subnet for the box's nodes")
+}
+
+func (b *Box) createNodes() error {
+	total := b.opts.Masters + b.opts.Workers
+	prefix, err := pickSubnet(total + 8) // room for nodes added later
+	if err != nil {
+		return err
+	}
+	b.subnet = prefix
+	for i := 0; i < total; i++ {
+		master := i < b.opts.Masters
+		name := fmt.Sprintf("master-%d", i)
+		if !master {
+			name = fmt.Sprintf("worker-%d", i-b.opts.Masters)
+		}
+		if err := b.addNodeObject(name, master, 11+i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Box) addNodeObject(name string, master bool, hostIndex int) error {
+	n := &Node{Name: name, IP: net.ParseIP(fmt.Sprintf("%s%d", b.subnet, hostIndex)), Master: master, MachineName: b.InfraID + "-" + name}
+	sb, err := NewSandbox(filepath.Join(b.Dir, "nodes", name), name)
+	if err != nil {
+		return err
+	}
+	n.Sandbox = sb
+	b.Nodes = append(b.Nodes, n)
+	return nil
+}
+
+func (b *Box) masters() []*Node {
+	var out []*Node
+	for _, n := range b.Nodes {
+		if n.Master {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Node returns the node called name, or nil.
+func (b *Box) Node(name string) *Node {
+	for _, n := range b.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+func (b *Box) etcdEndpoints() []string {
+	var eps []string
+	for _, n := range b.masters() {
+		eps = append(eps, n.Etcd.ClientURL())
+	}
+	return eps
+}
+
+// startEtcd issues the etcd PKI and starts one member per control-plane
+// node, before anything else: on a real host the kubelet runs etcd's static
+// pod without needing the API.
+func (b *Box) startEtcd(ctx context.Context) error {
+	ca, err := NewCA("etcd-signer", 5*365*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	client, err := ca.Issue(CertSpec{CommonName: "etcd-client", Organization: []string{"etcd-client"}, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err != nil {
+		return err
+	}
+	b.etcdPKI = &etcdTLS{ca: ca, client: client}
+	apiDir := filepath.Join(b.privateDir, "apiserver-etcd-client")
+	if err := os.MkdirAll(apiDir, 0o700); err != nil {
+		return err
+	}
+	for name, data := range map[string][]byte{"client.crt": client.CertPEM, "client.key": client.KeyPEM, "ca.crt": ca.CertPEM} {
+		if err := os.WriteFile(filepath.Join(apiDir, name), data, 0o600); err != nil {
+			return err
+		}
+	}
+	var initial []string
+	for _, n := range b.masters() {
+		n.Etcd = &EtcdMember{Name: n.Name, IP: n.IP}
+		initial = append(initial, n.Name+"="+n.Etcd.PeerURL())
+	}
+	for _, n := range b.masters() {
+		m := n.Etcd
+		m.cluster = strings.Join(initial, ",")
+		m.certDir = filepath.Join(b.privateDir, "etcd", n.Name)
+		m.dataDir = filepath.Join(n.Sandbox.Root, "var/lib/etcd")
+		m.logFile = filepath.Join(b.Dir, "etcd-"+n.Name+".log")
+		if err := b.etcdPKI.writeMemberCerts(m.certDir, n.Name, n.IP); err != nil {
+			return err
+		}
+		if err := m.Start(); err != nil {
+			return err
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, n := range b.masters() {
+		if err := n.Etcd.WaitReady(wctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *Box) newClients() error {
+	var err error
+	if b.Kube, err = kubernetes.NewForConfig(b.loopback); err != nil {
+		return err
+	}
+	// The test server's loopback config asks for protobuf, which the
+	// OpenShift CRD-backed types cannot speak.
+	jsonCfg := rest.CopyConfig(b.loopback)
+	jsonCfg.ContentType = "application/json"
+	jsonCfg.AcceptContentTypes = "application/json"
+	if b.Config, err = configclient.NewForConfig(jsonCfg); err != nil {
+		return err
+	}
+	if b.Operator, err = operatorclient.NewForConfig(jsonCfg); err != nil {
+		return err
+	}
+	b.Machine, err = machineclient.NewForConfig(jsonCfg)
+	return err
+}
+
+func (b *Box) seedCluster(ctx context.Context) error {
+	steps := []func(context.Context) error{b.installCRDs, b.createNamespaces, b.seedClusterConfig, b.seedEtcdSecrets, b.seedOperators}
+	for _, step := range steps {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	tools, err := hostToolBinaries()
+	if err != nil {
+		return err
+	}
+	var eps []string
+	for _, n := range b.masters() {
+		eps = append(eps, n.Etcd.ClientURL())
+	}
+	for _, n := range b.Nodes {
+		if err := b.provisionHost(n, tools, eps); err != nil {
+			return fmt.Errorf("provision %s: %w", n.Name, err)
+		}
+		k, err := newFakeKubelet(b.Kube, n.Name, n.IP, n.Sandbox, n.Master, filepath.Join(b.Dir, "containers", n.Name), b.etcdPKI.ca)
+		if err != nil {
+			return err
+		}
+		k.Etcd = n.Etcd
+		n.Kubelet = k
+	}
+	errs := make(chan error, len(b.Nodes))
+	for _, n := range b.Nodes {
+		go func(n *Node) { errs <- n.Kubelet.Start(ctx) }(n)
+	}
+	for range b.Nodes {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	for _, n := range b.Nodes {
+		if err := b.createMachine(ctx, n); err != nil {
+			return err
+		}
+		if err := b.annotateNodeMachine(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// provisionHost puts on a host what the installer leaves there: the static
+// pods at their current revisions with their resources, etcd's certificates
+// and the host tools.
+func (b *Box) provisionHost(n *Node, tools map[string]string, endpoints []string) error {
+	if err := installHostTools(n.Sandbox.Root, tools, n); err != nil {
+		return err
+	}
+	if !n.Master {
+		return nil
+	}
+	if err := b.writeEtcdHostCerts(n.Sandbox.Root); err != nil {
+		return err
+	}
+	for _, op := range staticPodOperators {
+		pod := controlPlanePodManifest(op, op.Revision)
+		if op.Pod == "etcd" {
+			pod = etcdPodManifest(n.Name, op.Revision, endpoints)
+		}
+		if err := writeStaticPod(n.Sandbox.Root, op.Pod, op.Revision, pod); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// WaitFor polls cond until it holds, ctx ends or timeout passes; the error
+// names what was awaited and the last state seen.
+func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string, error)) error {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		ok, state, err := cond(ctx)
+		last = state
+		return ok, err
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %s (last seen: %s): %w", what, last, err)
+	}
+	return nil
+}
+
+// waitForStaticPods waits until every control-plane node's static pods have
+// running mirror pods.
+func (b *Box) waitForStaticPods(ctx context.Context) error {
+	want := len(b.masters()) * len(staticPodOperators)
+	return WaitFor(ctx, 60*time.Second, "static pods running", func(ctx context.Context) (bool, string, error) {
+		running := 0
+		for _, op := range staticPodOperators {
+			pods, err := b.Kube.CoreV1().Pods(op.Namespace).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			for _, p := range pods.Items {
+				if p.Status.Phase == corev1.PodRunning {
+					running++
+				}
+			}
+		}
+		return running == want, fmt.Sprintf("%d of %d running", running, want), nil
+	})
+}
+
+// EtcdMembersAvailable returns the etcd operator's EtcdMembersAvailable message.
+func (b *Box) EtcdMembersAvailable(ctx context.Context) (string, error) {
+	etcd, err := b.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	for _, c := range etcd.Status.Conditions {
+		if c.Type == "EtcdMembersAvailable" {
+			return c.Message, nil
+		}
+	}
+	return "", nil
+}
+
+// WaitForEtcdMembersAvailable waits until the etcd operator reports message.
+func (b *Box) WaitForEtcdMembersAvailable(ctx context.Context, message string) error {
+	return WaitFor(ctx, 60*time.Second, fmt.Sprintf("EtcdMembersAvailable %q", message), func(ctx context.Context) (bool, string, error) {
+		msg, err := b.EtcdMembersAvailable(ctx)
+		return err == nil && msg == message, msg, nil
+	})
+}
+
+// EtcdPod returns the etcd mirror pod of node, or nil.
+func (b *Box) EtcdPod(ctx context.Context, node string) (*corev1.Pod, error) {
+	p, err := b.Kube.CoreV1().Pods("openshift-etcd").Get(ctx, "etcd-"+node, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// moduleDir is the test module's root on disk, found from this file's
+// location (tests and the demo binary run on the machine that built them).
+func moduleDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+func randomHex(n int) string {
+	buf := make([]byte, n)
+	_, _ = rand.Read(buf)
+	return hex.EncodeToString(buf)
+}
+
+func newUUID() string {
+	buf := make([]byte, 16)
+	_, _ = rand.Read(buf)
+	buf[6] = buf[6]&0x0f | 0x40
+	buf[8] = buf[8]&0x3f | 0x80
+	h := hex.EncodeToString(buf)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

@@ -1,0 +1,89 @@
+package box
+
+import (
+	"io"
+	"net"
+	"sync"
+)
+
+// relay forwards a listening address to a target, and can drop every
+// connection at once. It stands in front of each etcd member's client port so
+// that a member "losing power" cuts its clients off immediately, instead of
+// the embedded server waiting for their streams to drain.
+type relay struct {
+	ln     net.Listener
+	target string
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+func newRelay(listen, target string) (*relay, error) {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, err
+	}
+	r := &relay{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	r.wg.Add(1)
+	go r.accept()
+	return r, nil
+}
+
+func (r *relay) accept() {
+	defer r.wg.Done()
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		r.wg.Add(1)
+		go r.pipe(c)
+	}
+}
+
+func (r *relay) track(c net.Conn, on bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if on {
+		r.conns[c] = struct{}{}
+	} else {
+		delete(r.conns, c)
+	}
+}
+
+func (r *relay) pipe(client net.Conn) {
+	defer r.wg.Done()
+	server, err := net.Dial("tcp", r.target)
+	if err != nil {
+		_ = client.Close()
+		return
+	}
+	r.track(client, true)
+	r.track(server, true)
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(server, client); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(client, server); done <- struct{}{} }()
+	<-done
+	_ = client.Close()
+	_ = server.Close()
+	<-done
+	r.track(client, false)
+	r.track(server, false)
+}
+
+// dropAll closes every open connection; new ones are still accepted.
+func (r *relay) dropAll() {
+	r.mu.Lock()
+	for c := range r.conns {
+		_ = c.Close()
+	}
+	r.mu.Unlock()
+}
+
+// Close stops accepting and drops every connection.
+func (r *relay) Close() {
+	_ = r.ln.Close()
+	r.dropAll()
+	r.wg.Wait()
+}

@@ -1,0 +1,143 @@
+package box
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/yaml"
+)
+
+const etcdCertsDir = "/etc/kubernetes/static-pod-resources/etcd-certs"
+
+// etcdPodManifest is the etcd static pod of an OpenShift 4.x control-plane
+// node, reduced to what tools look at: its containers, the etcdctl
+// container's environment, host paths and revision.
+func etcdPodManifest(node string, revision int32, endpoints []string) *corev1.Pod {
+	secrets := etcdCertsDir + "/secrets/etcd-all-certs"
+	env := []corev1.EnvVar{
+		{Name: "ETCDCTL_API", Value: "3"},
+		{Name: "ETCDCTL_CACERT", Value: etcdCertsDir + "/configmaps/etcd-serving-ca/ca-bundle.crt"},
+		{Name: "ETCDCTL_CERT", Value: secrets + "/etcd-peer-" + node + ".crt"},
+		{Name: "ETCDCTL_KEY", Value: secrets + "/etcd-peer-" + node + ".key"},
+		{Name: "ETCDCTL_ENDPOINTS", Value: strings.Join(endpoints, ",")},
+		{Name: "ETCD_DATA_DIR", Value: "/var/lib/etcd"},
+	}
+	image := "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:" + strings.Repeat("e7", 32)
+	container := func(name string, cmd ...string) corev1.Container {
+		return corev1.Container{Name: name, Image: image, Command: cmd, Env: env,
+			VolumeMounts: []corev1.VolumeMount{{Name: "static-pod-dir", MountPath: "/etc/kubernetes/manifests"},
+				{Name: "cert-dir", MountPath: "/etc/kubernetes/static-pod-certs"}, {Name: "data-dir", MountPath: "/var/lib/etcd"}},
+			SecurityContext: &corev1.SecurityContext{Privileged: ptr.To(true)}}
+	}
+	hostPath := func(name, path string) corev1.Volume {
+		return corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: path}}}
+	}
+	return &corev1.Pod{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: "etcd", Namespace: "openshift-etcd",
+			Labels:      map[string]string{"app": "etcd", "k8s-app": "etcd", "etcd": "true", "revision": fmt.Sprint(revision)},
+			Annotations: map[string]string{"kubectl.kubernetes.io/default-container": "etcd", "target.workload.openshift.io/management": `{"effect": "PreferredDuringScheduling"}`}},
+		Spec: corev1.PodSpec{
+			HostNetwork:       true,
+			PriorityClassName: "system-node-critical",
+			Tolerations:       []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers: []corev1.Container{
+				container("etcdctl", "/bin/bash", "-c", "trap TERM INT; sleep infinity & wait"),
+				container("etcd", "/bin/sh", "-c", "exec etcd --name "+node),
+				container("etcd-metrics", "/bin/sh", "-c", "exec etcd grpc-proxy start"),
+				container("etcd-readyz", "cluster-etcd-operator", "readyz"),
+			},
+			Volumes: []corev1.Volume{hostPath("static-pod-dir", "/etc/kubernetes/manifests"),
+				hostPath("resource-dir", fmt.Sprintf("/etc/kubernetes/static-pod-resources/etcd-pod-%d", revision)),
+				hostPath("cert-dir", etcdCertsDir), hostPath("data-dir", "/var/lib/etcd")},
+		},
+	}
+}
+
+// controlPlanePodManifest is a kube-apiserver, kube-controller-manager or
+// kube-scheduler static pod. The box serves the API from one in-process
+// apiserver; these pods only show what runs on the host.
+func controlPlanePodManifest(op staticPodOperator, revision int32) *corev1.Pod {
+	image := "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:" + strings.Repeat("c4", 32)
+	return &corev1.Pod{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: op.Pod, Namespace: op.Namespace,
+			Labels: map[string]string{"app": op.Pod, op.Pod: "true", "revision": fmt.Sprint(revision)}},
+		Spec: corev1.PodSpec{
+			HostNetwork: true,
+			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers:  []corev1.Container{{Name: op.Pod, Image: image, Command: []string{"/bin/sh", "-c", "exec " + op.Pod}}},
+			Volumes: []corev1.Volume{{Name: "resource-dir", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
+				Path: fmt.Sprintf("/etc/kubernetes/static-pod-resources/%s-pod-%d", op.Pod, revision)}}}},
+		},
+	}
+}
+
+// writeStaticPod installs a static pod at a revision the way the operators'
+// installer pods do: the revision's resource dir under
+// /etc/kubernetes/static-pod-resources/<pod>-pod-<rev>/, then the manifest
+// in /etc/kubernetes/manifests.
+func writeStaticPod(root, podName string, revision int32, pod *corev1.Pod) error {
+	data, err := yaml.Marshal(pod)
+	if err != nil {
+		return err
+	}
+	resDir := filepath.Join(root, "etc/kubernetes/static-pod-resources", fmt.Sprintf("%s-pod-%d", podName, revision))
+	for _, d := range []string{"configmaps/config", "secrets"} {
+		if err := os.MkdirAll(filepath.Join(resDir, d), 0o755); err != nil {
+			return err
+		}
+	}
+	file := podName + "-pod.yaml"
+	if err := os.WriteFile(filepath.Join(resDir, file), data, 0o644); err != nil {
+		return err
+	}
+	cfg := fmt.Sprintf("apiVersion: v1\nkind: Config\n# %s configuration at revision %d\n", podName, revision)
+	if err := os.WriteFile(filepath.Join(resDir, "configmaps/config/config.yaml"), []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	tmp := filepath.Join(root, "etc/kubernetes/manifests", "."+file+".tmp")
+	if err := os.WriteFile(tmp, data, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(root, "etc/kubernetes/manifests", file))
+}
+
+// writeEtcdHostCerts lays out /etc/kubernetes/static-pod-resources/etcd-certs
+// as the etcd operator does: every member's certificates and the CA bundles.
+func (b *Box) writeEtcdHostCerts(root string) error {
+	secrets := filepath.Join(root, etcdCertsDir, "secrets/etcd-all-certs")
+	if err := os.MkdirAll(secrets, 0o700); err != nil {
+		return err
+	}
+	for _, n := range b.masters() {
+		for _, kind := range []string{"peer", "serving", "serving-metrics"} {
+			ck, err := b.etcdPKI.nodeCert(kind, n.Name, n.IP)
+			if err != nil {
+				return err
+			}
+			base := filepath.Join(secrets, "etcd-"+kind+"-"+n.Name)
+			if err := os.WriteFile(base+".crt", ck.CertPEM, 0o600); err != nil {
+				return err
+			}
+			if err := os.WriteFile(base+".key", ck.KeyPEM, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	for _, cm := range []string{"etcd-serving-ca", "etcd-peer-client-ca", "etcd-metrics-proxy-serving-ca"} {
+		dir := filepath.Join(root, etcdCertsDir, "configmaps", cm)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "ca-bundle.crt"), b.etcdPKI.ca.CertPEM, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,12 @@
+//go:build tools
+
+// Package tools pins the programs the tests build and run: the real etcdctl
+// and etcdutl put on the box's hosts, and a third-party kubectl for the
+// plugin-discovery tests.
+package tools
+
+import (
+	_ "go.etcd.io/etcd/etcdctl/v3"
+	_ "go.etcd.io/etcd/etcdutl/v3"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
