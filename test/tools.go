@@ -6,6 +6,7 @@
 package tools
 
 import (
+	_ "github.com/oc-recover/oc-recover/cmd/oc-recover"
 	_ "go.etcd.io/etcd/etcdctl/v3"
 	_ "go.etcd.io/etcd/etcdutl/v3"
 	_ "k8s.io/kubernetes/cmd/kubectl"

@@ -40,10 +40,14 @@ func (m *EtcdMember) listenClientURL() string {
 }
 
 // ClientURL is where the member serves clients (port 2379 on the node's address).
-func (m *EtcdMember) ClientURL() string { return fmt.Sprintf("https://%s", net.JoinHostPort(m.IP.String(), "2379")) }
+func (m *EtcdMember) ClientURL() string {
+	return fmt.Sprintf("https://%s", net.JoinHostPort(m.IP.String(), "2379"))
+}
 
 // PeerURL is where the member talks to its peers.
-func (m *EtcdMember) PeerURL() string { return fmt.Sprintf("https://%s", net.JoinHostPort(m.IP.String(), "2380")) }
+func (m *EtcdMember) PeerURL() string {
+	return fmt.Sprintf("https://%s", net.JoinHostPort(m.IP.String(), "2380"))
+}
 
 // Running reports whether the server is up.
 func (m *EtcdMember) Running() bool {
