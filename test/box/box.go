@@ -148,6 +148,8 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	op := &etcdOperator{b: b, period: 300 * time.Millisecond, clients: map[string]*clientv3.Client{}}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); op.run(runCtx) }()
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); b.namespaceController(runCtx) }()
 	if err = b.WaitForEtcdMembersAvailable(ctx, fmt.Sprintf("%d members are available", opts.Masters)); err != nil {
 		return b, err
 	}

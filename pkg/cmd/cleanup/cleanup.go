@@ -1,0 +1,108 @@
+// Package cleanup implements `oc recover cleanup`: remove debug namespaces
+// and pods that an interrupted or killed oc-recover left behind.
+package cleanup
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/oc-recover/oc-recover/pkg/debugnode"
+	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/options"
+	"github.com/oc-recover/oc-recover/pkg/prompt"
+)
+
+var cleanupLong = templates.LongDesc(`
+	Remove the temporary debug namespaces and pods that oc-recover creates to
+	work on nodes.
+
+	Every command removes its own on success, failure and Ctrl-C; this finds
+	what a killed process or a lost connection left behind: namespaces labelled
+	app.kubernetes.io/managed-by=oc-recover. Nothing else is touched.`)
+
+var cleanupExample = templates.Examples(`
+	# Show what would be removed
+	{{root}} cleanup --dry-run
+
+	# Remove it without asking
+	{{root}} cleanup --yes`)
+
+// Options holds what cleanup needs.
+type Options struct {
+	globals *options.GlobalOptions
+	streams genericiooptions.IOStreams
+	client  kubernetes.Interface
+}
+
+// NewCmdCleanup returns the cleanup command.
+func NewCmdCleanup(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{globals: globals, streams: streams}
+	return &cobra.Command{
+		Use:     "cleanup",
+		Short:   "Remove debug namespaces and pods left behind by oc-recover",
+		Long:    cleanupLong,
+		Example: cleanupExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Complete(f); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+}
+
+// Complete builds the client.
+func (o *Options) Complete(f cmdutil.Factory) error {
+	client, err := f.KubernetesClientSet()
+	if err != nil {
+		return exitcode.Usage(err)
+	}
+	o.client = client
+	return nil
+}
+
+// Run lists the leftovers and removes them.
+func (o *Options) Run(ctx context.Context) error {
+	ctx, cancel := o.globals.WithTimeout(ctx)
+	defer cancel()
+	leftovers, err := debugnode.Leftovers(ctx, o.client)
+	if err != nil {
+		return fmt.Errorf("list oc-recover namespaces: %w", err)
+	}
+	if len(leftovers) == 0 {
+		fmt.Fprintln(o.streams.Out, "Nothing to clean up: no namespace labelled app.kubernetes.io/managed-by=oc-recover.")
+		return nil
+	}
+	for _, ns := range leftovers {
+		age := time.Since(ns.CreationTimestamp.Time).Round(time.Second)
+		fmt.Fprintf(o.streams.Out, "namespace/%s (node %s, created %s ago)\n", ns.Name, ns.Labels[debugnode.NodeLabel], age)
+	}
+	if o.globals.DryRun {
+		fmt.Fprintf(o.streams.Out, "Dry run: would remove %d namespace(s) and their pods.\n", len(leftovers))
+		return nil
+	}
+	if !o.globals.Yes && prompt.IsTerminal(o.streams.In) {
+		ok, err := prompt.Confirm(o.streams.In, o.streams.Out, fmt.Sprintf("Remove these %d namespace(s) and their pods?", len(leftovers)))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("not confirmed; nothing removed")
+		}
+	}
+	for _, ns := range leftovers {
+		if err := debugnode.DeleteNamespace(ctx, o.client, ns.Name); err != nil {
+			return err
+		}
+		fmt.Fprintf(o.streams.Out, "namespace/%s removed\n", ns.Name)
+	}
+	return nil
+}

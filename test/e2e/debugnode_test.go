@@ -1,0 +1,232 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/oc-recover/oc-recover/pkg/debugnode"
+	"github.com/oc-recover/oc-recover/test/box"
+)
+
+func newEngine(t *testing.T, b *box.Box) *debugnode.Engine {
+	t.Helper()
+	client, err := kubernetes.NewForConfig(b.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &debugnode.Engine{Client: client, Config: b.Admin, Deadline: 10 * time.Minute, StartTimeout: 30 * time.Second}
+}
+
+// waitNamespaceGone waits until the namespace no longer exists.
+func waitNamespaceGone(t *testing.T, b *box.Box, ns string) {
+	t.Helper()
+	err := box.WaitFor(context.Background(), 30*time.Second, "namespace "+ns+" gone", func(ctx context.Context) (bool, string, error) {
+		n, err := b.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, "", nil
+		}
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return false, string(n.Status.Phase), nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+// A session is oc debug node + chroot /host: a privileged pod in a
+// privileged temporary namespace, commands run on that node's host with exit
+// codes and environment intact, and nothing left after Close.
+func TestDebugNodeSessionRunsOnTheHostAndCleansUp(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, shared)
+	s, err := e.Start(ctx, "master-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+
+	ns, err := shared.Kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(ns.Name, "openshift-recover-") || ns.Labels["pod-security.kubernetes.io/enforce"] != "privileged" ||
+		ns.Labels[debugnode.ManagedByLabel] != "oc-recover" || ns.Annotations["openshift.io/node-selector"] != "" {
+		t.Errorf("debug namespace not as SPEC says: %s %v %v", ns.Name, ns.Labels, ns.Annotations)
+	}
+	pod, err := shared.Kube.CoreV1().Pods(s.Namespace).Get(ctx, s.Pod, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pod.Spec.Containers[0]
+	if pod.Spec.NodeName != "master-1" || !pod.Spec.HostPID || !pod.Spec.HostNetwork || !pod.Spec.HostIPC ||
+		c.SecurityContext == nil || !*c.SecurityContext.Privileged || *c.SecurityContext.RunAsUser != 0 ||
+		pod.Spec.ActiveDeadlineSeconds == nil || pod.Spec.RestartPolicy != corev1.RestartPolicyNever ||
+		len(pod.Spec.Tolerations) != 1 || pod.Spec.Tolerations[0].Operator != corev1.TolerationOpExists ||
+		pod.Annotations["openshift.io/required-scc"] != "privileged" || pod.Labels[debugnode.ManagedByLabel] != "oc-recover" {
+		t.Errorf("debug pod not as SPEC says: %+v", pod.Spec)
+	}
+	if c.Image != debugnode.DefaultImage {
+		t.Errorf("image = %s, want the default (no --image, no tools image stream)", c.Image)
+	}
+
+	var out, errOut bytes.Buffer
+	env := map[string]string{"HTTPS_PROXY": "http://proxy.example.com:3128", "QUOTED": `it's "$HOME" $(true)`}
+	code, err := s.Host(ctx, `cat /etc/hostname; echo "$HTTPS_PROXY"; echo "$QUOTED"; echo oops >&2; exit 7`, env, &out, &errOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code != 7 {
+		t.Errorf("exit code = %d, want 7", code)
+	}
+	if want := "master-1\nhttp://proxy.example.com:3128\nit's \"$HOME\" $(true)\n"; out.String() != want {
+		t.Errorf("stdout = %q, want %q", out.String(), want)
+	}
+	if errOut.String() != "oops\n" {
+		t.Errorf("stderr = %q", errOut.String())
+	}
+
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitNamespaceGone(t, shared, s.Namespace)
+	if procs := processesUnder(filepath.Join(shared.Dir, "containers")); len(procs) > 0 {
+		t.Errorf("debug pod processes still running after Close: %v", procs)
+	}
+}
+
+// Download brings a host file over exec, compressed when the host has zstd,
+// with sha256 checked on both ends; a missing file is a clear error.
+func TestDebugNodeDownloadIsExactAndChecked(t *testing.T) {
+	ctx := context.Background()
+	data := make([]byte, 24<<20+12345)
+	if _, err := rand.Read(data[:1<<20]); err != nil {
+		t.Fatal(err)
+	}
+	copy(data[len(data)-5:], "trail")
+	root := shared.Node("master-0").Sandbox.Root
+	if err := os.MkdirAll(filepath.Join(root, "home/core/assets/backup"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "home/core/assets/backup/big file.db"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := newEngine(t, shared).Start(ctx, "master-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+
+	var got bytes.Buffer
+	var lastDone, lastTotal int64
+	tr, err := s.Download(ctx, "/home/core/assets/backup/big file.db", &got, func(done, total int64) { lastDone, lastTotal = done, total })
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	if !bytes.Equal(got.Bytes(), data) || tr.SHA256 != hex.EncodeToString(sum[:]) || tr.HostSHA256 != tr.SHA256 || tr.Size != int64(len(data)) {
+		t.Fatalf("download not exact: size %d/%d sha %s host %s", tr.Size, len(data), tr.SHA256, tr.HostSHA256)
+	}
+	if !tr.Compressed {
+		t.Error("the host has zstd, but the download was not compressed")
+	}
+	if lastDone != int64(len(data)) || lastTotal != int64(len(data)) {
+		t.Errorf("progress ended at %d/%d", lastDone, lastTotal)
+	}
+
+	_, err = s.Download(ctx, "/home/core/assets/backup/missing.db", &bytes.Buffer{}, nil)
+	if err == nil || !strings.Contains(err.Error(), "missing.db") {
+		t.Errorf("download of a missing file: err = %v, want one naming the file", err)
+	}
+}
+
+// On a node whose kubelet is gone the debug pod never runs: Start says so
+// and removes the namespace it made.
+func TestDebugNodeStartOnStoppedNodeFailsAndCleansUp(t *testing.T) {
+	t.Parallel()
+	b := startBox(t, box.Options{})
+	ctx := context.Background()
+	if err := b.StopMachine(ctx, "master-2"); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, b)
+	e.StartTimeout = 3 * time.Second
+	s, err := e.Start(ctx, "master-2")
+	if err == nil {
+		s.Close(ctx)
+		t.Fatal("a debug pod started on a stopped machine")
+	}
+	if !strings.Contains(err.Error(), "did not start") || !strings.Contains(err.Error(), "master-2") {
+		t.Errorf("error does not explain: %v", err)
+	}
+	err = box.WaitFor(ctx, 30*time.Second, "no oc-recover namespace left", func(ctx context.Context) (bool, string, error) {
+		left, err := debugnode.Leftovers(ctx, b.Kube)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		var names []string
+		for _, ns := range left {
+			if ns.DeletionTimestamp == nil {
+				names = append(names, ns.Name)
+			}
+		}
+		return len(names) == 0, strings.Join(names, ","), nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}
+
+// `oc recover cleanup` finds what a killed run left behind, shows it with
+// --dry-run without touching it, and removes it.
+func TestCleanupRemovesLeftovers(t *testing.T) {
+	ctx := context.Background()
+	s, err := newEngine(t, shared).Start(ctx, "master-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+
+	r := run(t, shared, "", "kubectl-recover", "cleanup", "--dry-run")
+	if r.code != 0 || !strings.Contains(r.stdout, "namespace/"+s.Namespace) || !strings.Contains(r.stdout, "Dry run") {
+		t.Fatalf("cleanup --dry-run: %s", r)
+	}
+	if _, err := shared.Kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{}); err != nil {
+		t.Fatalf("--dry-run removed the namespace: %v", err)
+	}
+	r = run(t, shared, "", "kubectl-recover", "cleanup")
+	if r.code != 0 || !strings.Contains(r.stdout, "namespace/"+s.Namespace+" removed") {
+		t.Fatalf("cleanup: %s", r)
+	}
+	waitNamespaceGone(t, shared, s.Namespace)
+	r = run(t, shared, "", "kubectl-recover", "cleanup")
+	if r.code != 0 || !strings.Contains(r.stdout, "Nothing to clean up") {
+		t.Errorf("second cleanup: %s", r)
+	}
+}
+
+// Without cluster-admin, cleanup is refused by the API and says so.
+func TestCleanupWithoutPermissionFails(t *testing.T) {
+	kubeconfig := filepath.Join(t.TempDir(), "developer")
+	if err := shared.WriteKubeconfig(kubeconfig, box.DeveloperToken); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, shared, "", "kubectl-recover", "--kubeconfig", kubeconfig, "cleanup")
+	if r.code != 1 || !strings.Contains(r.stderr, "forbidden") {
+		t.Errorf("cleanup as a user without roles: %s", r)
+	}
+}
