@@ -45,6 +45,7 @@ import (
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/oc-recover/oc-recover/pkg/cmd/backup"
 	"github.com/oc-recover/oc-recover/pkg/cmd/cleanup"
 	"github.com/oc-recover/oc-recover/pkg/cmd/version"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
@@ -125,6 +126,7 @@ func newRootCmd(commandName string, streams genericiooptions.IOStreams) *cobra.C
 // touch the cluster take all three, e.g. backup.NewCmdBackup(f, globals, streams).
 func addSubcommands(root *cobra.Command, f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) {
 	root.AddCommand(
+		backup.NewCmdBackup(f, globals, streams),
 		cleanup.NewCmdCleanup(f, globals, streams),
 		version.NewCmdVersion(streams),
 	)

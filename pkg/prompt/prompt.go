@@ -12,9 +12,10 @@ import (
 	"golang.org/x/term"
 )
 
-// IsTerminal reports whether r is an interactive terminal.
-func IsTerminal(r io.Reader) bool {
-	f, ok := r.(*os.File)
+// IsTerminal reports whether stream (an input or output stream) is an
+// interactive terminal.
+func IsTerminal(stream any) bool {
+	f, ok := stream.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 

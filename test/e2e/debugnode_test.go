@@ -230,3 +230,22 @@ func TestCleanupWithoutPermissionFails(t *testing.T) {
 		t.Errorf("cleanup as a user without roles: %s", r)
 	}
 }
+
+// waitNoLeftovers waits until no oc-recover namespace exists any more.
+func waitNoLeftovers(t *testing.T, ctx context.Context, client kubernetes.Interface) {
+	t.Helper()
+	err := box.WaitFor(ctx, 30*time.Second, "no oc-recover namespace left", func(ctx context.Context) (bool, string, error) {
+		left, err := debugnode.Leftovers(ctx, client)
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		var names []string
+		for _, ns := range left {
+			names = append(names, ns.Name)
+		}
+		return len(names) == 0, strings.Join(names, ","), nil
+	})
+	if err != nil {
+		t.Error(err)
+	}
+}

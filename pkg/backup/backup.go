@@ -1,0 +1,496 @@
+package backup
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/oc-recover/oc-recover/pkg/debugnode"
+	"github.com/oc-recover/oc-recover/pkg/etcd"
+	"github.com/oc-recover/oc-recover/pkg/exitcode"
+)
+
+// ManifestName is the file describing a backup directory.
+const ManifestName = "backup.json"
+
+// hostBackupRoot is where backups are written on the host, as in the seeds;
+// each run uses a directory of its own below it, so that it removes exactly
+// what it made.
+const hostBackupRoot = "/home/core/assets/backup"
+
+// Manifest is backup.json: what was backed up, from where, and how to check it.
+type Manifest struct {
+	FormatVersion      int       `json:"formatVersion"`
+	ClusterID          string    `json:"clusterID"`
+	InfrastructureName string    `json:"infrastructureName,omitempty"`
+	Version            string    `json:"version"`
+	Node               string    `json:"node"`
+	HostScript         string    `json:"hostScript"`
+	StartedAt          time.Time `json:"startedAt"`
+	CompletedAt        time.Time `json:"completedAt"`
+	Timestamp          string    `json:"timestamp"` // the <ts> of the file names
+	Etcd               EtcdInfo  `json:"etcd"`
+	Files              []File    `json:"files"`
+	EncryptionType     string    `json:"encryptionType,omitempty"`
+	Forced             []string  `json:"forced,omitempty"`
+	Tool               string    `json:"tool"`
+}
+
+// EtcdInfo is what the snapshot holds.
+type EtcdInfo struct {
+	Revision      int64  `json:"revision"`
+	Hash          uint32 `json:"hash"`
+	TotalKeys     int    `json:"totalKeys"`
+	DBSize        int64  `json:"dbSize"`
+	RestoreTested bool   `json:"restoreTested"`
+}
+
+// File is one artefact of the backup.
+type File struct {
+	Name   string `json:"name"`
+	Kind   string `json:"kind"` // snapshot | static-resources
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+const (
+	KindSnapshot        = "snapshot"
+	KindStaticResources = "static-resources"
+)
+
+var (
+	snapshotName  = regexp.MustCompile(`^snapshot_(\d{4}-\d{2}-\d{2}_\d{6})\.db$`)
+	resourcesName = regexp.MustCompile(`^static_kuberesources_(\d{4}-\d{2}-\d{2}_\d{6})\.tar\.gz$`)
+)
+
+// Progress receives what a backup is doing, for the command to show.
+type Progress interface {
+	Step(format string, args ...any)
+	// HostOutput is one line the host script printed.
+	HostOutput(line string)
+	// Transfer reports bytes of a download; done == total when finished.
+	Transfer(name string, done, total int64)
+}
+
+// Options shape one backup run.
+type Options struct {
+	OutputDir  string
+	KeepOnNode bool
+	Tool       string // oc-recover's version, recorded in backup.json
+	Now        time.Time
+}
+
+// Starter starts debug sessions on nodes (debugnode.Engine does).
+type Starter interface {
+	Start(ctx context.Context, node string) (*debugnode.Session, error)
+}
+
+// PrepareOutputDir checks, before anything happens on the cluster, that the
+// output directory can take the backup: absent (it is created, 0700) or
+// empty, and writable. It returns whether it created the directory.
+func PrepareOutputDir(dir string) (created bool, err error) {
+	entries, err := os.ReadDir(dir)
+	switch {
+	case err == nil && len(entries) > 0:
+		return false, exitcode.Usagef("output directory %s is not empty; choose a new directory with --output-dir", dir)
+	case err == nil:
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return false, exitcode.Usagef("cannot create output directory %s: %v", dir, err)
+		}
+		created = true
+	default:
+		return false, exitcode.Usagef("cannot use output directory %s: %v", dir, err)
+	}
+	probe, err := os.CreateTemp(dir, ".write-test-")
+	if err != nil {
+		if created {
+			_ = os.Remove(dir)
+		}
+		return false, exitcode.Usagef("output directory %s is not writable: %v", dir, err)
+	}
+	probe.Close()
+	_ = os.Remove(probe.Name())
+	return created, nil
+}
+
+// Take runs the backup on cl.Node and brings it into opts.OutputDir, which
+// PrepareOutputDir has accepted. On failure nothing in the output directory
+// looks complete: downloads stay *.part until all are verified, and are
+// removed on error.
+func Take(ctx context.Context, start Starter, cl *Cluster, opts Options, p Progress) (m *Manifest, err error) {
+	m = &Manifest{FormatVersion: 1, ClusterID: cl.ID, InfrastructureName: cl.InfrastructureName, Version: cl.Version,
+		Node: cl.Node, StartedAt: opts.Now.UTC(), EncryptionType: cl.Encryption, Forced: cl.Forced, Tool: opts.Tool}
+	p.Step("Starting a debug pod on %s", cl.Node)
+	s, err := start.Start(ctx, cl.Node)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := s.Close(ctx); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+
+	hostDir := fmt.Sprintf("%s/oc-recover-%s", hostBackupRoot, opts.Now.UTC().Format("20060102-150405"))
+	defer func() {
+		if opts.KeepOnNode && err == nil {
+			p.Step("Kept the host copy in %s on %s (--keep-on-node)", hostDir, cl.Node)
+			return
+		}
+		if _, rmErr := s.Host(context.WithoutCancel(ctx), "rm -rf -- "+debugnode.ShellQuote(hostDir), nil, io.Discard, io.Discard); rmErr == nil {
+			p.Step("Removed the host copy %s on %s", hostDir, cl.Node)
+		}
+	}()
+
+	names, script, err := runHostScript(ctx, s, hostDir, cl.ProxyEnv, p)
+	if err != nil {
+		return nil, err
+	}
+	m.HostScript = script
+
+	var parts []string
+	defer func() {
+		if err != nil {
+			for _, part := range parts {
+				_ = os.Remove(part)
+			}
+		}
+	}()
+	for _, name := range names {
+		part := filepath.Join(opts.OutputDir, name+".part")
+		parts = append(parts, part)
+		f, err := download(ctx, s, hostDir+"/"+name, part, p)
+		if err != nil {
+			return nil, err
+		}
+		m.Files = append(m.Files, f)
+	}
+
+	p.Step("Verifying the backup locally (sha256 trailer, bbolt consistency, test restore)")
+	report, err := checkFiles(opts.OutputDir, m.Files, ".part")
+	if err != nil {
+		return nil, err
+	}
+	m.Etcd = EtcdInfo{Revision: report.Revision, Hash: report.Hash, TotalKeys: report.TotalKeys, DBSize: report.DBSize, RestoreTested: report.RestoreTested}
+	m.Timestamp = timestampOf(m.Files)
+	for _, f := range m.Files {
+		final := filepath.Join(opts.OutputDir, f.Name)
+		if err := os.Rename(final+".part", final); err != nil {
+			return nil, err
+		}
+	}
+	parts = nil
+	m.CompletedAt = time.Now().UTC()
+	if err := WriteManifest(opts.OutputDir, m); err != nil {
+		for _, f := range m.Files {
+			_ = os.Remove(filepath.Join(opts.OutputDir, f.Name))
+		}
+		return nil, err
+	}
+	return m, syncDir(opts.OutputDir)
+}
+
+// runHostScript runs the etcd operator's backup script (4.4+), or the 4.3
+// one when that is what the host has, into hostDir, and returns the names
+// of the two files it wrote.
+func runHostScript(ctx context.Context, s debugnode.Runner, hostDir string, env map[string]string, p Progress) ([]string, string, error) {
+	script := `set -o pipefail
+if [ -x /usr/local/bin/cluster-backup.sh ]; then
+  echo "oc-recover: running /usr/local/bin/cluster-backup.sh"
+  /usr/local/bin/cluster-backup.sh "$OC_RECOVER_DIR"
+elif [ -x /usr/local/bin/etcd-snapshot-backup.sh ]; then
+  echo "oc-recover: running /usr/local/bin/etcd-snapshot-backup.sh"
+  /usr/local/bin/etcd-snapshot-backup.sh "$OC_RECOVER_DIR"
+else
+  echo "oc-recover: neither /usr/local/bin/cluster-backup.sh nor /usr/local/bin/etcd-snapshot-backup.sh exists on this host" >&2
+  exit 127
+fi
+rc=$?
+echo "oc-recover: files:"
+ls -1 "$OC_RECOVER_DIR" 2>/dev/null | sed 's/^/oc-recover: file /'
+exit $rc`
+	envs := map[string]string{"OC_RECOVER_DIR": hostDir}
+	for k, v := range env {
+		envs[k] = v
+		envs[strings.ToLower(k)] = v
+	}
+	var output bytes.Buffer
+	lines := &lineWriter{emit: func(line string) {
+		if !strings.HasPrefix(line, "oc-recover: file ") && line != "oc-recover: files:" {
+			p.HostOutput(line)
+		}
+	}}
+	p.Step("Running the backup script on the host")
+	// stdout and stderr arrive on two goroutines; one lock keeps lines whole.
+	both := &lockedWriter{w: io.MultiWriter(&output, lines)}
+	code, err := s.Host(ctx, script, envs, both, both)
+	lines.flush()
+	if err != nil {
+		return nil, "", err
+	}
+	var usedScript string
+	var snapshot, resources string
+	for _, line := range strings.Split(output.String(), "\n") {
+		if rest, ok := strings.CutPrefix(line, "oc-recover: running "); ok {
+			usedScript = rest
+		}
+		if name, ok := strings.CutPrefix(line, "oc-recover: file "); ok {
+			switch {
+			case snapshotName.MatchString(name):
+				snapshot = name
+			case resourcesName.MatchString(name):
+				resources = name
+			}
+		}
+	}
+	if code != 0 {
+		return nil, "", fmt.Errorf("the backup script on %s failed (exit %d); its output:\n%s", s.Node(), code, hostOutput(output.String()))
+	}
+	// The script must have said where the snapshot went: a run that printed
+	// no file name did not do what it was asked.
+	if snapshot == "" || resources == "" || !strings.Contains(output.String(), snapshot) {
+		return nil, "", fmt.Errorf("the backup script on %s exited 0 but did not report a snapshot_<ts>.db and a static_kuberesources_<ts>.tar.gz in %s; its output:\n%s", s.Node(), hostDir, hostOutput(output.String()))
+	}
+	return []string{snapshot, resources}, usedScript, nil
+}
+
+func hostOutput(s string) string {
+	var keep []string
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		if !strings.HasPrefix(l, "oc-recover: file") {
+			keep = append(keep, "  | "+l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
+
+// download streams a host file to part, fsyncs it, and returns what
+// arrived (the engine has already compared sha256 with the host's).
+func download(ctx context.Context, s debugnode.Runner, hostPath, part string, p Progress) (File, error) {
+	name := strings.TrimSuffix(filepath.Base(part), ".part")
+	f, err := os.OpenFile(part, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return File{}, err
+	}
+	w := bufio.NewWriterSize(f, 4<<20)
+	t, err := s.Download(ctx, hostPath, w, func(done, total int64) { p.Transfer(name, done, total) })
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(part)
+		return File{}, fmt.Errorf("download %s: %w", name, err)
+	}
+	kind := KindSnapshot
+	if resourcesName.MatchString(name) {
+		kind = KindStaticResources
+	}
+	return File{Name: name, Kind: kind, Size: t.Size, SHA256: t.SHA256}, nil
+}
+
+// checkFiles verifies the artefacts on disk (with suffix, e.g. ".part"):
+// sizes and sha256 against files, the snapshot as a restore needs it, and
+// the static resources as a readable tar.gz.
+func checkFiles(dir string, files []File, suffix string) (etcd.SnapshotReport, error) {
+	var report etcd.SnapshotReport
+	if ts := timestampOf(files); ts == "" {
+		return report, fmt.Errorf("the snapshot and the static resources come from two different backups (their timestamps differ): %s", fileNames(files))
+	}
+	var seen = map[string]bool{}
+	for _, f := range files {
+		seen[f.Kind] = true
+		path := filepath.Join(dir, f.Name+suffix)
+		switch f.Kind {
+		case KindSnapshot:
+			r, err := etcd.VerifySnapshot(path, true, dir)
+			if err != nil {
+				return report, err
+			}
+			if f.SHA256 != "" && (r.SHA256 != f.SHA256 || r.Size != f.Size) {
+				return report, fmt.Errorf("%s does not match %s: sha256 %s size %d, recorded %s size %d", f.Name, ManifestName, r.SHA256, r.Size, f.SHA256, f.Size)
+			}
+			report = r
+		case KindStaticResources:
+			sum, size, err := checkTarGz(path)
+			if err != nil {
+				return report, fmt.Errorf("%s: %w", f.Name, err)
+			}
+			if f.SHA256 != "" && (sum != f.SHA256 || size != f.Size) {
+				return report, fmt.Errorf("%s does not match %s: sha256 %s size %d, recorded %s size %d", f.Name, ManifestName, sum, size, f.SHA256, f.Size)
+			}
+		}
+	}
+	for _, kind := range []string{KindSnapshot, KindStaticResources} {
+		if !seen[kind] {
+			return report, fmt.Errorf("the backup has no %s file (%s)", kind, map[string]string{KindSnapshot: "snapshot_<ts>.db", KindStaticResources: "static_kuberesources_<ts>.tar.gz"}[kind])
+		}
+	}
+	return report, nil
+}
+
+// checkTarGz reads the whole archive: a truncated or altered one fails
+// here, not at restore time. It returns the file's sha256 and size.
+func checkTarGz(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := newSHA256()
+	counted := &countingReader{r: io.TeeReader(f, h)}
+	zr, err := gzip.NewReader(counted)
+	if err != nil {
+		return "", 0, fmt.Errorf("not a gzip archive: %w", err)
+	}
+	tr := tar.NewReader(zr)
+	entries := 0
+	for {
+		_, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", 0, fmt.Errorf("damaged archive: %w", err)
+		}
+		if _, err := io.Copy(io.Discard, tr); err != nil {
+			return "", 0, fmt.Errorf("damaged archive: %w", err)
+		}
+		entries++
+	}
+	if entries == 0 {
+		return "", 0, fmt.Errorf("the archive is empty")
+	}
+	if _, err := io.Copy(io.Discard, counted); err != nil {
+		return "", 0, err
+	}
+	return hexSum(h), counted.n, nil
+}
+
+// timestampOf returns the <ts> shared by all files, or "" when they differ.
+func timestampOf(files []File) string {
+	ts := ""
+	for _, f := range files {
+		var m []string
+		if m = snapshotName.FindStringSubmatch(f.Name); m == nil {
+			m = resourcesName.FindStringSubmatch(f.Name)
+		}
+		if m == nil {
+			return ""
+		}
+		if ts != "" && ts != m[1] {
+			return ""
+		}
+		ts = m[1]
+	}
+	return ts
+}
+
+func fileNames(files []File) string {
+	var n []string
+	for _, f := range files {
+		n = append(n, f.Name)
+	}
+	sort.Strings(n)
+	return strings.Join(n, ", ")
+}
+
+// WriteManifest writes backup.json atomically, readable by its owner only.
+func WriteManifest(dir string, m *Manifest) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ManifestName+".part")
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o600); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	f, err := os.Open(tmp)
+	if err == nil {
+		err = f.Sync()
+		f.Close()
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, ManifestName))
+}
+
+// ReadManifest reads dir's backup.json.
+func ReadManifest(dir string) (*Manifest, error) {
+	data, err := os.ReadFile(filepath.Join(dir, ManifestName))
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{}
+	if err := json.Unmarshal(data, m); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ManifestName), err)
+	}
+	return m, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// lineWriter splits a stream into lines for emit.
+type lineWriter struct {
+	buf  []byte
+	emit func(string)
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		w.emit(string(w.buf[:i]))
+		w.buf = w.buf[i+1:]
+	}
+}
+
+func (w *lineWriter) flush() {
+	if len(w.buf) > 0 {
+		w.emit(string(w.buf))
+		w.buf = nil
+	}
+}

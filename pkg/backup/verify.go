@@ -1,0 +1,84 @@
+package backup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/oc-recover/oc-recover/pkg/etcd"
+)
+
+// Verification is the result of checking a backup directory.
+type Verification struct {
+	Dir      string              `json:"dir"`
+	Manifest *Manifest           `json:"manifest,omitempty"`
+	Files    []File              `json:"files"`
+	Snapshot etcd.SnapshotReport `json:"snapshot"`
+}
+
+// Verify checks a backup directory as `backup` does right after download:
+// the files backup.json lists are there with their sizes and sha256, both
+// come from the same backup, the snapshot's trailer and bbolt structure are
+// sound and it restores into a throw-away data dir, and the static resources
+// archive reads to the end. Without backup.json it checks the two files it
+// finds.
+func Verify(dir string) (*Verification, error) {
+	v := &Verification{Dir: dir}
+	m, err := ReadManifest(dir)
+	switch {
+	case err == nil:
+		v.Manifest = m
+		v.Files = m.Files
+		for _, f := range m.Files {
+			if _, err := os.Stat(filepath.Join(dir, f.Name)); err != nil {
+				return v, fmt.Errorf("%s lists %s, which is missing from %s (renamed or removed?)", ManifestName, f.Name, dir)
+			}
+		}
+	case errors.Is(err, os.ErrNotExist):
+		if v.Files, err = findFiles(dir); err != nil {
+			return v, err
+		}
+	default:
+		return v, err
+	}
+	report, err := checkFiles(dir, v.Files, "")
+	v.Snapshot = report
+	if err != nil {
+		return v, err
+	}
+	if m != nil && (m.Etcd.Revision != report.Revision || m.Etcd.Hash != report.Hash) {
+		return v, fmt.Errorf("the snapshot holds revision %d (hash %d), %s records revision %d (hash %d)", report.Revision, report.Hash, ManifestName, m.Etcd.Revision, m.Etcd.Hash)
+	}
+	return v, nil
+}
+
+// findFiles finds the backup's two files in a directory without backup.json.
+func findFiles(dir string) ([]File, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var snaps, res []string
+	for _, e := range entries {
+		switch {
+		case snapshotName.MatchString(e.Name()):
+			snaps = append(snaps, e.Name())
+		case resourcesName.MatchString(e.Name()):
+			res = append(res, e.Name())
+		}
+	}
+	sort.Strings(snaps)
+	sort.Strings(res)
+	switch {
+	case len(snaps) == 0:
+		return nil, fmt.Errorf("no snapshot_<ts>.db in %s (and no %s)", dir, ManifestName)
+	case len(res) == 0:
+		return nil, fmt.Errorf("no static_kuberesources_<ts>.tar.gz in %s: a snapshot cannot be restored without it", dir)
+	case len(snaps) > 1 || len(res) > 1:
+		return nil, fmt.Errorf("%s holds files of more than one backup (%s); keep one backup per directory", dir, strings.Join(append(snaps, res...), ", "))
+	}
+	return []File{{Name: snaps[0], Kind: KindSnapshot}, {Name: res[0], Kind: KindStaticResources}}, nil
+}

@@ -1,0 +1,213 @@
+// Package backup implements `oc recover backup` and its `verify` and `list`
+// subcommands.
+package backup
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	configclient "github.com/openshift/client-go/config/clientset/versioned"
+	imageclient "github.com/openshift/client-go/image/clientset/versioned"
+	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/oc-recover/oc-recover/pkg/backup"
+	"github.com/oc-recover/oc-recover/pkg/debugnode"
+	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/options"
+	"github.com/oc-recover/oc-recover/pkg/prompt"
+	"github.com/oc-recover/oc-recover/pkg/version"
+)
+
+var backupLong = templates.LongDesc(`
+	Take an etcd backup and bring it to this machine, verified.
+
+	On one healthy control-plane node, through a temporary debug pod, runs the
+	etcd operator's /usr/local/bin/cluster-backup.sh (or the 4.3
+	etcd-snapshot-backup.sh), with the cluster-wide proxy exported. Downloads
+	snapshot_<ts>.db and static_kuberesources_<ts>.tar.gz into --output-dir,
+	checks them against the host's sha256, then proves them here: the
+	snapshot's sha256 trailer, bbolt consistency, its revision and key count,
+	and a test restore into a throw-away etcd data directory. Writes
+	backup.json, and removes the copy on the node unless --keep-on-node.
+
+	Refused within 24 hours of installation (the first certificate rotation
+	makes such a backup unrestorable) unless --force. A failed run leaves no
+	file that looks complete, and no debug pod or namespace.`)
+
+var backupExample = templates.Examples(`
+	# Back up into ./backup-<cluster>-<timestamp>/
+	{{root}} backup
+
+	# Back up from a chosen control-plane node into a directory of backups, keeping the 7 newest
+	{{root}} backup --node master-1 --output-dir /srv/etcd-backups/$(date +%F) --keep 7
+
+	# Check an existing backup, and list the backups in a directory
+	{{root}} backup verify /srv/etcd-backups/2026-11-20
+	{{root}} backup list /srv/etcd-backups`)
+
+// Options holds the backup command's flags and clients.
+type Options struct {
+	OutputDir  string
+	Node       string
+	Force      bool
+	KeepOnNode bool
+	Keep       int
+
+	globals *options.GlobalOptions
+	streams genericiooptions.IOStreams
+	config  *rest.Config
+	clients backup.Clients
+	images  imageclient.Interface
+}
+
+// NewCmdBackup returns the backup command with its subcommands.
+func NewCmdBackup(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{globals: globals, streams: streams}
+	cmd := &cobra.Command{
+		Use:     "backup",
+		Short:   "Take a verified etcd backup onto this machine",
+		Long:    backupLong,
+		Example: backupExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			if err := o.Complete(f); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.OutputDir, "output-dir", "", "Directory for the backup; must be new or empty (default ./backup-<cluster>-<timestamp>).")
+	cmd.Flags().StringVar(&o.Node, "node", "", "Control-plane node to take the backup on (default: the first healthy one).")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "Take the backup even within 24 hours of installation; recorded in backup.json.")
+	cmd.Flags().BoolVar(&o.KeepOnNode, "keep-on-node", false, "Leave the backup's copy on the node in /home/core/assets/backup.")
+	cmd.Flags().IntVar(&o.Keep, "keep", 0, "After a successful backup, keep only the N newest backups of this cluster in the output directory's parent.")
+	cmd.AddCommand(newCmdVerify(streams), newCmdList(streams))
+	return cmd
+}
+
+// Validate checks the flags alone.
+func (o *Options) Validate() error {
+	if o.Keep < 0 {
+		return exitcode.Usagef("--keep must be a positive number of backups, got %d", o.Keep)
+	}
+	return nil
+}
+
+// Complete builds the clients.
+func (o *Options) Complete(f cmdutil.Factory) error {
+	cfg, err := f.ToRESTConfig()
+	if err != nil {
+		return exitcode.Usage(err)
+	}
+	o.config = cfg
+	if o.clients.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
+		return err
+	}
+	if o.clients.Config, err = configclient.NewForConfig(cfg); err != nil {
+		return err
+	}
+	if o.clients.Operator, err = operatorclient.NewForConfig(cfg); err != nil {
+		return err
+	}
+	o.images, err = imageclient.NewForConfig(cfg)
+	return err
+}
+
+// Run takes the backup.
+func (o *Options) Run(ctx context.Context) error {
+	ctx, cancel := o.globals.WithTimeout(ctx)
+	defer cancel()
+	now := time.Now()
+	out := o.streams.Out
+	p := newProgress(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
+
+	cl, err := backup.Preflight(ctx, o.clients, o.Node, o.Force, now)
+	if err != nil {
+		return err
+	}
+	for _, f := range cl.Forced {
+		fmt.Fprintf(out, "WARNING: --force: %s\n", f)
+	}
+	dir := o.OutputDir
+	if dir == "" {
+		name := cl.InfrastructureName
+		if name == "" && len(cl.ID) >= 8 {
+			name = cl.ID[:8]
+		}
+		dir = fmt.Sprintf("backup-%s-%s", name, now.UTC().Format("20060102-150405"))
+	}
+	if o.globals.DryRun {
+		fmt.Fprintf(out, "Plan (dry run, nothing changed):\n")
+		fmt.Fprintf(out, "  1. create a debug namespace openshift-recover-* and a privileged debug pod on %s (image %s)\n", cl.Node, o.engine(nil).ResolveImage(ctx))
+		fmt.Fprintf(out, "  2. on the host: /usr/local/bin/cluster-backup.sh /home/core/assets/backup/oc-recover-<ts>%s\n", proxyNote(cl.ProxyEnv))
+		fmt.Fprintf(out, "  3. download snapshot_<ts>.db and static_kuberesources_<ts>.tar.gz to %s, verify sha256 against the host\n", dir)
+		fmt.Fprintf(out, "  4. verify locally: sha256 trailer, bbolt consistency, test restore; write backup.json\n")
+		if !o.KeepOnNode {
+			fmt.Fprintf(out, "  5. remove the host copy; remove the debug pod and namespace\n")
+		}
+		return nil
+	}
+	created, err := backup.PrepareOutputDir(dir)
+	if err != nil {
+		return err
+	}
+	p.Step("Backing up etcd of cluster %s (OpenShift %s) from %s into %s", cl.ID, cl.Version, cl.Node, dir)
+	m, err := backup.Take(ctx, o.engine(o.streams.ErrOut), cl, backup.Options{OutputDir: dir, KeepOnNode: o.KeepOnNode, Tool: "oc-recover " + version.Get().GitVersion, Now: now}, p)
+	if err != nil {
+		if created {
+			removeIfEmpty(dir)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted (%v); the debug pod and namespace were removed and no partial file was kept: %w", context.Cause(ctx), err)
+		}
+		return err
+	}
+	fmt.Fprintf(out, "Backup of cluster %s (OpenShift %s) from %s is in %s:\n", m.ClusterID, m.Version, m.Node, dir)
+	for _, f := range m.Files {
+		fmt.Fprintf(out, "  %-48s %10s  sha256 %s\n", f.Name, humanBytes(f.Size), f.SHA256)
+	}
+	fmt.Fprintf(out, "  %s\n", backup.ManifestName)
+	fmt.Fprintf(out, "Verified: sha256 trailer, bbolt consistency, revision %d, %d keys, test restore %s.\n", m.Etcd.Revision, m.Etcd.TotalKeys, map[bool]string{true: "OK", false: "skipped"}[m.Etcd.RestoreTested])
+	if m.EncryptionType != "" {
+		fmt.Fprintf(out, "etcd encryption is on (%s): %s holds the encryption keys. Store it apart from the snapshot, e.g. on another system, but keep both: a restore needs the two.\n",
+			m.EncryptionType, m.Files[1].Name)
+	}
+	if o.Keep > 0 {
+		removed, err := backup.Prune(filepath.Dir(filepath.Clean(dir)), m.ClusterID, o.Keep)
+		for _, r := range removed {
+			fmt.Fprintf(out, "Pruned older backup %s (--keep %d)\n", r, o.Keep)
+		}
+		if err != nil {
+			return fmt.Errorf("pruning older backups: %w", err)
+		}
+	}
+	return nil
+}
+
+func (o *Options) engine(log interface{ Write([]byte) (int, error) }) *debugnode.Engine {
+	return &debugnode.Engine{Client: o.clients.Kube, Config: o.config, Image: o.globals.Image, Images: o.images,
+		Deadline: o.globals.Timeout + 10*time.Minute, Log: log}
+}
+
+func proxyNote(env map[string]string) string {
+	if len(env) == 0 {
+		return ""
+	}
+	var keys []string
+	for k := range env {
+		keys = append(keys, k)
+	}
+	return " (with " + strings.Join(keys, ", ") + " from proxy/cluster)"
+}

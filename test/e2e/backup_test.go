@@ -1,0 +1,73 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/oc-recover/oc-recover/pkg/backup"
+)
+
+// The whole of seeds 003 ch.1 in one command: the backup script runs on a
+// healthy control-plane host, both files land here verified, backup.json
+// describes them, and nothing is left on the host or in the cluster.
+func TestBackupTakesAVerifiedBackup(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "backup")
+	r := run(t, shared, "", "kubectl-recover", "backup", "--output-dir", dir)
+	if r.code != 0 {
+		t.Fatalf("backup failed: %s", r)
+	}
+	m, err := backup.ReadManifest(dir)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, r)
+	}
+	if len(m.Files) != 2 || m.Files[0].Kind != backup.KindSnapshot || m.Files[1].Kind != backup.KindStaticResources {
+		t.Fatalf("files = %+v", m.Files)
+	}
+	if m.Version != "4.14.8" || m.ClusterID != shared.ClusterID || m.Node != "master-0" || !m.Etcd.RestoreTested || m.Etcd.Revision == 0 || m.Etcd.TotalKeys < 100 {
+		t.Errorf("backup.json = %+v", m)
+	}
+	for _, f := range m.Files {
+		fi, err := os.Stat(filepath.Join(dir, f.Name))
+		if err != nil || fi.Size() != f.Size || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v size %d mode %v", f.Name, err, f.Size, fi.Mode())
+		}
+	}
+	for _, want := range []string{"found latest etcd-pod", "Snapshot saved at", "test restore OK"} {
+		if !strings.Contains(r.stdout+r.stderr, want) {
+			t.Errorf("output lacks %q:\n%s", want, r)
+		}
+	}
+	// The host copy is gone, and so are the debug namespace and pod.
+	hostBackups, _ := os.ReadDir(filepath.Join(shared.Node("master-0").Sandbox.Root, "home/core/assets/backup"))
+	for _, e := range hostBackups {
+		if strings.HasPrefix(e.Name(), "oc-recover-") {
+			t.Errorf("host copy %s left on master-0", e.Name())
+		}
+	}
+	assertNoLeftovers(t, ctx)
+
+	// backup verify agrees, in every output format.
+	r = run(t, shared, "", "kubectl-recover", "backup", "verify", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "complete and restorable") {
+		t.Errorf("backup verify: %s", r)
+	}
+	r = run(t, shared, "", "kubectl-recover", "backup", "verify", dir, "-o", "json")
+	var v backup.Verification
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &v) != nil || v.Snapshot.Revision != m.Etcd.Revision {
+		t.Errorf("backup verify -o json: %s", r)
+	}
+	r = run(t, shared, "", "kubectl-recover", "backup", "list", filepath.Dir(dir))
+	if r.code != 0 || !strings.Contains(r.stdout, "backup") || !strings.Contains(r.stdout, "4.14.8") || !strings.Contains(r.stdout, "master-0") {
+		t.Errorf("backup list: %s", r)
+	}
+}
+
+func assertNoLeftovers(t *testing.T, ctx context.Context) {
+	t.Helper()
+	waitNoLeftovers(t, ctx, shared.Kube)
+}
