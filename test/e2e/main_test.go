@@ -41,7 +41,7 @@ func runTests(m *testing.M) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	shared, err = box.Start(ctx, box.Options{})
+	shared, err = box.Start(ctx, box.Options{Workers: 1})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start the cluster-in-a-box:", err)
 		return 1
