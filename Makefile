@@ -47,5 +47,7 @@ test-e2e:
 # Build the plugin, start the cluster-in-a-box, run the plugin against it and
 # keep the box up until Ctrl-C.
 demo: build
-	cd test && $(GO) run ./cmd/box --kubeconfig-out ../bin/box.kubeconfig -- \
-		../bin/kubectl-recover version
+	cd test && $(GO) run ./cmd/box --kubeconfig-out ../bin/box.kubeconfig $(DEMO_FLAGS) -- \
+		../bin/kubectl-recover version ';' \
+		../bin/kubectl-recover backup --output-dir ../bin/demo-backups/backup-$$(date +%Y%m%d-%H%M%S) ';' \
+		../bin/kubectl-recover backup list ../bin/demo-backups
