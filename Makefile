@@ -14,7 +14,7 @@ LDFLAGS := -X $(VERSION_PKG).gitVersion=$(GIT_VERSION) \
            -X $(VERSION_PKG).gitCommit=$(GIT_COMMIT) \
            -X $(VERSION_PKG).buildDate=$(BUILD_DATE)
 
-.PHONY: build test test-unit test-e2e vet fmt-check demo
+.PHONY: build test test-unit test-e2e vet fmt-check demo bench
 
 # One binary, installed under both plugin names: oc finds oc-recover,
 # kubectl finds kubectl-recover. The help text adapts to the name used.
@@ -43,6 +43,13 @@ test: vet fmt-check test-unit test-e2e
 
 test-e2e:
 	cd test && $(GO) vet ./... && $(GO) test -count=1 -timeout 25m ./...
+
+# Benchmarks against the tools an administrator would otherwise use, in the
+# same run, on the cluster-in-a-box; ratios are printed as metrics (x-...).
+# BENCH_SNAPSHOT_MIB sets the etcd data size (default 1024).
+BENCH_TIME ?= 3x
+bench:
+	cd test && $(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -timeout 60m ./bench
 
 # Build the plugin, start the cluster-in-a-box, run the plugin against it and
 # keep the box up until Ctrl-C.

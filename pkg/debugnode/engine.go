@@ -53,6 +53,9 @@ type Engine struct {
 	Deadline time.Duration
 	// StartTimeout bounds the wait for the pod to run.
 	StartTimeout time.Duration
+	// NoCompression sends files uncompressed even when the host has zstd
+	// (for a fast link where compressing costs more than it saves).
+	NoCompression bool
 	// Log receives one line per step (creating, waiting, removing).
 	Log io.Writer
 }

@@ -27,6 +27,9 @@ type Transfer struct {
 // etcd snapshot shrinks about 8x, and the apiserver's exec stream is the
 // bottleneck of a download.
 func (s *Session) probeZstd(ctx context.Context) bool {
+	if s.engine.NoCompression {
+		return false
+	}
 	if s.hasZstd == nil {
 		code, err := s.Host(ctx, "command -v zstd >/dev/null", nil, io.Discard, io.Discard)
 		ok := err == nil && code == 0
@@ -35,11 +38,14 @@ func (s *Session) probeZstd(ctx context.Context) bool {
 	return *s.hasZstd
 }
 
-// Download streams one host file into dst as a tar stream (zstd-compressed
+// Download streams one host file (an absolute path) into dst as a tar stream (zstd-compressed
 // when the host can), hashing what arrives, while a second exec computes
 // sha256 on the host. It fails unless the size in the tar header arrived in
 // full and both hashes agree.
 func (s *Session) Download(ctx context.Context, hostPath string, dst io.Writer, progress func(done, total int64)) (Transfer, error) {
+	if !path.IsAbs(hostPath) {
+		return Transfer{}, fmt.Errorf("download %q: not an absolute path on the host", hostPath)
+	}
 	t := Transfer{Path: hostPath, Compressed: s.probeZstd(ctx)}
 	dir, base := path.Split(hostPath)
 	if dir == "" {
@@ -53,7 +59,11 @@ func (s *Session) Download(ctx context.Context, hostPath string, dst io.Writer, 
 	hostSum := make(chan error, 1)
 	go func() {
 		var out, errOut bytes.Buffer
-		code, err := s.Host(ctx, "sha256sum -- "+ShellQuote(hostPath), nil, &out, &errOut)
+		// openssl uses the CPU's SHA extensions, about four times as fast as
+		// coreutils' sha256sum; both print the digest first.
+		f := ShellQuote(hostPath)
+		script := "if command -v openssl >/dev/null; then openssl dgst -sha256 -r " + f + "; else sha256sum " + f + "; fi"
+		code, err := s.Host(ctx, script, nil, &out, &errOut)
 		if err == nil && code != 0 {
 			err = fmt.Errorf("sha256sum on the host failed: %s", strings.TrimSpace(errOut.String()))
 		}
