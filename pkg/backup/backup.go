@@ -93,10 +93,8 @@ type Options struct {
 	Now        time.Time
 }
 
-// Starter starts debug sessions on nodes (debugnode.Engine does).
-type Starter interface {
-	Start(ctx context.Context, node string) (*debugnode.Session, error)
-}
+// StartRunner starts work on a node's host (debugnode.Engine.Runner).
+type StartRunner func(ctx context.Context, node string) (debugnode.Runner, error)
 
 // PrepareOutputDir checks, before anything happens on the cluster, that the
 // output directory can take the backup: absent (it is created, 0700) or
@@ -131,11 +129,11 @@ func PrepareOutputDir(dir string) (created bool, err error) {
 // PrepareOutputDir has accepted. On failure nothing in the output directory
 // looks complete: downloads stay *.part until all are verified, and are
 // removed on error.
-func Take(ctx context.Context, start Starter, cl *Cluster, opts Options, p Progress) (m *Manifest, err error) {
+func Take(ctx context.Context, start StartRunner, cl *Cluster, opts Options, p Progress) (m *Manifest, err error) {
 	m = &Manifest{FormatVersion: 1, ClusterID: cl.ID, InfrastructureName: cl.InfrastructureName, Version: cl.Version,
 		Node: cl.Node, StartedAt: opts.Now.UTC(), EncryptionType: cl.Encryption, Forced: cl.Forced, Tool: opts.Tool}
 	p.Step("Starting a debug pod on %s", cl.Node)
-	s, err := start.Start(ctx, cl.Node)
+	s, err := start(ctx, cl.Node)
 	if err != nil {
 		return nil, err
 	}

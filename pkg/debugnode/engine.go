@@ -141,6 +141,16 @@ func (e *Engine) Start(ctx context.Context, node string) (s *Session, err error)
 	return s, s.waitRunning(ctx)
 }
 
+// Runner starts a session on node and returns it as a Runner, for the
+// domain packages that take one.
+func (e *Engine) Runner(ctx context.Context, node string) (Runner, error) {
+	s, err := e.Start(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // priorityClass returns openshift-user-critical when the cluster has it, so
 // the debug pod is not the first evicted from a node under pressure.
 func (e *Engine) priorityClass(ctx context.Context) string {

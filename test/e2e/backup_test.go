@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	configv1 "github.com/openshift/api/config/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/oc-recover/oc-recover/pkg/backup"
 )
 
@@ -70,4 +73,31 @@ func TestBackupTakesAVerifiedBackup(t *testing.T) {
 func assertNoLeftovers(t *testing.T, ctx context.Context) {
 	t.Helper()
 	waitNoLeftovers(t, ctx, shared.Kube)
+}
+
+// With etcd encryption on, the backup says to keep the static resources
+// (which hold the keys) apart from the snapshot, and records it.
+func TestBackupAdvisesOnEncryption(t *testing.T) {
+	ctx := context.Background()
+	setEncryption := func(kind configv1.EncryptionType) {
+		cfg, err := shared.Config.ConfigV1().APIServers().Get(ctx, "cluster", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Spec.Encryption.Type = kind
+		if _, err := shared.Config.ConfigV1().APIServers().Update(ctx, cfg, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setEncryption(configv1.EncryptionTypeAESCBC)
+	defer setEncryption("")
+	dir := filepath.Join(t.TempDir(), "backup")
+	r := run(t, shared, "", "kubectl-recover", "backup", "--output-dir", dir)
+	if r.code != 0 || !strings.Contains(r.stdout, "etcd encryption is on (aescbc)") || !strings.Contains(r.stdout, "Store it apart from the snapshot") {
+		t.Fatalf("backup with encryption on: %s", r)
+	}
+	m, err := backup.ReadManifest(dir)
+	if err != nil || m.EncryptionType != "aescbc" {
+		t.Errorf("backup.json encryptionType = %q (%v)", m.EncryptionType, err)
+	}
 }

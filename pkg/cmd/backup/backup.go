@@ -164,7 +164,7 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	p.Step("Backing up etcd of cluster %s (OpenShift %s) from %s into %s", cl.ID, cl.Version, cl.Node, dir)
-	m, err := backup.Take(ctx, o.engine(o.streams.ErrOut), cl, backup.Options{OutputDir: dir, KeepOnNode: o.KeepOnNode, Tool: "oc-recover " + version.Get().GitVersion, Now: now}, p)
+	m, err := backup.Take(ctx, o.engine(o.streams.ErrOut).Runner, cl, backup.Options{OutputDir: dir, KeepOnNode: o.KeepOnNode, Tool: "oc-recover " + version.Get().GitVersion, Now: now}, p)
 	if err != nil {
 		if created {
 			removeIfEmpty(dir)
