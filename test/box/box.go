@@ -46,6 +46,9 @@ type Options struct {
 	Dir string
 	// Log receives the simulators' messages (default: discarded).
 	Log io.Writer
+	// MinuteScale is how long a minute of host time lasts, for tools that
+	// count in minutes such as `shutdown -h 1` (default: a minute).
+	MinuteScale time.Duration
 }
 
 // Node is one simulated host: its Node object, kubelet, sandbox, Machine and
@@ -58,6 +61,8 @@ type Node struct {
 	Sandbox     *Sandbox
 	Kubelet     *FakeKubelet
 	Etcd        *EtcdMember
+
+	agent *hostAgent // the host's systemd
 }
 
 // Box is a running cluster-in-a-box.
@@ -104,6 +109,9 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	if opts.Log == nil {
 		opts.Log = io.Discard
 	}
+	if opts.MinuteScale == 0 {
+		opts.MinuteScale = time.Minute
+	}
 	boxLogMu.Lock()
 	boxLog = opts.Log
 	boxLogMu.Unlock()
@@ -148,6 +156,7 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	op := &etcdOperator{b: b, period: 300 * time.Millisecond, clients: map[string]*clientv3.Client{}}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); op.run(runCtx) }()
+	b.startHostAgents(runCtx)
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); b.namespaceController(runCtx) }()
 	if err = b.WaitForEtcdMembersAvailable(ctx, fmt.Sprintf("%d members are available", opts.Masters)); err != nil {
@@ -402,7 +411,7 @@ func (b *Box) seedCluster(ctx context.Context) error {
 // pods at their current revisions with their resources, etcd's certificates
 // and the host tools.
 func (b *Box) provisionHost(n *Node, tools map[string]string, endpoints []string) error {
-	if err := installHostTools(n.Sandbox.Root, tools, n); err != nil {
+	if err := installHostTools(n.Sandbox.Root, tools, n, b.masters()); err != nil {
 		return err
 	}
 	if !n.Master {

@@ -9,14 +9,17 @@ import (
 )
 
 // StopMachine is a control-plane (or worker) machine going down: its
-// instance is "stopped" in the Machine's provider status, the kubelet stops
-// (and with it every process on the host, the etcd member included), and the
-// Node turns NotReady with the unreachable taints that the node lifecycle
-// controller would set.
+// instance is "stopped" in the Machine's provider status, the host's units
+// and the kubelet stop (and with them every process on the host, the etcd
+// member included), and the Node turns NotReady with the unreachable taints
+// that the node lifecycle controller would set.
 func (b *Box) StopMachine(ctx context.Context, name string) error {
 	n := b.Node(name)
 	if n == nil {
 		return fmt.Errorf("no node %q in the box", name)
+	}
+	if n.agent != nil {
+		n.agent.powerOff()
 	}
 	n.Kubelet.Stop()
 	if err := n.Kubelet.setNodeReady(ctx, false); err != nil {
@@ -34,6 +37,9 @@ func (b *Box) StartMachine(ctx context.Context, name string) error {
 	}
 	if err := b.setInstanceState(ctx, n, "running"); err != nil {
 		return err
+	}
+	if n.agent != nil {
+		n.agent.powerOn()
 	}
 	return n.Kubelet.Start(ctx)
 }

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -61,17 +62,39 @@ type FakeKubelet struct {
 	client       kubernetes.Interface
 	containerDir string
 
-	mu         sync.Mutex
-	pods       map[types.UID]*podRuntime
-	static     map[string]*staticPod // by manifest pod name (etcd, kube-apiserver, ...)
-	crashLoop  bool                  // fault: etcd container crash-looping
-	restarts   int32
-	server     *http.Server
-	stopCtx    context.CancelFunc
-	podLister  func() []*corev1.Pod
-	loopDone   chan struct{}
-	serveCert  tls.Certificate
-	registered bool
+	// lifecycle serialises booting, power-off and the service's start and
+	// stop, which the host agent and the box's faults may ask for at once.
+	lifecycle sync.Mutex
+
+	mu     sync.Mutex
+	pods   map[types.UID]*podRuntime
+	static map[string]*staticPod // by manifest pod name (etcd, kube-apiserver, ...)
+	// staticRunning are the static pods whose containers run. A pod whose
+	// manifest went away stays here until its containers (the etcd member)
+	// have stopped, so that crictl never reports them gone too early.
+	staticRunning map[string]*runningStaticPod
+	crashLoop     bool // fault: etcd container crash-looping
+	restarts      int32
+	serveCert     tls.Certificate
+	registered    bool
+
+	// The container runtime lives as long as the machine is up. Pods'
+	// processes belong to it, not to the kubelet service, so that they
+	// outlive `systemctl restart kubelet` as they do under CRI-O.
+	runtimeCtx    context.Context
+	runtimeCancel context.CancelFunc
+	runtimeDone   chan struct{}
+
+	// The kubelet service (systemctl start|stop kubelet).
+	serviceCancel context.CancelFunc
+	serving       bool
+	serviceUp     chan struct{} // closed while serving
+	serviceSince  time.Time
+	servicePID    atomic.Int64 // the service's process id in its journal
+	server        *http.Server
+	informers     informers.SharedInformerFactory
+	podLister     func() []*corev1.Pod
+	loopDone      chan struct{}
 }
 
 type staticPod struct {
@@ -79,10 +102,21 @@ type staticPod struct {
 	file     string
 }
 
+// runningStaticPod is a static pod as the container runtime knows it.
+type runningStaticPod struct {
+	manifest *corev1.Pod
+	started  time.Time
+	failing  bool // its etcd container is not running (crash loop, start error)
+}
+
 type podRuntime struct {
 	pod        *corev1.Pod
 	containers map[string]*containerProc
-	cancel     context.CancelFunc
+	// ctx ends when the pod's containers are killed; execs into the pod
+	// die with it, as processes in a container's namespaces do.
+	ctx     context.Context
+	cancel  context.CancelFunc
+	started time.Time
 }
 
 type containerProc struct {
@@ -104,80 +138,247 @@ func newFakeKubelet(client kubernetes.Interface, node string, ip net.IP, sb *San
 		return nil, err
 	}
 	return &FakeKubelet{Node: node, IP: ip, Sandbox: sb, Master: master, client: client, containerDir: containerDir,
-		pods: map[types.UID]*podRuntime{}, static: map[string]*staticPod{}, serveCert: pair}, nil
+		pods: map[types.UID]*podRuntime{}, static: map[string]*staticPod{}, staticRunning: map[string]*runningStaticPod{},
+		serveCert: pair, serviceUp: make(chan struct{})}, nil
 }
 
-// Start registers the node (first time), serves the kubelet API and starts
-// running pods. It is what "the machine boots" means in the box.
+// Start boots the node's container runtime and then the kubelet service. It
+// is what "the machine boots" means in the box.
 func (k *FakeKubelet) Start(ctx context.Context) error {
+	k.lifecycle.Lock()
+	defer k.lifecycle.Unlock()
 	k.mu.Lock()
-	if k.stopCtx != nil {
+	if k.runtimeCancel == nil {
+		k.runtimeCtx, k.runtimeCancel = context.WithCancel(context.Background())
+		k.runtimeDone = make(chan struct{})
+		go k.runtimeLoop(k.runtimeCtx, k.runtimeDone)
+	}
+	k.mu.Unlock()
+	return k.startService(ctx)
+}
+
+// StartService is `systemctl start kubelet`: the kubelet registers the node
+// (first time) and posts it Ready, serves the kubelet API, runs the pods
+// bound to the node and syncs the static pods with the manifests directory.
+// Containers that kept running while it was stopped are adopted as they are.
+func (k *FakeKubelet) StartService(ctx context.Context) error {
+	k.lifecycle.Lock()
+	defer k.lifecycle.Unlock()
+	return k.startService(ctx)
+}
+
+// StopService is `systemctl stop kubelet`: the kubelet stops serving its API
+// and syncing pods, and the node turns NotReady as the node lifecycle
+// controller would make it. Containers keep running, as under CRI-O.
+func (k *FakeKubelet) StopService(ctx context.Context) error {
+	k.lifecycle.Lock()
+	defer k.lifecycle.Unlock()
+	if !k.stopService() {
+		return nil
+	}
+	return k.setNodeReady(ctx, false)
+}
+
+// RestartService is `systemctl restart kubelet`: too quick for the node to
+// turn NotReady, and no container is restarted.
+func (k *FakeKubelet) RestartService(ctx context.Context) error {
+	k.lifecycle.Lock()
+	defer k.lifecycle.Unlock()
+	k.stopService()
+	return k.startService(ctx)
+}
+
+// ServiceStatus says whether the kubelet service runs, since when (or since
+// when it is stopped) and under which process id its journal names it.
+func (k *FakeKubelet) ServiceStatus() (active bool, since time.Time, pid int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.serving, k.serviceSince, int(k.servicePID.Load())
+}
+
+func (k *FakeKubelet) startService(ctx context.Context) error {
+	k.mu.Lock()
+	if k.runtimeCancel == nil {
+		k.mu.Unlock()
+		return fmt.Errorf("kubelet %s: the machine is not running", k.Node)
+	}
+	if k.serviceCancel != nil {
 		k.mu.Unlock()
 		return nil
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	k.stopCtx = cancel
-	k.loopDone = make(chan struct{})
+	runtimeCtx := k.runtimeCtx
+	serviceCtx, cancel := context.WithCancel(runtimeCtx)
+	k.serviceCancel = cancel
+	k.servicePID.Store(2000 + time.Now().UnixNano()%60000)
 	k.mu.Unlock()
-
-	if err := k.registerNode(ctx); err != nil {
+	fail := func(err error) error {
 		cancel()
+		k.mu.Lock()
+		k.serviceCancel = nil
+		k.mu.Unlock()
+		k.unitJournal("kubelet.service: Failed with result 'exit-code': %v", err)
 		return err
 	}
+
+	if err := k.registerNode(ctx); err != nil {
+		return fail(err)
+	}
+	k.journal(`"Successfully registered node" node=%q`, k.Node)
 	ln, err := net.Listen("tcp", net.JoinHostPort(k.IP.String(), strconv.Itoa(kubeletPort)))
 	if err != nil {
-		cancel()
-		return fmt.Errorf("kubelet %s: %w", k.Node, err)
+		return fail(fmt.Errorf("kubelet %s: %w", k.Node, err))
 	}
 	srv := &http.Server{Handler: k.routes(), TLSConfig: &tls.Config{Certificates: []tls.Certificate{k.serveCert}}, ErrorLog: discardLogger()}
-	k.mu.Lock()
-	k.server = srv
-	k.mu.Unlock()
-	go func() { _ = srv.ServeTLS(ln, "", "") }()
 
 	factory := informers.NewSharedInformerFactoryWithOptions(k.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", k.Node).String()
 	}))
 	podInformer := factory.Core().V1().Pods().Informer()
 	_, _ = podInformer.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { k.syncPod(runCtx, obj.(*corev1.Pod)) },
-		UpdateFunc: func(_, obj any) { k.syncPod(runCtx, obj.(*corev1.Pod)) },
+		AddFunc:    func(obj any) { k.syncPod(runtimeCtx, obj.(*corev1.Pod)) },
+		UpdateFunc: func(_, obj any) { k.syncPod(runtimeCtx, obj.(*corev1.Pod)) },
+		// A force-deleted pod (grace period 0) is gone from the API at once,
+		// without the update carrying a deletion timestamp; its containers
+		// must die all the same.
+		DeleteFunc: func(obj any) {
+			if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tomb.Obj
+			}
+			if pod, ok := obj.(*corev1.Pod); ok {
+				go k.killDeleted(pod)
+			}
+		},
 	})
 	lister := factory.Core().V1().Pods().Lister()
+	loopDone := make(chan struct{})
+	k.mu.Lock()
+	k.server, k.informers, k.loopDone = srv, factory, loopDone
 	k.podLister = func() []*corev1.Pod {
 		pods, _ := lister.List(everything())
 		return pods
 	}
-	factory.Start(runCtx.Done())
-	factory.WaitForCacheSync(runCtx.Done())
-	go k.staticPodLoop(runCtx)
+	k.mu.Unlock()
+	go func() { _ = srv.ServeTLS(ln, "", "") }()
+	factory.Start(serviceCtx.Done())
+	factory.WaitForCacheSync(serviceCtx.Done())
+	k.killOrphans()
+
+	k.mu.Lock()
+	k.serving, k.serviceSince = true, time.Now()
+	close(k.serviceUp)
+	k.mu.Unlock()
+	k.unitJournal("Started kubelet.service - Kubernetes Kubelet.")
+	go k.staticPodLoop(serviceCtx, loopDone)
 	return nil
+}
+
+// stopService stops the kubelet service, leaving containers and the node's
+// status alone; it reports whether the service was running.
+func (k *FakeKubelet) stopService() bool {
+	k.mu.Lock()
+	cancel, srv, factory, done := k.serviceCancel, k.server, k.informers, k.loopDone
+	k.serviceCancel, k.server, k.informers, k.loopDone = nil, nil, nil, nil
+	if k.serving {
+		k.serving, k.serviceSince = false, time.Now()
+		k.serviceUp = make(chan struct{})
+	}
+	k.mu.Unlock()
+	if cancel == nil {
+		return false
+	}
+	k.unitJournal("Stopping kubelet.service - Kubernetes Kubelet...")
+	cancel()
+	if srv != nil {
+		_ = srv.Close()
+	}
+	if factory != nil {
+		factory.Shutdown()
+	}
+	if done != nil {
+		<-done
+	}
+	k.unitJournal("kubelet.service: Deactivated successfully.")
+	return true
+}
+
+// awaitService waits until the kubelet service runs: a stopped kubelet
+// reports nothing to the API, and catches up when it is back.
+func (k *FakeKubelet) awaitService(ctx context.Context) bool {
+	for {
+		k.mu.Lock()
+		serving, up := k.serving, k.serviceUp
+		k.mu.Unlock()
+		if serving {
+			return true
+		}
+		select {
+		case <-up:
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// killOrphans stops the containers of pods that were removed from the API
+// while the kubelet service was down, as a starting kubelet's housekeeping
+// does.
+func (k *FakeKubelet) killOrphans() {
+	known := map[types.UID]bool{}
+	for _, p := range k.listPods() {
+		known[p.UID] = true
+	}
+	k.mu.Lock()
+	var orphans []types.UID
+	var runtimes []*podRuntime
+	for uid, rt := range k.pods {
+		if !known[uid] {
+			orphans = append(orphans, uid)
+			runtimes = append(runtimes, rt)
+			delete(k.pods, uid)
+		}
+	}
+	k.mu.Unlock()
+	for i, rt := range runtimes {
+		rt.kill()
+		_ = os.RemoveAll(filepath.Join(k.containerDir, string(orphans[i])))
+	}
+}
+
+func (k *FakeKubelet) listPods() []*corev1.Pod {
+	k.mu.Lock()
+	list := k.podLister
+	k.mu.Unlock()
+	if list == nil {
+		return nil
+	}
+	return list()
 }
 
 // Stop is the machine going down: the kubelet stops serving and every
 // process it runs is killed, static pods (and so the etcd member) included.
 func (k *FakeKubelet) Stop() { k.stop(true) }
 
-// stop stops the kubelet, and the etcd member too when stopEtcd is set (the
-// box's teardown stops members itself, after the apiserver).
+// stop powers the node's runtime off, and the etcd member too when stopEtcd
+// is set (the box's teardown stops members itself, after the apiserver).
 func (k *FakeKubelet) stop(stopEtcd bool) {
+	k.lifecycle.Lock()
+	defer k.lifecycle.Unlock()
+	k.stopService()
 	k.mu.Lock()
-	cancel, srv, done := k.stopCtx, k.server, k.loopDone
-	k.stopCtx, k.server = nil, nil
+	cancel, done := k.runtimeCancel, k.runtimeDone
+	k.runtimeCtx, k.runtimeCancel, k.runtimeDone = nil, nil, nil
 	runtimes := make([]*podRuntime, 0, len(k.pods))
 	for _, r := range k.pods {
 		runtimes = append(runtimes, r)
 	}
 	k.pods = map[types.UID]*podRuntime{}
 	k.static = map[string]*staticPod{}
+	k.staticRunning = map[string]*runningStaticPod{}
 	k.mu.Unlock()
 	if cancel == nil {
 		return
 	}
 	cancel()
-	if srv != nil {
-		_ = srv.Close()
-	}
 	for _, r := range runtimes {
 		r.kill()
 	}
@@ -185,12 +386,8 @@ func (k *FakeKubelet) stop(stopEtcd bool) {
 	if stopEtcd && k.Etcd != nil {
 		k.Etcd.Stop()
 	}
-}
-
-func (k *FakeKubelet) running() bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.stopCtx != nil
+	// /run is a tmpfs: a machine that is off runs no container.
+	_ = k.writeContainers("")
 }
 
 func (k *FakeKubelet) registerNode(ctx context.Context) error {
@@ -295,7 +492,7 @@ func (k *FakeKubelet) syncPod(ctx context.Context, pod *corev1.Pod) {
 		return
 	}
 	podCtx, cancel := context.WithCancel(ctx)
-	rt := &podRuntime{pod: pod.DeepCopy(), containers: map[string]*containerProc{}, cancel: cancel}
+	rt := &podRuntime{pod: pod.DeepCopy(), containers: map[string]*containerProc{}, ctx: podCtx, cancel: cancel, started: time.Now()}
 	k.pods[pod.UID] = rt
 	k.mu.Unlock()
 	go k.runPod(podCtx, rt)
@@ -336,7 +533,7 @@ func (k *FakeKubelet) runPod(ctx context.Context, rt *podRuntime) {
 		for _, c := range pod.Spec.Containers {
 			p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
 				Name: c.Name, Image: c.Image, ImageID: c.Image, Ready: true, Started: ptr.To(true),
-				ContainerID: "cri-o://" + string(pod.UID) + "-" + c.Name,
+				ContainerID: "cri-o://" + podContainerID(pod.UID, c.Name),
 				State:       corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: start}},
 			})
 		}
@@ -484,6 +681,18 @@ func (r *podRuntime) kill() {
 	}
 }
 
+// killDeleted stops the containers of a pod that no longer exists.
+func (k *FakeKubelet) killDeleted(pod *corev1.Pod) {
+	k.mu.Lock()
+	rt := k.pods[pod.UID]
+	delete(k.pods, pod.UID)
+	k.mu.Unlock()
+	if rt != nil {
+		rt.kill()
+		_ = os.RemoveAll(filepath.Join(k.containerDir, string(pod.UID)))
+	}
+}
+
 // killAndDelete finishes a graceful deletion the way a kubelet does: stop
 // the containers, then remove the object for good.
 func (k *FakeKubelet) killAndDelete(ctx context.Context, pod *corev1.Pod) {
@@ -505,6 +714,9 @@ func (k *FakeKubelet) killAndDelete(ctx context.Context, pod *corev1.Pod) {
 }
 
 func (k *FakeKubelet) writePodStatus(ctx context.Context, pod *corev1.Pod, mutate func(*corev1.Pod)) {
+	if !k.awaitService(ctx) {
+		return
+	}
 	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cur, err := k.client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 		if err != nil {
@@ -528,16 +740,39 @@ func (k *FakeKubelet) manifestsDir() string {
 	return filepath.Join(k.Sandbox.Root, "etc/kubernetes/manifests")
 }
 
-func (k *FakeKubelet) staticPodLoop(ctx context.Context) {
-	defer close(k.loopDone)
+// staticPodLoop runs the static pods from the manifests directory, and
+// beside it mirrorPodLoop reports them to the API: containers start and stop
+// whether or not the API answers, as with a real kubelet, which matters
+// when etcd has lost quorum.
+func (k *FakeKubelet) staticPodLoop(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	wake := make(chan struct{}, 1)
+	mirrorsDone := make(chan struct{})
+	go func() { defer close(mirrorsDone); k.mirrorPodLoop(ctx, wake) }()
 	ticker := time.NewTicker(staticPodSyncPeriod)
 	defer ticker.Stop()
 	for {
-		k.syncStaticPods(ctx)
+		k.syncStaticPods()
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			<-mirrorsDone
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+func (k *FakeKubelet) mirrorPodLoop(ctx context.Context, wake <-chan struct{}) {
+	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-ticker.C:
+		case <-wake:
+			k.syncMirrorPods(ctx)
 		}
 	}
 }
@@ -562,7 +797,9 @@ func (k *FakeKubelet) readManifests() map[string]*staticPod {
 	return found
 }
 
-func (k *FakeKubelet) syncStaticPods(ctx context.Context) {
+// syncStaticPods starts and stops the static pods' containers (the etcd
+// member) to match the manifests directory.
+func (k *FakeKubelet) syncStaticPods() {
 	desired := k.readManifests()
 	k.mu.Lock()
 	var removed []string
@@ -579,12 +816,12 @@ func (k *FakeKubelet) syncStaticPods(ctx context.Context) {
 		if name == "etcd" && k.Etcd != nil {
 			k.Etcd.Stop()
 		}
-		mirror := name + "-" + k.Node
-		for _, p := range k.podLister() {
-			if p.Name == mirror {
-				_ = k.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
-			}
+		k.mu.Lock()
+		if r := k.staticRunning[name]; r != nil {
+			k.journal(`"SyncLoop REMOVE" source="file" pods=["%s/%s-%s"]`, r.manifest.Namespace, name, k.Node)
 		}
+		delete(k.staticRunning, name)
+		k.mu.Unlock()
 	}
 	names := make([]string, 0, len(desired))
 	for n := range desired {
@@ -605,7 +842,45 @@ func (k *FakeKubelet) syncStaticPods(ctx context.Context) {
 				}
 			}
 		}
-		k.ensureMirrorPod(ctx, sp, healthy)
+		k.mu.Lock()
+		r := k.staticRunning[name]
+		if r == nil {
+			r = &runningStaticPod{manifest: sp.manifest, started: time.Now()}
+			k.staticRunning[name] = r
+			k.journal(`"SyncLoop ADD" source="file" pods=["%s/%s-%s"]`, sp.manifest.Namespace, name, k.Node)
+		}
+		r.failing = !healthy
+		k.mu.Unlock()
+	}
+}
+
+// syncMirrorPods makes the API's mirror pods match the static pods: one per
+// running static pod with its status, none for a manifest that is gone.
+func (k *FakeKubelet) syncMirrorPods(ctx context.Context) {
+	k.mu.Lock()
+	static := make(map[string]*staticPod, len(k.static))
+	healthy := map[string]bool{}
+	for name, sp := range k.static {
+		if r := k.staticRunning[name]; r != nil {
+			static[name], healthy[name] = sp, !r.failing
+		}
+	}
+	k.mu.Unlock()
+	for _, p := range k.listPods() {
+		if _, mirror := p.Annotations[mirrorPodAnnotation]; !mirror || p.DeletionTimestamp != nil {
+			continue
+		}
+		if _, ok := static[strings.TrimSuffix(p.Name, "-"+k.Node)]; !ok {
+			_ = k.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)})
+		}
+	}
+	names := make([]string, 0, len(static))
+	for n := range static {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		k.ensureMirrorPod(ctx, static[name], healthy[name])
 	}
 }
 
@@ -616,7 +891,7 @@ func (k *FakeKubelet) ensureMirrorPod(ctx context.Context, sp *staticPod, health
 		ns = "default"
 	}
 	var existing *corev1.Pod
-	for _, p := range k.podLister() {
+	for _, p := range k.listPods() {
 		if p.Name == name && p.Namespace == ns {
 			existing = p
 		}
@@ -672,6 +947,10 @@ func (k *FakeKubelet) staticPodStatus(pod *corev1.Pod, healthy bool) corev1.PodS
 		k.restarts++
 	}
 	restarts := k.restarts
+	podID := ""
+	if r := k.staticRunning[strings.TrimSuffix(pod.Name, "-"+k.Node)]; r != nil {
+		podID = k.staticPodID(r)
+	}
 	k.mu.Unlock()
 	prev := map[string]corev1.ContainerStatus{}
 	for _, cs := range pod.Status.ContainerStatuses {
@@ -680,13 +959,14 @@ func (k *FakeKubelet) staticPodStatus(pod *corev1.Pod, healthy bool) corev1.PodS
 	st.ContainerStatuses = nil
 	for _, c := range pod.Spec.Containers {
 		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: c.Image, Ready: true, Started: ptr.To(true),
-			ContainerID: "cri-o://" + k.Node + "-" + pod.Name + "-" + c.Name,
+			ContainerID: "cri-o://" + runtimeID(podID, c.Name, "0"),
 			State:       corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: *st.StartTime}}}
 		if old, ok := prev[c.Name]; ok && old.State.Running != nil && healthy {
 			cs.State = old.State
 		}
 		if c.Name == "etcd" && pod.Labels["app"] == "etcd" {
 			cs.RestartCount = restarts
+			cs.ContainerID = "cri-o://" + runtimeID(podID, c.Name, strconv.Itoa(int(restarts)))
 			if !healthy {
 				cs.Ready, cs.Started = false, ptr.To(false)
 				cs.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
@@ -746,7 +1026,7 @@ func (k *FakeKubelet) routes() http.Handler {
 }
 
 func (k *FakeKubelet) findPod(ns, name string) *corev1.Pod {
-	for _, p := range k.podLister() {
+	for _, p := range k.listPods() {
 		if p.Namespace == ns && p.Name == name {
 			return p
 		}
@@ -797,6 +1077,15 @@ func (k *FakeKubelet) serveExec(w http.ResponseWriter, req *http.Request) {
 }
 
 func (k *FakeKubelet) exec(ctx context.Context, pod *corev1.Pod, c *corev1.Container, argv []string, in io.Reader, out, errw io.WriteCloser, tty bool) error {
+	k.mu.Lock()
+	rt := k.pods[pod.UID]
+	k.mu.Unlock()
+	if rt != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(rt.ctx, cancel)()
+	}
 	cmd, err := k.Sandbox.Command(ctx, k.hostCommand(pod, c, argv))
 	if err != nil {
 		return err

@@ -24,6 +24,15 @@ var systemEtc = []string{"etc/passwd", "etc/group", "etc/nsswitch.conf", "etc/ld
 
 var systemDevices = []string{"dev/null", "dev/zero", "dev/full", "dev/random", "dev/urandom"}
 
+// systemClients are the test machine's systemd and CRI clients, which the
+// bound system directories would otherwise offer by full path. A host gets
+// the box's stand-ins bound over them, a container a refusal (no systemd
+// runs in a container), so that nothing run in the box can reach the test
+// machine's own init, not even `/usr/bin/systemctl poweroff -ff`. Links
+// among them (shutdown -> systemctl) need nothing more.
+var systemClients = []string{"usr/bin/systemctl", "usr/bin/systemd-run", "usr/bin/journalctl", "usr/bin/crictl",
+	"usr/sbin/shutdown", "usr/sbin/reboot", "usr/sbin/poweroff", "usr/sbin/halt"}
+
 // Sandbox is the root filesystem of one simulated control-plane host. Host
 // commands run inside a private mount namespace chrooted to Root, so they see
 // the RHCOS layout below and nothing of the machine the box runs on.
@@ -180,10 +189,24 @@ func (s *Sandbox) hostScript(hc HostCommand) string {
 			fmt.Fprintf(&b, "mount --bind -o %s %s %s\n", opts, shellQuote(src), shellQuote(filepath.Join(root, d)))
 		}
 	}
+	shadowSystemClients := func(root string, standIn func(name string) string) {
+		for _, p := range systemClients {
+			if fi, err := os.Lstat("/" + p); err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			src := standIn(filepath.Base(p))
+			if _, err := os.Stat(src); err != nil {
+				continue // not installed (yet)
+			}
+			fmt.Fprintf(&b, "mount --bind %s %s\n", shellQuote(src), shellQuote(filepath.Join(root, p)))
+		}
+	}
 	bindSystem(s.Root)
+	shadowSystemClients(s.Root, func(name string) string { return filepath.Join(s.Root, "usr/local/bin", name) })
 	root := s.Root
 	if hc.ContainerRoot != "" {
 		bindSystem(hc.ContainerRoot)
+		shadowSystemClients(hc.ContainerRoot, func(string) string { return filepath.Join(s.Root, "usr/local/libexec/box/no-systemd") })
 		if hc.HostMountPath != "" {
 			fmt.Fprintf(&b, "mount --rbind %s %s\n", shellQuote(s.Root), shellQuote(filepath.Join(hc.ContainerRoot, hc.HostMountPath)))
 		}

@@ -20,7 +20,6 @@ const etcdCertsDir = "/etc/kubernetes/static-pod-resources/etcd-certs"
 func etcdPodManifest(node string, revision int32, endpoints []string) *corev1.Pod {
 	secrets := etcdCertsDir + "/secrets/etcd-all-certs"
 	env := []corev1.EnvVar{
-		{Name: "ETCDCTL_API", Value: "3"},
 		{Name: "ETCDCTL_CACERT", Value: etcdCertsDir + "/configmaps/etcd-serving-ca/ca-bundle.crt"},
 		{Name: "ETCDCTL_CERT", Value: secrets + "/etcd-peer-" + node + ".crt"},
 		{Name: "ETCDCTL_KEY", Value: secrets + "/etcd-peer-" + node + ".key"},

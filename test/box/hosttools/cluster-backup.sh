@@ -42,8 +42,10 @@ for RESOURCE in "${BACKUP_RESOURCE_LIST[@]}"; do
   RESOURCE_DIRS+=("${LATEST}")
 done
 
-# the encryption configuration, if any, travels with the static pod resources
-tar -cpzf "${BACKUP_TAR_FILE}" "${RESOURCE_DIRS[@]}" 2>/dev/null
+# the encryption configuration, if any, travels with the static pod
+# resources; the archive's paths start at static-pod-resources/, as the real
+# script's do and as cluster-restore.sh extracts them
+tar -cpzf "${BACKUP_TAR_FILE}" -C /etc/kubernetes "${RESOURCE_DIRS[@]#/etc/kubernetes/}"
 chmod 600 "${BACKUP_TAR_FILE}"
 
 etcdctl snapshot save "${SNAPSHOT_FILE}"
