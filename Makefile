@@ -57,4 +57,5 @@ demo: build
 	cd test && $(GO) run ./cmd/box --kubeconfig-out ../bin/box.kubeconfig $(DEMO_FLAGS) -- \
 		../bin/kubectl-recover version ';' \
 		../bin/kubectl-recover backup --output-dir ../bin/demo-backups/backup-$$(date +%Y%m%d-%H%M%S) ';' \
-		../bin/kubectl-recover backup list ../bin/demo-backups
+		../bin/kubectl-recover backup list ../bin/demo-backups ';' \
+		../bin/kubectl-recover member status

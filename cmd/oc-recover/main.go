@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/klog/v2"
 
@@ -23,6 +24,13 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
+
+	// client-go reports errors it cannot return (a port-forward's tunnel
+	// closing as its client disconnects) through this hook; they are noise
+	// at 3 a.m. and belong at -v=2, not on the administrator's screen.
+	utilruntime.ErrorHandlers = []utilruntime.ErrorHandler{func(_ context.Context, err error, msg string, keysAndValues ...any) {
+		klog.V(2).ErrorS(err, msg, keysAndValues...)
+	}}
 
 	streams := genericiooptions.IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}
 	code := cmd.Execute(ctx, cmd.NewRootCmd(streams))

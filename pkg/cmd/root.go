@@ -47,6 +47,7 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/cmd/backup"
 	"github.com/oc-recover/oc-recover/pkg/cmd/cleanup"
+	"github.com/oc-recover/oc-recover/pkg/cmd/member"
 	"github.com/oc-recover/oc-recover/pkg/cmd/version"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/options"
@@ -128,6 +129,7 @@ func addSubcommands(root *cobra.Command, f cmdutil.Factory, globals *options.Glo
 	root.AddCommand(
 		backup.NewCmdBackup(f, globals, streams),
 		cleanup.NewCmdCleanup(f, globals, streams),
+		member.NewCmdMember(f, globals, streams),
 		version.NewCmdVersion(streams),
 	)
 }

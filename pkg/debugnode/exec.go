@@ -9,7 +9,9 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
 )
@@ -17,11 +19,21 @@ import (
 // Exec runs argv in the debug container and returns its exit code. A
 // non-zero exit code is not an error; failing to run it is.
 func (s *Session) Exec(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	req := s.engine.Client.CoreV1().RESTClient().Post().Resource("pods").Namespace(s.Namespace).Name(s.Pod).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{Container: containerName, Command: argv, Stdin: stdin != nil, Stdout: stdout != nil, Stderr: stderr != nil}, scheme.ParameterCodec)
-	// SPDY rather than WebSocket: the apiserver passes it through instead of
-	// translating, which roughly doubles the throughput of a download.
-	exec, err := remotecommand.NewSPDYExecutor(s.engine.Config, "POST", req.URL())
+	code, err := ExecInPod(ctx, s.engine.Client, s.engine.Config, s.Namespace, s.Pod, containerName, argv, stdin, stdout, stderr)
+	if err != nil {
+		return code, fmt.Errorf("exec on node %s (pod %s/%s): %w", s.node, s.Namespace, s.Pod, err)
+	}
+	return code, nil
+}
+
+// ExecInPod runs argv in a container of any pod, over SPDY rather than
+// WebSocket: the apiserver passes SPDY through instead of translating it,
+// which roughly doubles the throughput of a download. It returns the exit
+// code; a non-zero one is not an error.
+func ExecInPod(ctx context.Context, client kubernetes.Interface, config *rest.Config, namespace, pod, container string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	req := client.CoreV1().RESTClient().Post().Resource("pods").Namespace(namespace).Name(pod).SubResource("exec").
+		VersionedParams(&corev1.PodExecOptions{Container: container, Command: argv, Stdin: stdin != nil, Stdout: stdout != nil, Stderr: stderr != nil}, scheme.ParameterCodec)
+	exec, err := remotecommand.NewSPDYExecutor(config, "POST", req.URL())
 	if err != nil {
 		return -1, err
 	}
@@ -31,7 +43,7 @@ func (s *Session) Exec(ctx context.Context, argv []string, stdin io.Reader, stdo
 		return exitErr.ExitStatus(), nil
 	}
 	if err != nil {
-		return -1, fmt.Errorf("exec on node %s (pod %s/%s): %w", s.node, s.Namespace, s.Pod, err)
+		return -1, err
 	}
 	return 0, nil
 }

@@ -1,0 +1,190 @@
+// Package member implements `oc recover member status` (and later
+// `member replace`).
+package member
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
+	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/kubernetes"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+	"sigs.k8s.io/yaml"
+
+	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/member"
+	"github.com/oc-recover/oc-recover/pkg/options"
+)
+
+// NewCmdMember returns the member command group.
+func NewCmdMember(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "member",
+		Short: "Inspect etcd members and replace an unhealthy one",
+	}
+	cmd.AddCommand(newCmdStatus(f, globals, streams))
+	return cmd
+}
+
+// StatusOptions holds `member status`'s flags and clients.
+type StatusOptions struct {
+	Output string
+
+	globals *options.GlobalOptions
+	streams genericiooptions.IOStreams
+	clients member.Clients
+}
+
+func newCmdStatus(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &StatusOptions{globals: globals, streams: streams}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show every etcd member, why an unhealthy one is unhealthy, and what to do",
+		Long: templates.LongDesc(`
+			Show, for every control-plane node, its Machine (instance state), Node
+			(Ready, unreachable taint), etcd pod (state, restarts) and etcd member
+			(ID, URLs, health as etcd itself reports it), with a diagnosis:
+			Healthy, MachineNotRunning, NodeNotReady, EtcdPodCrashlooping or
+			Unknown. Then the verdict for the cluster: Healthy, ReplaceMember
+			<node> (naming which replacement procedure applies) or QuorumLost
+			(restore from a backup instead).
+
+			etcd is reached through the API: a port-forward to a running etcd pod,
+			with the etcd-client certificate read into memory only.
+
+			Exits 0 when healthy, 3 when something needs attention.`),
+		Example: templates.Examples(`
+			{{root}} member status
+			{{root}} member status -o json`),
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			if err := o.Complete(f); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVarP(&o.Output, "output", "o", "table", "Output format: table, json or yaml.")
+	return cmd
+}
+
+// Validate checks the flags.
+func (o *StatusOptions) Validate() error {
+	switch o.Output {
+	case "table", "json", "yaml":
+		return nil
+	}
+	return exitcode.Usagef("--output must be table, json or yaml, got %q", o.Output)
+}
+
+// Complete builds the clients.
+func (o *StatusOptions) Complete(f cmdutil.Factory) error {
+	cfg, err := f.ToRESTConfig()
+	if err != nil {
+		return exitcode.Usage(err)
+	}
+	o.clients.Config = cfg
+	if o.clients.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
+		return err
+	}
+	if o.clients.Machine, err = machineclient.NewForConfig(cfg); err != nil {
+		return err
+	}
+	o.clients.Operator, err = operatorclient.NewForConfig(cfg)
+	return err
+}
+
+// Run gathers and prints the report.
+func (o *StatusOptions) Run(ctx context.Context) error {
+	ctx, cancel := o.globals.WithTimeout(ctx)
+	defer cancel()
+	r, err := member.Gather(ctx, o.clients)
+	if err != nil {
+		return err
+	}
+	switch o.Output {
+	case "json":
+		data, err := json.MarshalIndent(r, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(o.streams.Out, string(data))
+	case "yaml":
+		data, err := yaml.Marshal(r)
+		if err != nil {
+			return err
+		}
+		_, _ = o.streams.Out.Write(data)
+	default:
+		printTable(o.streams.Out, r)
+	}
+	if r.Verdict != member.VerdictHealthy {
+		return exitcode.NeedsAttention(nil)
+	}
+	return nil
+}
+
+func printTable(out io.Writer, r *member.Report) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NODE\tMACHINE\tINSTANCE\tNODE READY\tETCD POD\tRESTARTS\tMEMBER ID\tHEALTHY\tDIAGNOSIS")
+	row := func(s member.Status) {
+		ready := s.NodeReady
+		if s.Unreachable {
+			ready += ",unreachable"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", dash(s.Node), dash(s.Machine), dash(s.InstanceState), dash(ready),
+			dash(s.PodState), s.Restarts, dash(s.MemberID), healthText(s), s.Diagnosis)
+	}
+	for _, s := range r.Members {
+		row(s)
+	}
+	for _, s := range r.ExtraMembers {
+		row(s)
+	}
+	_ = w.Flush()
+	fmt.Fprintln(out)
+	if r.EtcdMembersAvailable != "" {
+		fmt.Fprintf(out, "etcd operator: %s\n", r.EtcdMembersAvailable)
+	}
+	if len(r.ExtraMembers) > 0 {
+		var ids []string
+		for _, s := range r.ExtraMembers {
+			ids = append(ids, s.MemberID+" ("+dash(s.Node)+")")
+		}
+		fmt.Fprintf(out, "Extra etcd members that match no control-plane node: %s. Not removed; check them before any replacement.\n", strings.Join(ids, ", "))
+	}
+	verdict := r.Verdict
+	if r.Target != "" {
+		verdict += " " + r.Target
+	}
+	fmt.Fprintf(out, "Verdict: %s\n", verdict)
+	fmt.Fprintf(out, "Procedure: %s\n", r.Procedure)
+}
+
+func healthText(s member.Status) string {
+	if s.Healthy == nil {
+		return "unknown"
+	}
+	if *s.Healthy {
+		return "true"
+	}
+	return "false"
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

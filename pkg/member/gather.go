@@ -1,0 +1,293 @@
+package member
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
+	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/oc-recover/oc-recover/pkg/debugnode"
+	"github.com/oc-recover/oc-recover/pkg/etcd"
+)
+
+// Clients are what gathering the members' state needs.
+type Clients struct {
+	Kube     kubernetes.Interface
+	Machine  machineclient.Interface
+	Operator operatorclient.Interface
+	Config   *rest.Config
+}
+
+// Gather reads the state of every control-plane node's etcd member: its
+// Machine, Node, etcd pod, and from etcd itself its ID, URLs and health.
+// It makes a fixed number of API requests, whatever the cluster's size: a
+// list each of control-plane nodes, machines and etcd pods, the etcd
+// operator's CR, the client secret and CA, one port-forward and one exec.
+func Gather(ctx context.Context, c Clients) (*Report, error) {
+	nodes, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "node-role.kubernetes.io/master"})
+	if err != nil {
+		return nil, fmt.Errorf("list control-plane nodes: %w", err)
+	}
+	pods, err := c.Kube.CoreV1().Pods(etcd.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=etcd"})
+	if err != nil {
+		return nil, fmt.Errorf("list etcd pods: %w", err)
+	}
+	machineByNode := map[string]*machinev1beta1.Machine{}
+	if c.Machine != nil {
+		machines, err := c.Machine.MachineV1beta1().Machines("openshift-machine-api").List(ctx, metav1.ListOptions{
+			LabelSelector: "machine.openshift.io/cluster-api-machine-role=master"})
+		switch {
+		case err == nil:
+			for i := range machines.Items {
+				if ref := machines.Items[i].Status.NodeRef; ref != nil {
+					machineByNode[ref.Name] = &machines.Items[i]
+				}
+			}
+		case apierrors.IsNotFound(err):
+			// No Machine API (user-provisioned hosts): nothing to report.
+		default:
+			return nil, fmt.Errorf("list machines: %w", err)
+		}
+	}
+	r := &Report{}
+	if cr, err := c.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{}); err == nil {
+		for _, cond := range cr.Status.Conditions {
+			if cond.Type == "EtcdMembersAvailable" {
+				r.EtcdMembersAvailable = cond.Message
+			}
+		}
+	}
+	podByNode := map[string]*corev1.Pod{}
+	for i := range pods.Items {
+		podByNode[pods.Items[i].Spec.NodeName] = &pods.Items[i]
+	}
+
+	members, health, reached, etcdErr := readEtcd(ctx, c, pods.Items)
+	r.ReachedThrough = reached
+
+	nodeNames := map[string]bool{}
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		nodeNames[n.Name] = true
+		s := Status{Node: n.Name}
+		s.NodeReady, s.Unreachable = nodeReadiness(n)
+		if m := machineByNode[n.Name]; m != nil {
+			s.Machine = m.Name
+			if m.Status.Phase != nil {
+				s.MachinePhase = *m.Status.Phase
+			}
+			s.InstanceState = instanceState(m)
+		}
+		if p := podByNode[n.Name]; p != nil {
+			s.Pod = p.Name
+			s.PodState, s.Restarts = podState(p)
+		} else {
+			s.PodState = "Missing"
+		}
+		r.Members = append(r.Members, s)
+	}
+	sort.Slice(r.Members, func(i, j int) bool { return r.Members[i].Node < r.Members[j].Node })
+	for _, m := range members {
+		s := Status{MemberID: fmt.Sprintf("%x", m.ID), PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner}
+		s.Healthy, s.HealthError = memberHealth(m, health, etcdErr)
+		placed := false
+		for i := range r.Members {
+			if r.Members[i].Node == m.Name && m.Name != "" {
+				r.Members[i].MemberID, r.Members[i].PeerURLs, r.Members[i].ClientURLs, r.Members[i].Learner = s.MemberID, s.PeerURLs, s.ClientURLs, s.Learner
+				r.Members[i].Healthy, r.Members[i].HealthError = s.Healthy, s.HealthError
+				placed = true
+			}
+		}
+		if !placed {
+			s.Node = m.Name
+			s.Diagnosis = Unknown
+			r.ExtraMembers = append(r.ExtraMembers, s)
+		}
+	}
+	if etcdErr != nil {
+		for i := range r.Members {
+			if r.Members[i].HealthError == "" {
+				r.Members[i].HealthError = etcdErr.Error()
+			}
+		}
+	}
+	Decide(r)
+	return r, nil
+}
+
+type endpointHealth struct {
+	Endpoint string `json:"endpoint"`
+	Health   bool   `json:"health"`
+	Error    string `json:"error"`
+}
+
+// readEtcd lists the members through a port-forward to a running etcd pod
+// (serializable, so a member without quorum still answers), and asks that
+// pod's etcdctl for every member's health (a linearizable read through each
+// member, as `etcdctl endpoint health` does: it needs the member up and the
+// cluster quorate). The pod reaches the members' own addresses, this
+// machine does not.
+func readEtcd(ctx context.Context, c Clients, pods []corev1.Pod) ([]*etcdMember, map[string]endpointHealth, string, error) {
+	running := etcd.RunningPods(pods)
+	if len(running) == 0 {
+		return nil, nil, "", fmt.Errorf("no etcd pod is running")
+	}
+	tlsConfig, err := etcd.ClientTLS(ctx, c.Kube)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	conn, err := etcd.Connect(ctx, c.Kube, c.Config, tlsConfig, running)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	defer conn.Close()
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	list, err := conn.Client.MemberList(lctx, clientv3.WithSerializable())
+	if err != nil {
+		return nil, nil, conn.Pod, fmt.Errorf("etcd member list through %s: %w", conn.Pod, err)
+	}
+	var members []*etcdMember
+	var endpoints []string
+	for _, m := range list.Members {
+		members = append(members, &etcdMember{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+		if len(m.ClientURLs) > 0 && !m.IsLearner {
+			endpoints = append(endpoints, m.ClientURLs[0])
+		}
+	}
+	health := map[string]endpointHealth{}
+	if len(endpoints) == 0 {
+		return members, health, conn.Pod, nil
+	}
+	var out, errOut bytes.Buffer
+	// The etcdctl container sets ETCDCTL_ENDPOINTS, and etcdctl refuses a
+	// flag that shadows an environment variable.
+	argv := []string{"env", "-u", "ETCDCTL_ENDPOINTS", "etcdctl", "endpoint", "health", "-w", "json", "--command-timeout=3s", "--endpoints=" + strings.Join(endpoints, ",")}
+	code, err := debugnode.ExecInPod(ctx, c.Kube, c.Config, etcd.Namespace, conn.Pod, "etcdctl", argv, nil, &out, &errOut)
+	if err != nil {
+		return members, nil, conn.Pod, fmt.Errorf("etcdctl endpoint health in %s: %w", conn.Pod, err)
+	}
+	var results []endpointHealth
+	if jerr := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &results); jerr != nil {
+		// etcdctl exits 1 when an endpoint is unhealthy and still prints them.
+		return members, nil, conn.Pod, fmt.Errorf("etcdctl endpoint health in %s (exit %d): %s", conn.Pod, code, firstLine(errOut.String()))
+	}
+	for _, h := range results {
+		health[h.Endpoint] = h
+	}
+	return members, health, conn.Pod, nil
+}
+
+type etcdMember struct {
+	ID         uint64
+	Name       string
+	PeerURLs   []string
+	ClientURLs []string
+	IsLearner  bool
+}
+
+func memberHealth(m *etcdMember, health map[string]endpointHealth, etcdErr error) (*bool, string) {
+	if health == nil || len(m.ClientURLs) == 0 {
+		if len(m.ClientURLs) == 0 {
+			f := false
+			return &f, "member added but not started (no client URL)"
+		}
+		if etcdErr != nil {
+			return nil, etcdErr.Error()
+		}
+		return nil, "health not known"
+	}
+	h, ok := health[m.ClientURLs[0]]
+	if !ok {
+		return nil, "health not reported"
+	}
+	healthy := h.Health
+	return &healthy, h.Error
+}
+
+func nodeReadiness(n *corev1.Node) (string, bool) {
+	ready := "Unknown"
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			ready = string(c.Status)
+		}
+	}
+	unreachable := false
+	for _, t := range n.Spec.Taints {
+		if t.Key == corev1.TaintNodeUnreachable {
+			unreachable = true
+		}
+	}
+	return ready, unreachable
+}
+
+// instanceState reads providerStatus.instanceState, which every cloud's
+// provider status carries under that name.
+func instanceState(m *machinev1beta1.Machine) string {
+	if m.Status.ProviderStatus == nil || len(m.Status.ProviderStatus.Raw) == 0 {
+		return ""
+	}
+	var ps struct {
+		InstanceState *string `json:"instanceState"`
+	}
+	if err := json.Unmarshal(m.Status.ProviderStatus.Raw, &ps); err != nil || ps.InstanceState == nil {
+		return ""
+	}
+	return strings.ToLower(*ps.InstanceState)
+}
+
+// podState is what `oc get pods` shows in STATUS for the etcd pod, and the
+// etcd container's restarts.
+func podState(p *corev1.Pod) (string, int32) {
+	var restarts int32
+	state := string(p.Status.Phase)
+	allReady := len(p.Status.ContainerStatuses) > 0
+	for _, cs := range p.Status.ContainerStatuses {
+		allReady = allReady && cs.Ready
+		if cs.Name != "etcd" {
+			continue
+		}
+		restarts = cs.RestartCount
+		switch {
+		case cs.State.Waiting != nil && cs.State.Waiting.Reason != "" && cs.State.Waiting.Reason != "ContainerCreating":
+			state = cs.State.Waiting.Reason
+		case cs.State.Terminated != nil:
+			state = cs.State.Terminated.Reason
+			if state == "" {
+				state = "Error"
+			}
+		}
+	}
+	if state == string(corev1.PodRunning) && !allReady {
+		state = "NotReady"
+	}
+	if p.DeletionTimestamp != nil {
+		state = "Terminating"
+	}
+	return state, restarts
+}
+
+// firstLine keeps an error message to one readable line.
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}

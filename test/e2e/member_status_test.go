@@ -1,0 +1,116 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/oc-recover/oc-recover/pkg/member"
+	"github.com/oc-recover/oc-recover/test/box"
+)
+
+func memberStatus(t *testing.T, b *box.Box) (*member.Report, result) {
+	t.Helper()
+	r := run(t, b, "", "kubectl-recover", "member", "status", "-o", "json")
+	var rep member.Report
+	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		t.Fatalf("member status -o json: %v\n%s", err, r)
+	}
+	return &rep, r
+}
+
+// On a healthy cluster every member is Healthy, with its real ID and URLs.
+func TestMemberStatusHealthy(t *testing.T) {
+	rep, r := memberStatus(t, shared)
+	if r.code != 0 || rep.Verdict != member.VerdictHealthy || len(rep.Members) != 3 || len(rep.ExtraMembers) != 0 {
+		t.Fatalf("member status on a healthy cluster: %+v\n%s", rep, r)
+	}
+	cli, err := shared.EtcdClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	list, err := cli.MemberList(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for _, m := range list.Members {
+		ids[m.Name] = strings.ToLower(strings.TrimLeft(strings.ToLower(hexID(m.ID)), "0"))
+	}
+	for _, s := range rep.Members {
+		if s.Diagnosis != member.Healthy || s.Healthy == nil || !*s.Healthy || s.InstanceState != "running" || s.NodeReady != "True" || s.PodState != "Running" {
+			t.Errorf("%s: %+v", s.Node, s)
+		}
+		if strings.TrimLeft(s.MemberID, "0") != ids[s.Node] || len(s.ClientURLs) != 1 || !strings.HasSuffix(s.ClientURLs[0], ":2379") {
+			t.Errorf("%s: member %s %v, etcd says %s", s.Node, s.MemberID, s.ClientURLs, ids[s.Node])
+		}
+	}
+	r = run(t, shared, "", "kubectl-recover", "member", "status")
+	if r.code != 0 || !strings.Contains(r.stdout, "Verdict: Healthy") || !strings.Contains(r.stdout, "etcd operator: 3 members are available") {
+		t.Errorf("member status table: %s", r)
+	}
+	if r.stderr != "" {
+		t.Errorf("member status printed to stderr on a healthy cluster (client-go noise?): %s", r.stderr)
+	}
+	if r := run(t, shared, "", "kubectl-recover", "member", "status", "-o", "wide"); r.code != 2 {
+		t.Errorf("member status -o wide: want exit 2: %s", r)
+	}
+}
+
+// A stopped machine (seeds 003 §2.3 step 1) and a crash-looping etcd pod
+// (step 3) are told apart, and the verdict names the procedure; exit 3.
+func TestMemberStatusDiagnosesTheUnhealthyMember(t *testing.T) {
+	t.Parallel()
+	b := startBox(t, box.Options{})
+	ctx := context.Background()
+	if err := b.StopMachine(ctx, "master-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitForEtcdMembersAvailable(ctx, "2 of 3 members are available, master-1 is unhealthy"); err != nil {
+		t.Fatal(err)
+	}
+	rep, r := memberStatus(t, b)
+	if r.code != 3 || rep.Verdict != member.VerdictReplaceMember || rep.Target != "master-1" || !strings.Contains(rep.Procedure, "§2.4.1") {
+		t.Fatalf("stopped machine: %+v\n%s", rep, r)
+	}
+	for _, s := range rep.Members {
+		want := member.Healthy
+		if s.Node == "master-1" {
+			want = member.MachineNotRunning
+			if s.InstanceState != "stopped" || !s.Unreachable || s.Healthy == nil || *s.Healthy {
+				t.Errorf("master-1: %+v", s)
+			}
+		}
+		if s.Diagnosis != want {
+			t.Errorf("%s: diagnosis %s, want %s", s.Node, s.Diagnosis, want)
+		}
+	}
+
+	if err := b.StartMachine(ctx, "master-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitForEtcdMembersAvailable(ctx, "3 members are available"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CrashLoopEtcd("master-2", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitForEtcdMembersAvailable(ctx, "2 of 3 members are available, master-2 is unhealthy"); err != nil {
+		t.Fatal(err)
+	}
+	rep, r = memberStatus(t, b)
+	if r.code != 3 || rep.Verdict != member.VerdictReplaceMember || rep.Target != "master-2" || !strings.Contains(rep.Procedure, "§2.4.2") {
+		t.Fatalf("crash-looping etcd: %+v\n%s", rep, r)
+	}
+	for _, s := range rep.Members {
+		if s.Node == "master-2" && (s.Diagnosis != member.EtcdPodCrashlooping || s.PodState != "CrashLoopBackOff" || s.Restarts == 0) {
+			t.Errorf("master-2: %+v", s)
+		}
+	}
+	r = run(t, b, "", "kubectl-recover", "member", "status")
+	if r.code != 3 || !strings.Contains(r.stdout, "Verdict: ReplaceMember master-2") || !strings.Contains(r.stdout, "CrashLoopBackOff") {
+		t.Errorf("member status table: %s", r)
+	}
+}
