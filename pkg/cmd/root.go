@@ -48,6 +48,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/cmd/backup"
 	"github.com/oc-recover/oc-recover/pkg/cmd/cleanup"
 	"github.com/oc-recover/oc-recover/pkg/cmd/member"
+	"github.com/oc-recover/oc-recover/pkg/cmd/redeploy"
 	"github.com/oc-recover/oc-recover/pkg/cmd/version"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/options"
@@ -130,6 +131,7 @@ func addSubcommands(root *cobra.Command, f cmdutil.Factory, globals *options.Glo
 		backup.NewCmdBackup(f, globals, streams),
 		cleanup.NewCmdCleanup(f, globals, streams),
 		member.NewCmdMember(f, globals, streams),
+		redeploy.NewCmdRedeploy(f, globals, streams),
 		version.NewCmdVersion(streams),
 	)
 }

@@ -159,6 +159,9 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	b.startHostAgents(runCtx)
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); b.namespaceController(runCtx) }()
+	roller := &revisionRoller{b: b, period: 150 * time.Millisecond, installTime: time.Second, observed: map[string]string{}, started: map[string]time.Time{}}
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); roller.run(runCtx) }()
 	if err = b.WaitForEtcdMembersAvailable(ctx, fmt.Sprintf("%d members are available", opts.Masters)); err != nil {
 		return b, err
 	}

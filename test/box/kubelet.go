@@ -196,6 +196,12 @@ func (k *FakeKubelet) ServiceStatus() (active bool, since time.Time, pid int) {
 	return k.serving, k.serviceSince, int(k.servicePID.Load())
 }
 
+// serviceActive is ServiceStatus's first answer alone.
+func (k *FakeKubelet) serviceActive() bool {
+	active, _, _ := k.ServiceStatus()
+	return active
+}
+
 func (k *FakeKubelet) startService(ctx context.Context) error {
 	k.mu.Lock()
 	if k.runtimeCancel == nil {

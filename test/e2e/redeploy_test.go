@@ -1,0 +1,81 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/oc-recover/oc-recover/test/box"
+)
+
+func TestRedeployRollsANewRevisionToEveryNode(t *testing.T) {
+	t.Parallel()
+	b := startBox(t, box.Options{})
+	ctx := context.Background()
+
+	r := run(t, b, "", "kubectl-recover", "redeploy", "etcd")
+	mixed := regexp.MustCompile(`etcd: \d nodes? (is|are) at revision 3; \d nodes? (is|are) at revision 4 \(latest revision 4\)`)
+	if r.code != 0 || !mixed.MatchString(r.stdout) ||
+		!strings.Contains(r.stdout, "etcd: every node at revision 4 (was 3 nodes are at revision 3)") {
+		t.Fatalf("redeploy etcd: %s", r)
+	}
+	etcd, err := b.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(etcd.Spec.ForceRedeploymentReason, "recovery-") || etcd.Status.LatestAvailableRevision != 4 {
+		t.Errorf("etcd/cluster: reason %q, latest %d", etcd.Spec.ForceRedeploymentReason, etcd.Status.LatestAvailableRevision)
+	}
+	for _, c := range etcd.Status.Conditions {
+		if c.Type == "NodeInstallerProgressing" && (c.Status != "False" || c.Reason != "AllNodesAtLatestRevision" || c.Message != "3 nodes are at revision 4") {
+			t.Errorf("NodeInstallerProgressing = %+v", c)
+		}
+	}
+	for _, n := range []string{"master-0", "master-1", "master-2"} {
+		manifest, err := os.ReadFile(filepath.Join(b.Node(n).Sandbox.Root, "etc/kubernetes/static-pod-resources/etcd-pod-4/etcd-pod.yaml"))
+		if err != nil || !strings.Contains(string(manifest), `revision: "4"`) {
+			t.Errorf("%s: revision 4 not installed: %v", n, err)
+		}
+	}
+	if err := b.WaitForEtcdMembersAvailable(ctx, "3 members are available"); err != nil {
+		t.Error(err)
+	}
+
+	// --dry-run shows the patches and changes nothing.
+	r = run(t, b, "", "kubectl-recover", "redeploy", "control-plane", "--dry-run")
+	if r.code != 0 || strings.Count(r.stdout, `merge-patch`) != 4 || !strings.Contains(r.stdout, `{"spec":{"forceRedeploymentReason":"recovery-`) {
+		t.Errorf("redeploy control-plane --dry-run: %s", r)
+	}
+	kas, _ := b.Operator.OperatorV1().KubeAPIServers().Get(ctx, "cluster", metav1.GetOptions{})
+	if kas.Spec.ForceRedeploymentReason != "" || kas.Status.LatestAvailableRevision != 7 {
+		t.Errorf("--dry-run changed kubeapiserver/cluster: %q %d", kas.Spec.ForceRedeploymentReason, kas.Status.LatestAvailableRevision)
+	}
+	for _, args := range [][]string{{"redeploy"}, {"redeploy", "openshift-apiserver"}} {
+		if r := run(t, b, "", "kubectl-recover", args...); r.code != 2 {
+			t.Errorf("%v: want exit 2: %s", args, r)
+		}
+	}
+
+	// A stopped node holds the rollout back: redeploy times out and says
+	// where it stands; once the node is back, a re-run finishes that rollout
+	// instead of starting another.
+	if err := b.StopMachine(ctx, "master-2"); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, b, "", "kubectl-recover", "redeploy", "kube-scheduler", "--timeout", "5s")
+	if r.code != 1 || !strings.Contains(r.stderr, "1 node is at revision 6; 2 nodes are at revision 7") || !strings.Contains(r.stderr, "--timeout") {
+		t.Fatalf("redeploy with a stopped node: %s", r)
+	}
+	if err := b.StartMachine(ctx, "master-2"); err != nil {
+		t.Fatal(err)
+	}
+	r = run(t, b, "", "kubectl-recover", "redeploy", "kube-scheduler")
+	if r.code != 0 || !strings.Contains(r.stdout, "kube-scheduler: every node at revision 7") {
+		t.Errorf("re-run after the node came back: %s", r)
+	}
+}
