@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,43 +40,14 @@ func snapshotMiB() int {
 // them compresses about 9x with zstd -1, as a real cluster's does (~8.8x).
 func fillEtcd(ctx context.Context, cli *clientv3.Client, mib int) error {
 	const valueSize = 64 << 10
-	count := mib << 20 / valueSize
-	jobs := make(chan int)
-	errs := make(chan error, 16)
-	var wg sync.WaitGroup
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				// Outside the prefixes the apiserver watches: on a real cluster
-				// it runs on other machines, here it would spend the box's two
-				// cores decoding these objects while the transfers are timed.
-				key := fmt.Sprintf("/openshift.io/bench/pods/project-%03d/app-%06d", i%300, i)
-				if _, err := cli.Put(ctx, key, objectsValue(i, valueSize)); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	for i := 0; i < count; i++ {
-		select {
-		case jobs <- i:
-		case err := <-errs:
-			close(jobs)
-			wg.Wait()
-			return err
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	select {
-	case err := <-errs:
+	return parallel(mib<<20/valueSize, 16, func(i int) error {
+		// Outside the prefixes the apiserver watches: on a real cluster it
+		// runs on other machines, here it would spend the box's two cores
+		// decoding these objects while the transfers are timed.
+		key := fmt.Sprintf("/openshift.io/bench/pods/project-%03d/app-%06d", i%300, i)
+		_, err := cli.Put(ctx, key, objectsValue(i, valueSize))
 		return err
-	default:
-		return nil
-	}
+	})
 }
 
 func randomHex(n int) string {

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,48 +37,19 @@ func createWorkers(ctx context.Context, cfg *rest.Config, infra string, n int) e
 	if err != nil {
 		return err
 	}
-	jobs := make(chan int)
-	errs := make(chan error, 32)
-	var wg sync.WaitGroup
-	for w := 0; w < 32; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				name := fmt.Sprintf("worker-big-%05d", i)
-				node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
-					"node-role.kubernetes.io/worker": "", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}},
-					Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
-				if _, err := kube.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
-					errs <- err
-					return
-				}
-				m := &machinev1beta1.Machine{ObjectMeta: metav1.ObjectMeta{Name: infra + "-" + name, Namespace: "openshift-machine-api",
-					Labels: map[string]string{"machine.openshift.io/cluster-api-machine-role": "worker", "machine.openshift.io/cluster-api-cluster": infra}}}
-				if _, err := machines.MachineV1beta1().Machines("openshift-machine-api").Create(ctx, m, metav1.CreateOptions{}); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		select {
-		case jobs <- i:
-		case err := <-errs:
-			close(jobs)
-			wg.Wait()
+	return parallel(n, 32, func(i int) error {
+		name := fmt.Sprintf("worker-big-%05d", i)
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+			"node-role.kubernetes.io/worker": "", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux"}},
+			Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+		if _, err := kube.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
 			return err
 		}
-	}
-	close(jobs)
-	wg.Wait()
-	select {
-	case err := <-errs:
+		m := &machinev1beta1.Machine{ObjectMeta: metav1.ObjectMeta{Name: infra + "-" + name, Namespace: "openshift-machine-api",
+			Labels: map[string]string{"machine.openshift.io/cluster-api-machine-role": "worker", "machine.openshift.io/cluster-api-cluster": infra}}}
+		_, err := machines.MachineV1beta1().Machines("openshift-machine-api").Create(ctx, m, metav1.CreateOptions{})
 		return err
-	default:
-		return nil
-	}
+	})
 }
 
 var requestLine = regexp.MustCompile(`"Response" verb="(\w+)" url="([^"]+)"`)

@@ -9,17 +9,15 @@ import (
 	"strings"
 	"time"
 
-	configclient "github.com/openshift/client-go/config/clientset/versioned"
 	imageclient "github.com/openshift/client-go/image/clientset/versioned"
-	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
+	"github.com/oc-recover/oc-recover/pkg/clients"
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/options"
@@ -111,18 +109,13 @@ func (o *Options) Complete(f cmdutil.Factory) error {
 	if err != nil {
 		return exitcode.Usage(err)
 	}
-	o.config = cfg
-	if o.clients.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
+	set, err := clients.New(cfg)
+	if err != nil {
 		return err
 	}
-	if o.clients.Config, err = configclient.NewForConfig(cfg); err != nil {
-		return err
-	}
-	if o.clients.Operator, err = operatorclient.NewForConfig(cfg); err != nil {
-		return err
-	}
-	o.images, err = imageclient.NewForConfig(cfg)
-	return err
+	o.config, o.images = cfg, set.Image
+	o.clients = backup.Clients{Kube: set.Kube, Config: set.OCConfig, Operator: set.Operator}
+	return nil
 }
 
 // Run takes the backup.

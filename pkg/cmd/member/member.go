@@ -10,15 +10,13 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
-	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/kubernetes"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 	"sigs.k8s.io/yaml"
 
+	"github.com/oc-recover/oc-recover/pkg/clients"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/member"
 	"github.com/oc-recover/oc-recover/pkg/options"
@@ -94,15 +92,12 @@ func (o *StatusOptions) Complete(f cmdutil.Factory) error {
 	if err != nil {
 		return exitcode.Usage(err)
 	}
-	o.clients.Config = cfg
-	if o.clients.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
+	set, err := clients.New(cfg)
+	if err != nil {
 		return err
 	}
-	if o.clients.Machine, err = machineclient.NewForConfig(cfg); err != nil {
-		return err
-	}
-	o.clients.Operator, err = operatorclient.NewForConfig(cfg)
-	return err
+	o.clients = member.Clients{Kube: set.Kube, Machine: set.Machine, Operator: set.Operator, Config: cfg}
+	return nil
 }
 
 // Run gathers and prints the report.
