@@ -39,7 +39,7 @@ func apiServerFlags(tokenFile string) []string {
 
 // startAPIServer starts a real kube-apiserver in this process on the given etcd.
 func (b *Box) startAPIServer(etcdEndpoints []string, etcdCertDir string) error {
-	quietKlog(filepath.Join(b.Dir, "apiserver.log"))
+	quietKlog()
 	tokenFile := filepath.Join(b.privateDir, "tokens.csv")
 	tokens := fmt.Sprintf("%s,admin,uid-admin,\"system:masters\"\n%s,developer,uid-developer,\n", AdminToken, DeveloperToken)
 	if err := os.WriteFile(tokenFile, []byte(tokens), 0o600); err != nil {
@@ -55,7 +55,7 @@ func (b *Box) startAPIServer(etcdEndpoints []string, etcdCertDir string) error {
 	if err != nil {
 		return fmt.Errorf("start kube-apiserver: %w", err)
 	}
-	quietKlog(filepath.Join(b.Dir, "apiserver.log")) // the test server reset it
+	quietKlog() // the test server reset it
 	b.stopAPIServer = server.TearDownFn
 	b.loopback = rest.CopyConfig(server.ClientConfig)
 
@@ -85,16 +85,32 @@ func (b *Box) WriteKubeconfig(path, token string) error {
 	return clientcmd.WriteToFile(*cfg, path)
 }
 
-var klogFlagsOnce sync.Once
-var klogFlags flag.FlagSet
+var (
+	klogMu        sync.Mutex
+	klogFlagsOnce sync.Once
+	klogFlags     flag.FlagSet
+)
 
-// quietKlog sends the apiserver's and client-go's klog output to a file in
-// the box directory instead of the test's stderr, at verbosity 0 (importing
-// the apiserver's test helpers raises it to 5).
-func quietKlog(file string) {
+// quietKlog keeps the apiserver's and client-go's klog output off the
+// test's stderr, at verbosity 0 (importing the apiserver's test helpers
+// raises it to 5), sending it to the box's log instead. klog's settings are
+// process-wide and boxes may start concurrently (parallel tests), hence the
+// lock.
+func quietKlog() {
+	klogMu.Lock()
+	defer klogMu.Unlock()
 	klogFlagsOnce.Do(func() { klog.InitFlags(&klogFlags) })
-	for k, v := range map[string]string{"v": "0", "logtostderr": "false", "alsologtostderr": "false",
-		"stderrthreshold": "FATAL", "log_file": file, "one_output": "true", "skip_headers": "false"} {
+	for k, v := range map[string]string{"v": "0", "logtostderr": "false", "alsologtostderr": "false", "stderrthreshold": "FATAL"} {
 		_ = klogFlags.Set(k, v)
 	}
+	klog.SetOutput(boxLogWriter{})
+}
+
+// boxLogWriter writes to the current box log (see klogf).
+type boxLogWriter struct{}
+
+func (boxLogWriter) Write(p []byte) (int, error) {
+	boxLogMu.Lock()
+	defer boxLogMu.Unlock()
+	return boxLog.Write(p)
 }

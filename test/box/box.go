@@ -125,7 +125,7 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 		b.Dir = opts.Dir
 	}
 	b.tb = newProcessTB("cluster-in-a-box", b.Dir, opts.Log)
-	quietKlog(filepath.Join(b.Dir, "apiserver.log"))
+	quietKlog()
 	defer func() {
 		if err != nil {
 			b.Stop()
