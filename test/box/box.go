@@ -92,7 +92,10 @@ type Box struct {
 	cancel        context.CancelFunc
 	wg            sync.WaitGroup
 	stopOnce      sync.Once
-	subnet        string
+
+	healthMu                      sync.Mutex
+	healthyMembers, votingMembers int
+	subnet                        string
 }
 
 // Start builds and starts a box. The caller must Stop it.

@@ -157,6 +157,7 @@ func (o *etcdOperator) sync(ctx context.Context) {
 	}
 	wg.Wait()
 	msg, healthy, voting := MembersStatus(ms)
+	o.b.setEtcdHealth(healthy, voting)
 	available := operatorv1.OperatorCondition{Type: "EtcdMembersAvailable", Status: operatorv1.ConditionTrue, Reason: "EtcdQuorate", Message: msg}
 	if healthy <= voting/2 {
 		available.Status, available.Reason = operatorv1.ConditionFalse, "NoQuorum"
@@ -207,4 +208,18 @@ func setOperatorCondition(conds *[]operatorv1.OperatorCondition, c operatorv1.Op
 	c.LastTransitionTime = metav1.Now()
 	*conds = append(*conds, c)
 	return true
+}
+
+// setEtcdHealth records the members' health as the etcd operator last saw it.
+func (b *Box) setEtcdHealth(healthy, voting int) {
+	b.healthMu.Lock()
+	defer b.healthMu.Unlock()
+	b.healthyMembers, b.votingMembers = healthy, voting
+}
+
+// etcdHealth is the members' health as the etcd operator last saw it.
+func (b *Box) etcdHealth() (healthy, voting int) {
+	b.healthMu.Lock()
+	defer b.healthMu.Unlock()
+	return b.healthyMembers, b.votingMembers
 }

@@ -2,6 +2,7 @@ package box
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -51,8 +52,11 @@ func (r *revisionRoller) run(ctx context.Context) {
 // CRs that the roller needs, whichever type holds them.
 type staticPodOperatorObject struct {
 	reason string
-	status *operatorv1.StaticPodOperatorStatus
-	update func(context.Context) error
+	// unsafeOverride is etcd's
+	// unsupportedConfigOverrides.useUnsupportedUnsafeNonHANonProductionUnstableEtcd.
+	unsafeOverride bool
+	status         *operatorv1.StaticPodOperatorStatus
+	update         func(context.Context) error
 }
 
 func (r *revisionRoller) get(ctx context.Context, op staticPodOperator) (*staticPodOperatorObject, error) {
@@ -63,16 +67,17 @@ func (r *revisionRoller) get(ctx context.Context, op staticPodOperator) (*static
 		if err != nil {
 			return nil, err
 		}
-		return &staticPodOperatorObject{obj.Spec.ForceRedeploymentReason, &obj.Status.StaticPodOperatorStatus, func(ctx context.Context) error {
-			_, err := ops.Etcds().UpdateStatus(ctx, obj, metav1.UpdateOptions{})
-			return err
-		}}, nil
+		return &staticPodOperatorObject{reason: obj.Spec.ForceRedeploymentReason, unsafeOverride: unsafeEtcdOverride(obj.Spec.UnsupportedConfigOverrides.Raw),
+			status: &obj.Status.StaticPodOperatorStatus, update: func(ctx context.Context) error {
+				_, err := ops.Etcds().UpdateStatus(ctx, obj, metav1.UpdateOptions{})
+				return err
+			}}, nil
 	case "kubeapiserver":
 		obj, err := ops.KubeAPIServers().Get(ctx, "cluster", metav1.GetOptions{})
 		if err != nil {
 			return nil, err
 		}
-		return &staticPodOperatorObject{obj.Spec.ForceRedeploymentReason, &obj.Status.StaticPodOperatorStatus, func(ctx context.Context) error {
+		return &staticPodOperatorObject{reason: obj.Spec.ForceRedeploymentReason, status: &obj.Status.StaticPodOperatorStatus, update: func(ctx context.Context) error {
 			_, err := ops.KubeAPIServers().UpdateStatus(ctx, obj, metav1.UpdateOptions{})
 			return err
 		}}, nil
@@ -81,7 +86,7 @@ func (r *revisionRoller) get(ctx context.Context, op staticPodOperator) (*static
 		if err != nil {
 			return nil, err
 		}
-		return &staticPodOperatorObject{obj.Spec.ForceRedeploymentReason, &obj.Status.StaticPodOperatorStatus, func(ctx context.Context) error {
+		return &staticPodOperatorObject{reason: obj.Spec.ForceRedeploymentReason, status: &obj.Status.StaticPodOperatorStatus, update: func(ctx context.Context) error {
 			_, err := ops.KubeControllerManagers().UpdateStatus(ctx, obj, metav1.UpdateOptions{})
 			return err
 		}}, nil
@@ -90,7 +95,7 @@ func (r *revisionRoller) get(ctx context.Context, op staticPodOperator) (*static
 		if err != nil {
 			return nil, err
 		}
-		return &staticPodOperatorObject{obj.Spec.ForceRedeploymentReason, &obj.Status.StaticPodOperatorStatus, func(ctx context.Context) error {
+		return &staticPodOperatorObject{reason: obj.Spec.ForceRedeploymentReason, status: &obj.Status.StaticPodOperatorStatus, update: func(ctx context.Context) error {
 			_, err := ops.KubeSchedulers().UpdateStatus(ctx, obj, metav1.UpdateOptions{})
 			return err
 		}}, nil
@@ -110,6 +115,13 @@ func (r *revisionRoller) step(ctx context.Context, op staticPodOperator) error {
 		r.mu.Unlock()
 		st := obj.status
 		latest := st.LatestAvailableRevision
+		if op.Resource == "etcd" && !obj.unsafeOverride {
+			// The quorum guard: rolling etcd restarts one member at a time,
+			// which with fewer than three healthy members would lose quorum.
+			if healthy, _ := r.b.etcdHealth(); healthy < 3 {
+				return nil
+			}
+		}
 		behind := -1
 		for i, n := range st.NodeStatuses {
 			if n.CurrentRevision < latest {
@@ -225,4 +237,22 @@ func findCondition(conds []operatorv1.OperatorCondition, t string) *operatorv1.O
 		}
 	}
 	return nil
+}
+
+// unsafeEtcdOverride reads useUnsupportedUnsafeNonHANonProductionUnstableEtcd
+// from etcd's unsupportedConfigOverrides, which lifts the quorum guard.
+func unsafeEtcdOverride(raw []byte) bool {
+	var o struct {
+		Unsafe any `json:"useUnsupportedUnsafeNonHANonProductionUnstableEtcd"`
+	}
+	if len(raw) == 0 || json.Unmarshal(raw, &o) != nil {
+		return false
+	}
+	switch v := o.Unsafe.(type) {
+	case bool:
+		return v
+	case string:
+		return v == "true"
+	}
+	return false
 }

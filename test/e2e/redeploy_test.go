@@ -79,3 +79,39 @@ func TestRedeployRollsANewRevisionToEveryNode(t *testing.T) {
 		t.Errorf("re-run after the node came back: %s", r)
 	}
 }
+
+// With two healthy members the etcd operator rolls out nothing: a rollout
+// restarts members one by one and would lose quorum. The unsupported
+// override lifts that guard (seeds 001), and the revision then reaches the
+// nodes that run.
+func TestEtcdRolloutWaitsForThreeHealthyMembersUnlessOverridden(t *testing.T) {
+	t.Parallel()
+	b := startBox(t, box.Options{})
+	ctx := context.Background()
+	if err := b.StopMachine(ctx, "master-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitForEtcdMembersAvailable(ctx, "2 of 3 members are available, master-1 is unhealthy"); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, b, "", "kubectl-recover", "redeploy", "etcd", "--timeout", "4s")
+	if r.code != 1 || !strings.Contains(r.stderr, "3 nodes are at revision 3") {
+		t.Fatalf("redeploy etcd with two healthy members: %s", r)
+	}
+	etcd, err := b.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil || etcd.Status.LatestAvailableRevision != 3 {
+		t.Fatalf("the quorum guard let a revision through: latest %d (%v)", etcd.Status.LatestAvailableRevision, err)
+	}
+	r = run(t, b, "", "kubectl", "patch", "etcd/cluster", "--type=merge", "-p",
+		`{"spec":{"unsupportedConfigOverrides":{"useUnsupportedUnsafeNonHANonProductionUnstableEtcd":true}}}`)
+	if r.code != 0 {
+		t.Fatalf("set the override: %s", r)
+	}
+	// master-1 is still down, so the rollout cannot finish, but it starts:
+	// the installer, going node by node, brings master-0 to the new
+	// revision and waits at master-1.
+	r = run(t, b, "", "kubectl-recover", "redeploy", "etcd", "--timeout", "8s")
+	if r.code != 1 || !strings.Contains(r.stderr, "2 nodes are at revision 3; 1 node is at revision 4 (latest revision 4)") {
+		t.Errorf("redeploy etcd with the override: %s", r)
+	}
+}
