@@ -96,6 +96,17 @@ type Options struct {
 // StartRunner starts work on a node's host (debugnode.Engine.Runner).
 type StartRunner func(ctx context.Context, node string) (debugnode.Runner, error)
 
+// DefaultOutputDir is where a backup goes without --output-dir:
+// ./backup-<cluster>-<timestamp>, the cluster named by its infrastructure
+// name, else the start of its ID.
+func DefaultOutputDir(cl *Cluster, now time.Time) string {
+	name := cl.InfrastructureName
+	if name == "" && len(cl.ID) >= 8 {
+		name = cl.ID[:8]
+	}
+	return fmt.Sprintf("backup-%s-%s", name, now.UTC().Format("20060102-150405"))
+}
+
 // PrepareOutputDir checks, before anything happens on the cluster, that the
 // output directory can take the backup: absent (it is created, 0700) or
 // empty, and writable. It returns whether it created the directory.

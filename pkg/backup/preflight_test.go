@@ -130,3 +130,13 @@ func TestPreflightRefusesEarlyBackupsUnlessForced(t *testing.T) {
 		t.Fatalf("--force: %+v %v", cl, err)
 	}
 }
+
+func TestDefaultOutputDir(t *testing.T) {
+	now := time.Date(2026, 11, 21, 3, 4, 5, 0, time.UTC)
+	if got := DefaultOutputDir(&Cluster{ID: "38b943bb-7fd1", InfrastructureName: "prod-x7k2p"}, now); got != "backup-prod-x7k2p-20261121-030405" {
+		t.Errorf("with an infrastructure name: %s", got)
+	}
+	if got := DefaultOutputDir(&Cluster{ID: "38b943bb-7fd1"}, now); got != "backup-38b943bb-20261121-030405" {
+		t.Errorf("without: %s", got)
+	}
+}

@@ -702,20 +702,11 @@ func (k *FakeKubelet) killDeleted(pod *corev1.Pod) {
 // killAndDelete finishes a graceful deletion the way a kubelet does: stop
 // the containers, then remove the object for good.
 func (k *FakeKubelet) killAndDelete(ctx context.Context, pod *corev1.Pod) {
-	k.mu.Lock()
-	rt := k.pods[pod.UID]
-	delete(k.pods, pod.UID)
-	k.mu.Unlock()
-	if rt != nil {
-		rt.kill()
-	}
+	k.killDeleted(pod)
 	err := k.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 		GracePeriodSeconds: ptr.To[int64](0), Preconditions: metav1.NewUIDPreconditions(string(pod.UID))})
 	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && ctx.Err() == nil {
 		klogf("kubelet %s: delete pod %s/%s: %v", k.Node, pod.Namespace, pod.Name, err)
-	}
-	if rt != nil {
-		_ = os.RemoveAll(filepath.Join(k.containerDir, string(pod.UID)))
 	}
 }
 

@@ -135,11 +135,7 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	dir := o.OutputDir
 	if dir == "" {
-		name := cl.InfrastructureName
-		if name == "" && len(cl.ID) >= 8 {
-			name = cl.ID[:8]
-		}
-		dir = fmt.Sprintf("backup-%s-%s", name, now.UTC().Format("20060102-150405"))
+		dir = backup.DefaultOutputDir(cl, now)
 	}
 	if o.globals.DryRun {
 		fmt.Fprintf(out, "Plan (dry run, nothing changed):\n")

@@ -13,10 +13,11 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/output"
 )
 
 func newCmdList(streams genericiooptions.IOStreams) *cobra.Command {
-	var output string
+	var format string
 	cmd := &cobra.Command{
 		Use:   "list PARENT-DIR",
 		Short: "List the backups in a directory, newest first",
@@ -25,7 +26,7 @@ func newCmdList(streams genericiooptions.IOStreams) *cobra.Command {
 			{{root}} backup list /srv/etcd-backups -o json`),
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validateOutput(output); err != nil {
+			if err := output.Validate(format); err != nil {
 				return err
 			}
 			if fi, err := os.Stat(args[0]); err != nil || !fi.IsDir() {
@@ -35,11 +36,11 @@ func newCmdList(streams genericiooptions.IOStreams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if output != "table" {
+			if output.Structured(format) {
 				if entries == nil {
 					entries = []backup.Entry{}
 				}
-				return printStructured(streams, output, entries)
+				return output.Print(streams.Out, format, entries)
 			}
 			if len(entries) == 0 {
 				fmt.Fprintf(streams.Out, "No backups (directories with %s) in %s\n", backup.ManifestName, args[0])
@@ -63,6 +64,6 @@ func newCmdList(streams genericiooptions.IOStreams) *cobra.Command {
 			return w.Flush()
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "Output format: table, json or yaml.")
+	cmd.Flags().StringVarP(&format, "output", "o", output.Table, output.FlagUsage)
 	return cmd
 }

@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,14 +8,14 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
-	"sigs.k8s.io/yaml"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/output"
 )
 
 func newCmdVerify(streams genericiooptions.IOStreams) *cobra.Command {
-	var output string
+	var format string
 	cmd := &cobra.Command{
 		Use:   "verify DIR",
 		Short: "Check that a backup directory is complete and restorable",
@@ -31,7 +30,7 @@ func newCmdVerify(streams genericiooptions.IOStreams) *cobra.Command {
 			{{root}} backup verify ./backup-mycluster-20261120-030000 -o json`),
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := validateOutput(output); err != nil {
+			if err := output.Validate(format); err != nil {
 				return err
 			}
 			dir := args[0]
@@ -42,9 +41,8 @@ func newCmdVerify(streams genericiooptions.IOStreams) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("backup %s is NOT usable: %w", dir, err)
 			}
-			switch output {
-			case "json", "yaml":
-				return printStructured(streams, output, v)
+			if output.Structured(format) {
+				return output.Print(streams.Out, format, v)
 			}
 			fmt.Fprintf(streams.Out, "Backup %s is complete and restorable:\n", filepath.Clean(dir))
 			for _, f := range v.Files {
@@ -54,30 +52,6 @@ func newCmdVerify(streams genericiooptions.IOStreams) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "Output format: table, json or yaml.")
+	cmd.Flags().StringVarP(&format, "output", "o", output.Table, output.FlagUsage)
 	return cmd
-}
-
-func validateOutput(output string) error {
-	switch output {
-	case "table", "json", "yaml":
-		return nil
-	}
-	return exitcode.Usagef("--output must be table, json or yaml, got %q", output)
-}
-
-func printStructured(streams genericiooptions.IOStreams, format string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	if format == "yaml" {
-		if data, err = yaml.JSONToYAML(data); err != nil {
-			return err
-		}
-		_, err = streams.Out.Write(data)
-		return err
-	}
-	_, err = fmt.Fprintln(streams.Out, string(data))
-	return err
 }

@@ -4,7 +4,6 @@ package member
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -14,12 +13,12 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
-	"sigs.k8s.io/yaml"
 
 	"github.com/oc-recover/oc-recover/pkg/clients"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/member"
 	"github.com/oc-recover/oc-recover/pkg/options"
+	"github.com/oc-recover/oc-recover/pkg/output"
 )
 
 // NewCmdMember returns the member command group.
@@ -73,17 +72,13 @@ func newCmdStatus(f cmdutil.Factory, globals *options.GlobalOptions, streams gen
 			return o.Run(cmd.Context())
 		},
 	}
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "table", "Output format: table, json or yaml.")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", output.Table, output.FlagUsage)
 	return cmd
 }
 
 // Validate checks the flags.
 func (o *StatusOptions) Validate() error {
-	switch o.Output {
-	case "table", "json", "yaml":
-		return nil
-	}
-	return exitcode.Usagef("--output must be table, json or yaml, got %q", o.Output)
+	return output.Validate(o.Output)
 }
 
 // Complete builds the clients.
@@ -108,20 +103,11 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	switch o.Output {
-	case "json":
-		data, err := json.MarshalIndent(r, "", "  ")
-		if err != nil {
+	if output.Structured(o.Output) {
+		if err := output.Print(o.streams.Out, o.Output, r); err != nil {
 			return err
 		}
-		fmt.Fprintln(o.streams.Out, string(data))
-	case "yaml":
-		data, err := yaml.Marshal(r)
-		if err != nil {
-			return err
-		}
-		_, _ = o.streams.Out.Write(data)
-	default:
+	} else {
 		printTable(o.streams.Out, r)
 	}
 	if r.Verdict != member.VerdictHealthy {

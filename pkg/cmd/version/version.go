@@ -2,16 +2,14 @@
 package version
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
-	"sigs.k8s.io/yaml"
 
-	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/output"
 	"github.com/oc-recover/oc-recover/pkg/version"
 )
 
@@ -22,14 +20,6 @@ var versionExample = templates.Examples(`
 	# Print it as JSON, for scripts and bug reports
 	{{root}} version -o json`)
 
-// Output formats accepted by -o. "table" (key: value lines) is the default
-// because every read-only command takes -o table|json|yaml.
-const (
-	outputTable = "table"
-	outputJSON  = "json"
-	outputYAML  = "yaml"
-)
-
 // Options holds the flags of `version`.
 type Options struct {
 	Output string
@@ -39,7 +29,7 @@ type Options struct {
 
 // NewOptions returns Options with the flag defaults.
 func NewOptions(streams genericiooptions.IOStreams) *Options {
-	return &Options{Output: outputTable, IOStreams: streams}
+	return &Options{Output: output.Table, IOStreams: streams}
 }
 
 // NewCmdVersion returns the `version` command. It needs no cluster access.
@@ -73,11 +63,7 @@ func (o *Options) Complete(cmd *cobra.Command, args []string) error {
 
 // Validate checks the flags.
 func (o *Options) Validate() error {
-	switch o.Output {
-	case outputTable, outputJSON, outputYAML:
-		return nil
-	}
-	return exitcode.Usagef("--output must be one of table, json, yaml; got %q", o.Output)
+	return output.Validate(o.Output)
 }
 
 // Run prints the version of the running binary.
@@ -86,28 +72,16 @@ func (o *Options) Run() error {
 }
 
 // printVersion writes info to out in the given output format.
-func printVersion(out io.Writer, info version.Info, output string) error {
-	switch output {
-	case outputJSON:
-		data, err := json.MarshalIndent(info, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(out, string(data))
-		return err
-	case outputYAML:
-		data, err := yaml.Marshal(info)
-		if err != nil {
-			return err
-		}
-		_, err = out.Write(data)
-		return err
-	case outputTable:
+func printVersion(out io.Writer, info version.Info, format string) error {
+	switch format {
+	case output.JSON, output.YAML:
+		return output.Print(out, format, info)
+	case output.Table:
 		_, err := fmt.Fprintf(out,
 			"Version:    %s\nGit commit: %s\nBuild date: %s\nGo version: %s\nPlatform:   %s\n",
 			info.GitVersion, info.GitCommit, info.BuildDate, info.GoVersion, info.Platform)
 		return err
 	}
 	// Validate rejects other formats; reaching this is a bug, reported, not a panic.
-	return fmt.Errorf("unvalidated output format %q", output)
+	return fmt.Errorf("unvalidated output format %q", format)
 }

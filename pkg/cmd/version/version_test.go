@@ -1,6 +1,8 @@
 package version
 
 import (
+	"github.com/oc-recover/oc-recover/pkg/output"
+
 	"bytes"
 	"encoding/json"
 	"strings"
@@ -24,7 +26,7 @@ var testInfo = version.Info{
 
 func TestPrintVersionTable(t *testing.T) {
 	var out bytes.Buffer
-	if err := printVersion(&out, testInfo, outputTable); err != nil {
+	if err := printVersion(&out, testInfo, output.Table); err != nil {
 		t.Fatal(err)
 	}
 	want := "Version:    v4.18.1-7-gdeadbee-dirty\n" +
@@ -42,8 +44,8 @@ func TestPrintVersionStructured(t *testing.T) {
 		name      string
 		unmarshal func([]byte, any) error
 	}{
-		{outputJSON, json.Unmarshal},
-		{outputYAML, func(data []byte, v any) error { return yaml.UnmarshalStrict(data, v) }},
+		{output.JSON, json.Unmarshal},
+		{output.YAML, func(data []byte, v any) error { return yaml.UnmarshalStrict(data, v) }},
 	} {
 		t.Run(format.name, func(t *testing.T) {
 			var out bytes.Buffer
@@ -63,7 +65,7 @@ func TestPrintVersionStructured(t *testing.T) {
 
 func TestPrintVersionJSONKeys(t *testing.T) {
 	var out bytes.Buffer
-	if err := printVersion(&out, testInfo, outputJSON); err != nil {
+	if err := printVersion(&out, testInfo, output.JSON); err != nil {
 		t.Fatal(err)
 	}
 	var fields map[string]string
