@@ -73,7 +73,7 @@ func TestKubectlPluginListFindsThePlugin(t *testing.T) {
 		t.Fatalf("kubectl recover --help: %s", r)
 	}
 	r = run(t, shared, "", "kubectl", "recover", "version")
-	if r.code != 0 || !strings.Contains(r.stdout, "v") {
+	if r.code != 0 || !strings.Contains(r.stdout, "Version:    "+e2eVersion+"\n") {
 		t.Fatalf("kubectl recover version: %s", r)
 	}
 	r = run(t, shared, "", "oc-recover", "--help")

@@ -249,3 +249,21 @@ func waitNoLeftovers(t *testing.T, ctx context.Context, client kubernetes.Interf
 		t.Error(err)
 	}
 }
+
+// On a terminal, cleanup asks first; anything but yes removes nothing.
+func TestCleanupAsksOnATerminalAndRemovesNothingWithoutYes(t *testing.T) {
+	ctx := context.Background()
+	s, err := newEngine(t, shared).Start(ctx, "master-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+	r := runOnTerminal(t, shared, "n\n", "cleanup")
+	if r.code != 1 || !strings.Contains(r.stdout, "Remove these 1 namespace(s) and their pods? [y/N]") || !strings.Contains(r.stdout, "not confirmed; nothing removed") {
+		t.Fatalf("cleanup answered no: %s", r)
+	}
+	ns, err := shared.Kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{})
+	if err != nil || ns.DeletionTimestamp != nil {
+		t.Fatalf("cleanup answered no, yet namespace %s is gone or going (%v)", s.Namespace, err)
+	}
+}

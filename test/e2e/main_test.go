@@ -50,11 +50,14 @@ func runTests(m *testing.M) int {
 	return m.Run()
 }
 
+// e2eVersion is stamped into the plugin the way `make build` stamps a release.
+const e2eVersion = "v9.9.9-e2e"
+
 // buildBinaries builds the plugin under both its names, and kubectl from the
 // Kubernetes release the box runs.
 func buildBinaries(dir string) error {
 	builds := [][]string{
-		{"build", "-o", filepath.Join(dir, "kubectl-recover"), "github.com/oc-recover/oc-recover/cmd/oc-recover"},
+		{"build", "-ldflags", "-X github.com/oc-recover/oc-recover/pkg/version.gitVersion=" + e2eVersion, "-o", filepath.Join(dir, "kubectl-recover"), "github.com/oc-recover/oc-recover/cmd/oc-recover"},
 		{"build", "-o", filepath.Join(dir, "kubectl"), "k8s.io/kubernetes/cmd/kubectl"},
 	}
 	for _, args := range builds {

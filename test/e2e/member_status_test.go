@@ -65,12 +65,7 @@ func TestMemberStatusDiagnosesTheUnhealthyMember(t *testing.T) {
 	t.Parallel()
 	b := startBox(t, box.Options{})
 	ctx := context.Background()
-	if err := b.StopMachine(ctx, "master-1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.WaitForEtcdMembersAvailable(ctx, "2 of 3 members are available, master-1 is unhealthy"); err != nil {
-		t.Fatal(err)
-	}
+	stopMachineAndWait(t, b, "master-1")
 	rep, r := memberStatus(t, b)
 	if r.code != 3 || rep.Verdict != member.VerdictReplaceMember || rep.Target != "master-1" || !strings.Contains(rep.Procedure, "§2.4.1") {
 		t.Fatalf("stopped machine: %+v\n%s", rep, r)

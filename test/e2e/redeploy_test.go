@@ -88,12 +88,7 @@ func TestEtcdRolloutWaitsForThreeHealthyMembersUnlessOverridden(t *testing.T) {
 	t.Parallel()
 	b := startBox(t, box.Options{})
 	ctx := context.Background()
-	if err := b.StopMachine(ctx, "master-1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.WaitForEtcdMembersAvailable(ctx, "2 of 3 members are available, master-1 is unhealthy"); err != nil {
-		t.Fatal(err)
-	}
+	stopMachineAndWait(t, b, "master-1")
 	r := run(t, b, "", "kubectl-recover", "redeploy", "etcd", "--timeout", "4s")
 	if r.code != 1 || !strings.Contains(r.stderr, "3 nodes are at revision 3") {
 		t.Fatalf("redeploy etcd with two healthy members: %s", r)
@@ -113,5 +108,23 @@ func TestEtcdRolloutWaitsForThreeHealthyMembersUnlessOverridden(t *testing.T) {
 	r = run(t, b, "", "kubectl-recover", "redeploy", "etcd", "--timeout", "8s")
 	if r.code != 1 || !strings.Contains(r.stderr, "2 nodes are at revision 3; 1 node is at revision 4 (latest revision 4)") {
 		t.Errorf("redeploy etcd with the override: %s", r)
+	}
+}
+
+// On a terminal, redeploy asks first; "no" patches nothing.
+func TestRedeployAsksOnATerminalAndChangesNothingWithoutYes(t *testing.T) {
+	ctx := context.Background()
+	before, err := shared.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runOnTerminal(t, shared, "no\n", "redeploy", "etcd")
+	if r.code != 1 || !strings.Contains(r.stdout, "Redeploy [etcd] on every control-plane node? [y/N]") || !strings.Contains(r.stdout, "not confirmed; nothing changed") {
+		t.Fatalf("redeploy answered no: %s", r)
+	}
+	after, err := shared.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil || after.Spec.ForceRedeploymentReason != before.Spec.ForceRedeploymentReason || after.Generation != before.Generation {
+		t.Errorf("redeploy answered no, yet etcd/cluster changed: reason %q→%q generation %d→%d (%v)",
+			before.Spec.ForceRedeploymentReason, after.Spec.ForceRedeploymentReason, before.Generation, after.Generation, err)
 	}
 }
