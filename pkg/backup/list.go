@@ -79,3 +79,32 @@ func Prune(parent, clusterID string, keep int) ([]string, error) {
 	}
 	return removed, nil
 }
+
+// Recent returns the newest backup of the cluster under parent taken
+// within maxAge of now, or nil. A backup counts when its backup.json is
+// readable and every file it lists is there at its recorded size.
+func Recent(parent, clusterID string, maxAge time.Duration, now time.Time) (*Entry, error) {
+	entries, err := List(parent)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if e.Manifest == nil || e.Manifest.ClusterID != clusterID || now.Sub(e.Created()) > maxAge {
+			continue
+		}
+		if complete(e) {
+			return &e, nil
+		}
+	}
+	return nil, nil
+}
+
+func complete(e Entry) bool {
+	for _, f := range e.Manifest.Files {
+		st, err := os.Stat(filepath.Join(e.Dir, f.Name))
+		if err != nil || st.Size() != f.Size {
+			return false
+		}
+	}
+	return len(e.Manifest.Files) > 0
+}

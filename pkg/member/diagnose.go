@@ -96,9 +96,12 @@ func Decide(r *Report) {
 			continue
 		}
 		voting++
-		if s.Diagnosis == Healthy {
+		// Quorum is etcd's own view: a member whose node is NotReady may
+		// still serve.
+		if s.Healthy != nil && *s.Healthy {
 			healthy++
-		} else {
+		}
+		if s.Diagnosis != Healthy {
 			unhealthy = append(unhealthy, *s)
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/options"
+	"github.com/oc-recover/oc-recover/pkg/progress"
 	"github.com/oc-recover/oc-recover/pkg/prompt"
 	"github.com/oc-recover/oc-recover/pkg/version"
 )
@@ -124,7 +125,7 @@ func (o *Options) Run(ctx context.Context) error {
 	defer cancel()
 	now := time.Now()
 	out := o.streams.Out
-	p := newProgress(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
+	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
 
 	cl, err := backup.Preflight(ctx, o.clients, o.Node, o.Force, now)
 	if err != nil {
@@ -165,7 +166,7 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	fmt.Fprintf(out, "Backup of cluster %s (OpenShift %s) from %s is in %s:\n", m.ClusterID, m.Version, m.Node, dir)
 	for _, f := range m.Files {
-		fmt.Fprintf(out, "  %-48s %10s  sha256 %s\n", f.Name, humanBytes(f.Size), f.SHA256)
+		fmt.Fprintf(out, "  %-48s %10s  sha256 %s\n", f.Name, progress.HumanBytes(f.Size), f.SHA256)
 	}
 	fmt.Fprintf(out, "  %s\n", backup.ManifestName)
 	fmt.Fprintf(out, "Verified: sha256 trailer, bbolt consistency, revision %d, %d keys, test restore %s.\n", m.Etcd.Revision, m.Etcd.TotalKeys, map[bool]string{true: "OK", false: "skipped"}[m.Etcd.RestoreTested])

@@ -14,6 +14,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/backup"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/output"
+	"github.com/oc-recover/oc-recover/pkg/progress"
 )
 
 func newCmdList(streams genericiooptions.IOStreams) *cobra.Command {
@@ -59,7 +60,7 @@ func newCmdList(streams genericiooptions.IOStreams) *cobra.Command {
 					size += f.Size
 				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", filepath.Base(e.Dir), m.StartedAt.UTC().Format(time.RFC3339),
-					time.Since(m.StartedAt).Round(time.Minute), m.Version, m.Node, m.Etcd.Revision, humanBytes(size))
+					time.Since(m.StartedAt).Round(time.Minute), m.Version, m.Node, m.Etcd.Revision, progress.HumanBytes(size))
 			}
 			return w.Flush()
 		},

@@ -12,6 +12,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/backup"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/output"
+	"github.com/oc-recover/oc-recover/pkg/progress"
 )
 
 func newCmdVerify(streams genericiooptions.IOStreams) *cobra.Command {
@@ -48,7 +49,7 @@ func newCmdVerify(streams genericiooptions.IOStreams) *cobra.Command {
 			for _, f := range v.Files {
 				fmt.Fprintf(streams.Out, "  %s\n", f.Name)
 			}
-			fmt.Fprintf(streams.Out, "  revision %d, %d keys, database %s, test restore OK\n", v.Snapshot.Revision, v.Snapshot.TotalKeys, humanBytes(v.Snapshot.DBSize))
+			fmt.Fprintf(streams.Out, "  revision %d, %d keys, database %s, test restore OK\n", v.Snapshot.Revision, v.Snapshot.TotalKeys, progress.HumanBytes(v.Snapshot.DBSize))
 			return nil
 		},
 	}

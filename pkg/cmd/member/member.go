@@ -1,5 +1,5 @@
-// Package member implements `oc recover member status` (and later
-// `member replace`).
+// Package member implements `oc recover member status` and
+// `oc recover member replace`.
 package member
 
 import (
@@ -27,7 +27,7 @@ func NewCmdMember(f cmdutil.Factory, globals *options.GlobalOptions, streams gen
 		Use:   "member",
 		Short: "Inspect etcd members and replace an unhealthy one",
 	}
-	cmd.AddCommand(newCmdStatus(f, globals, streams))
+	cmd.AddCommand(newCmdStatus(f, globals, streams), newCmdReplace(f, globals, streams))
 	return cmd
 }
 

@@ -1,4 +1,7 @@
-package backup
+// Package progress shows long-running work to a person: a progress bar with
+// bytes, rate and ETA for downloads on a terminal, and plain lines elsewhere
+// (CI, pipes). It implements backup.Progress.
+package progress
 
 import (
 	"fmt"
@@ -8,9 +11,8 @@ import (
 	"github.com/schollz/progressbar/v3"
 )
 
-// progress shows a backup to a person: a progress bar with bytes, rate and
-// ETA for downloads on a terminal, and plain lines elsewhere (CI, pipes).
-type progress struct {
+// Lines reports steps, host output and transfers to out.
+type Lines struct {
 	out      io.Writer
 	terminal bool
 	bar      *progressbar.ProgressBar
@@ -20,21 +22,25 @@ type progress struct {
 	started     map[string]time.Time
 }
 
-func newProgress(out io.Writer, terminal bool) *progress {
-	return &progress{out: out, terminal: terminal, lastQuarter: map[string]int64{}, started: map[string]time.Time{}}
+// New returns a Lines writing to out; terminal selects the progress bar.
+func New(out io.Writer, terminal bool) *Lines {
+	return &Lines{out: out, terminal: terminal, lastQuarter: map[string]int64{}, started: map[string]time.Time{}}
 }
 
-func (p *progress) Step(format string, args ...any) {
+// Step reports one step.
+func (p *Lines) Step(format string, args ...any) {
 	p.finishBar()
 	fmt.Fprintf(p.out, format+"\n", args...)
 }
 
-func (p *progress) HostOutput(line string) {
+// HostOutput reports one line a host command printed.
+func (p *Lines) HostOutput(line string) {
 	p.finishBar()
 	fmt.Fprintf(p.out, "  | %s\n", line)
 }
 
-func (p *progress) Transfer(name string, done, total int64) {
+// Transfer reports a download's bytes; done == total when it ends.
+func (p *Lines) Transfer(name string, done, total int64) {
 	if _, ok := p.started[name]; !ok {
 		p.started[name] = time.Now()
 	}
@@ -57,17 +63,17 @@ func (p *progress) Transfer(name string, done, total int64) {
 		quarter := done * 4 / total
 		if quarter > p.lastQuarter[name] || done == total && p.lastQuarter[name] < 4 {
 			p.lastQuarter[name] = quarter
-			fmt.Fprintf(p.out, "Downloading %s: %s of %s (%d%%)\n", name, humanBytes(done), humanBytes(total), done*100/total)
+			fmt.Fprintf(p.out, "Downloading %s: %s of %s (%d%%)\n", name, HumanBytes(done), HumanBytes(total), done*100/total)
 		}
 	}
 	if done == total {
 		p.finishBar()
 		elapsed := time.Since(p.started[name])
-		fmt.Fprintf(p.out, "Downloaded %s: %s in %s (%s/s)\n", name, humanBytes(total), elapsed.Round(10*time.Millisecond), humanBytes(int64(float64(total)/max(elapsed.Seconds(), 0.001))))
+		fmt.Fprintf(p.out, "Downloaded %s: %s in %s (%s/s)\n", name, HumanBytes(total), elapsed.Round(10*time.Millisecond), HumanBytes(int64(float64(total)/max(elapsed.Seconds(), 0.001))))
 	}
 }
 
-func (p *progress) finishBar() {
+func (p *Lines) finishBar() {
 	if p.bar != nil {
 		_ = p.bar.Finish()
 		p.bar = nil
@@ -75,7 +81,8 @@ func (p *progress) finishBar() {
 	}
 }
 
-func humanBytes(n int64) string {
+// HumanBytes writes n in binary units (1.5 MiB).
+func HumanBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

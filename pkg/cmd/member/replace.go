@@ -1,0 +1,290 @@
+package member
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/rest"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/oc-recover/oc-recover/pkg/backup"
+	"github.com/oc-recover/oc-recover/pkg/clients"
+	"github.com/oc-recover/oc-recover/pkg/debugnode"
+	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/member"
+	"github.com/oc-recover/oc-recover/pkg/options"
+	"github.com/oc-recover/oc-recover/pkg/progress"
+	"github.com/oc-recover/oc-recover/pkg/prompt"
+	"github.com/oc-recover/oc-recover/pkg/version"
+)
+
+var replaceLong = templates.LongDesc(`
+	Replace the unhealthy etcd member of a control-plane node, by the
+	procedure its diagnosis calls for (seeds 003 §2.4):
+
+	* machine not running, or node not ready: remove the member, delete its
+	  three secrets, and with the Machine API replace the Machine (saved,
+	  stripped of what belonged to the old instance, renamed to the next free
+	  index, old one deleted, new one created, waited to Running); on hosts
+	  the Machine API does not manage, stop and say what to build, then
+	  continue when run again;
+	* etcd pod crashlooping: on the node, move etcd-pod.yaml to
+	  /var/lib/etcd-backup/ and /var/lib/etcd to /tmp, remove the member,
+	  delete its secrets;
+
+	then force an etcd redeployment when a control-plane node has no etcd
+	pod, and verify one healthy member per control-plane node. With fewer
+	than three healthy members left, the etcd operator's quorum guard is
+	lifted for the duration and always put back.
+
+	Refused, with nothing changed, when etcd has lost quorum (restore
+	instead), when the member is healthy, when removing it would lose quorum,
+	when another member is unhealthy too, when the member no longer matches
+	the node, when the node's Machine cannot be found, and without a backup of
+	this cluster newer than --max-backup-age in --backup-dir (--backup takes
+	one first; --force goes without, and says so).
+
+	Every step first checks whether the cluster already shows its effect:
+	after an interruption, run the same command again and it continues. The
+	replacement in progress is recorded on etcd/cluster (annotation
+	oc-recover/member-replace) until it ends.`)
+
+var replaceExample = templates.Examples(`
+	# Show the plan for replacing the member of master-0, changing nothing
+	{{root}} member replace master-0 --dry-run
+
+	# Take a backup first, then replace, without a confirmation prompt
+	{{root}} member replace master-0 --backup --backup-dir /srv/etcd-backups --yes
+
+	# Replace only if the member is still the one you looked at
+	{{root}} member replace master-0 --member-id 6fc1e7c9db35841d`)
+
+// ReplaceOptions holds `member replace`'s flags and clients.
+type ReplaceOptions struct {
+	Node         string
+	MemberID     string
+	TakeBackup   bool
+	BackupDir    string
+	MaxBackupAge time.Duration
+	Force        bool
+
+	globals *options.GlobalOptions
+	streams genericiooptions.IOStreams
+	config  *rest.Config
+	set     *clients.Set
+}
+
+func newCmdReplace(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ReplaceOptions{globals: globals, streams: streams}
+	cmd := &cobra.Command{
+		Use:     "replace NODE",
+		Short:   "Replace the unhealthy etcd member of a control-plane node",
+		Long:    replaceLong,
+		Example: replaceExample,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Validate(args); err != nil {
+				return err
+			}
+			if err := o.Complete(f); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.MemberID, "member-id", "", "The member ID (hex) you expect the node's member to have; refuse if it differs.")
+	cmd.Flags().BoolVar(&o.TakeBackup, "backup", false, "Take a backup into --backup-dir first (when none is recent enough).")
+	cmd.Flags().StringVar(&o.BackupDir, "backup-dir", ".", "Directory holding this cluster's backups (as made by `backup --output-dir <backup-dir>/<name>`).")
+	cmd.Flags().DurationVar(&o.MaxBackupAge, "max-backup-age", 24*time.Hour, "A backup older than this does not count.")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "Go on without a recent backup; recorded on the replacement.")
+	return cmd
+}
+
+// Validate checks the arguments and flags alone.
+func (o *ReplaceOptions) Validate(args []string) error {
+	if len(args) != 1 || args[0] == "" {
+		return exitcode.Usagef("name the control-plane node whose member to replace, e.g. `member replace master-0` (see `member status`)")
+	}
+	o.Node = args[0]
+	if o.MaxBackupAge <= 0 {
+		return exitcode.Usagef("--max-backup-age must be positive, got %s", o.MaxBackupAge)
+	}
+	if o.MemberID != "" {
+		id := strings.TrimPrefix(strings.ToLower(o.MemberID), "0x")
+		if strings.Trim(id, "0123456789abcdef") != "" {
+			return exitcode.Usagef("--member-id %q is not a hexadecimal etcd member ID (as `member status` shows it)", o.MemberID)
+		}
+		o.MemberID = id
+	}
+	return nil
+}
+
+// Complete builds the clients.
+func (o *ReplaceOptions) Complete(f cmdutil.Factory) error {
+	cfg, err := f.ToRESTConfig()
+	if err != nil {
+		return exitcode.Usage(err)
+	}
+	o.config = cfg
+	o.set, err = clients.New(cfg)
+	return err
+}
+
+func (o *ReplaceOptions) engine() *debugnode.Engine {
+	return &debugnode.Engine{Client: o.set.Kube, Config: o.config, Image: o.globals.Image, Images: o.set.Image,
+		Deadline: o.globals.Timeout + 10*time.Minute, Log: o.streams.ErrOut}
+}
+
+// Run plans, confirms and carries out the replacement.
+func (o *ReplaceOptions) Run(ctx context.Context) error {
+	ctx, cancel := o.globals.WithTimeout(ctx)
+	defer cancel()
+	out := o.streams.Out
+	now := time.Now()
+	rc := member.ReplaceClients{
+		Clients:     member.Clients{Kube: o.set.Kube, Machine: o.set.Machine, Operator: o.set.Operator, Config: o.config},
+		StartRunner: o.engine().Runner,
+	}
+	p, err := member.PlanReplace(ctx, rc, member.ReplaceOptions{Node: o.Node, MemberID: o.MemberID, Now: now})
+	if err != nil {
+		return err
+	}
+	rec := p.Record
+	if p.Resuming {
+		fmt.Fprintf(out, "Resuming the replacement of etcd member %s of %s (%s procedure), started %s.\n", rec.MemberID, rec.Node, rec.Procedure, rec.Started.Local().Format(time.RFC3339))
+	} else {
+		d := p.Decision
+		fmt.Fprintf(out, "Member %s of %s: %s (machine %s, node Ready=%s, etcd pod %s).\n", d.Member.MemberID, rec.Node, d.Member.Diagnosis,
+			dash(d.Member.InstanceState), d.Member.NodeReady, d.Member.PodState)
+		fmt.Fprintf(out, "Procedure: %s. %d healthy of %d members remain after the removal", procedureName(rec.Procedure), d.HealthyAfter, d.VotingAfter)
+		if rec.Override {
+			fmt.Fprintf(out, "; fewer than 3, so the etcd quorum guard is lifted for the duration")
+		}
+		fmt.Fprintln(out, ".")
+		if err := o.requireBackup(ctx, rec, now); err != nil {
+			return err
+		}
+	}
+	steps, err := p.Steps(ctx)
+	if err != nil {
+		return err
+	}
+	if o.globals.DryRun {
+		fmt.Fprintln(out, "Plan (dry run, nothing changed):")
+	} else {
+		fmt.Fprintln(out, "Plan:")
+	}
+	n := 0
+	if o.TakeBackup && rec.Backup == "" && !p.Resuming {
+		n++
+		fmt.Fprintf(out, "  %d. take a backup into %s (from a healthy control-plane node)\n", n, o.BackupDir)
+	}
+	for _, s := range steps {
+		n++
+		mark := ""
+		if s.Done {
+			mark = " [already done]"
+		}
+		fmt.Fprintf(out, "  %d. %s%s\n", n, s.Title, mark)
+		for _, d := range s.Detail {
+			fmt.Fprintf(out, "       %s\n", d)
+		}
+	}
+	if o.globals.DryRun {
+		return nil
+	}
+	if !o.globals.Yes && prompt.IsTerminal(o.streams.In) {
+		ok, err := prompt.Confirm(o.streams.In, out, fmt.Sprintf("Replace the etcd member of %s?", rec.Node))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("not confirmed; nothing changed")
+		}
+	}
+	if o.TakeBackup && rec.Backup == "" && !p.Resuming {
+		dir, err := o.takeBackup(ctx, now)
+		if err != nil {
+			return fmt.Errorf("the backup taken before the replacement failed, nothing else was changed: %w", err)
+		}
+		rec.Backup = dir
+	}
+	err = p.Run(ctx, out)
+	if err != nil {
+		if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("interrupted (%v); the quorum guard was put back; run `%s member replace %s` again to continue: %w", context.Cause(ctx), o.globals.CommandName, rec.Node, err)
+		}
+		return err
+	}
+	fmt.Fprintf(out, "The etcd member of %s was replaced; every control-plane node has a healthy member.\n", rec.Node)
+	return nil
+}
+
+// requireBackup refuses without a recent backup of this cluster, unless
+// --backup will take one or --force goes without.
+func (o *ReplaceOptions) requireBackup(ctx context.Context, rec *member.Record, now time.Time) error {
+	cv, err := o.set.OCConfig.ConfigV1().ClusterVersions().Get(ctx, "version", metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("read clusterversion/version (the cluster's ID, to find its backups): %w", err)
+	}
+	id := string(cv.Spec.ClusterID)
+	entry, err := backup.Recent(o.BackupDir, id, o.MaxBackupAge, now)
+	if err != nil && !o.TakeBackup && !o.Force {
+		return exitcode.Usagef("cannot read --backup-dir %s: %v", o.BackupDir, err)
+	}
+	out := o.streams.Out
+	switch {
+	case entry != nil:
+		rec.Backup = entry.Dir
+		o.TakeBackup = false
+		fmt.Fprintf(out, "Backup: %s (taken %s ago).\n", entry.Dir, now.Sub(entry.Created()).Round(time.Minute))
+	case o.TakeBackup:
+	case o.Force:
+		why := fmt.Sprintf("no backup of cluster %s newer than %s in %s", id, o.MaxBackupAge, o.BackupDir)
+		rec.Forced = append(rec.Forced, why)
+		fmt.Fprintf(out, "WARNING: --force: %s; if this goes wrong there is nothing to restore.\n", why)
+	default:
+		return fmt.Errorf("refusing: no backup of cluster %s newer than %s in %s (the seeds require one before replacing a member); take one with `%s backup --output-dir %s/<name>`, or pass --backup to take it now, or --force to go without",
+			id, o.MaxBackupAge, o.BackupDir, o.globals.CommandName, o.BackupDir)
+	}
+	return nil
+}
+
+func (o *ReplaceOptions) takeBackup(ctx context.Context, now time.Time) (string, error) {
+	bc := backup.Clients{Kube: o.set.Kube, Config: o.set.OCConfig, Operator: o.set.Operator}
+	cl, err := backup.Preflight(ctx, bc, "", false, now)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(o.BackupDir, backup.DefaultOutputDir(cl, now))
+	if _, err := backup.PrepareOutputDir(dir); err != nil {
+		return "", err
+	}
+	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
+	p.Step("Backing up etcd from %s into %s", cl.Node, dir)
+	m, err := backup.Take(ctx, o.engine().Runner, cl, backup.Options{OutputDir: dir, Tool: "oc-recover " + version.Get().GitVersion, Now: now}, p)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(o.streams.Out, "Backup: %s (revision %d, %d keys, test restore OK).\n", dir, m.Etcd.Revision, m.Etcd.TotalKeys)
+	return dir, nil
+}
+
+func procedureName(p string) string {
+	switch p {
+	case member.ProcedureMachine:
+		return "replace the machine (seeds 003 §2.4.1, Machine API)"
+	case member.ProcedureUPI:
+		return "replace the host by hand (seeds 003 §2.4.1, hosts not managed by the Machine API)"
+	case member.ProcedureCrashloop:
+		return "fresh data on the same node (seeds 003 §2.4.2, crashlooping etcd pod)"
+	}
+	return p
+}
