@@ -26,6 +26,9 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/redeploy"
 )
 
+// firstReadTimeout bounds the replacement's first API read.
+const firstReadTimeout = 20 * time.Second
+
 // ReplaceClients are what a replacement needs: the API clients and a way
 // to run commands on a host.
 type ReplaceClients struct {
@@ -61,9 +64,13 @@ func PlanReplace(ctx context.Context, c ReplaceClients, opts ReplaceOptions) (*R
 	if opts.PollInterval == 0 {
 		opts.PollInterval = 2 * time.Second
 	}
-	rec, err := ReadRecord(ctx, c.Operator)
+	// The first read is bounded: when etcd has lost quorum the API server
+	// cannot answer, and waiting the whole --timeout tells nothing more.
+	rctx, cancel := context.WithTimeout(ctx, firstReadTimeout)
+	rec, err := ReadRecord(rctx, c.Operator)
+	cancel()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w\nThe API server cannot read etcd. If etcd has lost quorum (most of its members down), replacing a member cannot help: restore the cluster from a backup (seeds 003 §5.3, `oc recover restore`)", err)
 	}
 	if rec != nil && rec.Node != opts.Node {
 		return nil, fmt.Errorf("refusing: a replacement of the member of %s is in progress (started %s, recorded on etcd/cluster annotation %s); finish it first with `oc recover member replace %s`",
