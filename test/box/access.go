@@ -8,3 +8,10 @@ import clientv3 "go.etcd.io/etcd/client/v3"
 func (b *Box) EtcdClient() (*clientv3.Client, error) {
 	return b.etcdPKI.newEtcdClient(b.etcdEndpoints()...)
 }
+
+// EtcdClientFor connects to one member's client URL only: a linearizable
+// read through it tells whether that member is healthy, as etcdctl
+// endpoint health does.
+func (b *Box) EtcdClientFor(url string) (*clientv3.Client, error) {
+	return b.etcdPKI.newEtcdClient(url)
+}

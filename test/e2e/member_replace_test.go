@@ -1,0 +1,318 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/oc-recover/oc-recover/pkg/member"
+	"github.com/oc-recover/oc-recover/test/box"
+)
+
+// replaced is the end state of a replacement, in terms that do not depend
+// on generated IDs: which nodes have members, all healthy, what is left of
+// the old node, and whether the quorum guard and the record are back.
+type replaced struct {
+	Members   []string // node names with a member, sorted
+	Healthy   bool     // every member answers a linearizable read
+	Machines  []string // control-plane Machines and their phase
+	Secrets   []string // etcd member secrets
+	Overrides string   // etcd/cluster spec.unsupportedConfigOverrides
+	Record    bool     // the replacement record is still on etcd/cluster
+	Leftovers int      // debug namespaces left
+}
+
+func endState(t *testing.T, b *box.Box) replaced {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var s replaced
+	cli, err := b.EtcdClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Healthy = true
+	for _, m := range list.Members {
+		s.Members = append(s.Members, m.Name)
+		if len(m.ClientURLs) == 0 {
+			s.Healthy = false
+			continue
+		}
+		one, err := b.EtcdClientFor(m.ClientURLs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		hctx, hcancel := context.WithTimeout(ctx, 3*time.Second)
+		if _, err := one.Get(hctx, "health"); err != nil {
+			s.Healthy = false
+		}
+		hcancel()
+		one.Close()
+	}
+	sort.Strings(s.Members)
+	machines, err := b.Machine.MachineV1beta1().Machines("openshift-machine-api").List(ctx, metav1.ListOptions{LabelSelector: "machine.openshift.io/cluster-api-machine-role=master"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range machines.Items {
+		phase, node := "", ""
+		if m.Status.Phase != nil {
+			phase = *m.Status.Phase
+		}
+		if m.Status.NodeRef != nil {
+			node = m.Status.NodeRef.Name
+		}
+		s.Machines = append(s.Machines, strings.TrimPrefix(m.Name, b.InfraID+"-")+"="+phase+"/"+node)
+	}
+	sort.Strings(s.Machines)
+	secrets, err := b.Kube.CoreV1().Secrets("openshift-etcd").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sec := range secrets.Items {
+		if strings.HasPrefix(sec.Name, "etcd-peer-") || strings.HasPrefix(sec.Name, "etcd-serving-") {
+			s.Secrets = append(s.Secrets, sec.Name)
+		}
+	}
+	sort.Strings(s.Secrets)
+	etcd, err := b.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Overrides = string(etcd.Spec.UnsupportedConfigOverrides.Raw)
+	_, s.Record = etcd.Annotations[member.RecordAnnotation]
+	ns, err := b.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=oc-recover"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range ns.Items {
+		if n.DeletionTimestamp == nil {
+			s.Leftovers++
+		}
+	}
+	return s
+}
+
+func (s replaced) String() string {
+	data, _ := json.MarshalIndent(s, "", "  ")
+	return string(data)
+}
+
+// wantReplaced is the end state of replacing master-0's machine on a
+// three-node box: master-3 took its place.
+func wantMachineReplaced() replaced {
+	return replaced{
+		Members:  []string{"master-1", "master-2", "master-3"},
+		Healthy:  true,
+		Machines: []string{"master-1=Running/master-1", "master-2=Running/master-2", "master-3=Running/master-3"},
+		Secrets: []string{"etcd-peer-master-1", "etcd-peer-master-2", "etcd-peer-master-3",
+			"etcd-serving-master-1", "etcd-serving-master-2", "etcd-serving-master-3",
+			"etcd-serving-metrics-master-1", "etcd-serving-metrics-master-2", "etcd-serving-metrics-master-3"},
+	}
+}
+
+func memberIDOf(t *testing.T, b *box.Box, node string) string {
+	t.Helper()
+	cli, err := b.EtcdClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range list.Members {
+		if m.Name == node {
+			return hexID(m.ID)
+		}
+	}
+	return ""
+}
+
+// §2.4.1 with the Machine API: master-0's machine is stopped. With --backup
+// the command takes a backup first, then removes the member, deletes its
+// secrets, replaces the Machine by master-3, lifts the quorum guard for the
+// etcd rollout, and ends with three healthy members and the guard back.
+func TestMemberReplaceReplacesTheMachine(t *testing.T) {
+	t.Parallel()
+	b := startBox(t, box.Options{})
+	ctx := context.Background()
+	stopMachineAndWait(t, b, "master-0")
+	oldID := memberIDOf(t, b, "master-0")
+	backups := t.TempDir()
+
+	r := run(t, b, "", "kubectl-recover", "member", "replace", "master-0", "--backup", "--backup-dir", backups, "--yes", "--timeout", "4m")
+	if r.code != 0 {
+		t.Fatalf("member replace: %s", r)
+	}
+	for _, want := range []string{"MachineNotRunning", "Backup: " + backups, "member " + oldID + " removed", "secret openshift-etcd/etcd-peer-master-0 deleted",
+		"machine " + b.InfraID + "-master-3 created", "phase Running", "put back", "The etcd member of master-0 was replaced"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the output does not say %q:\n%s", want, r)
+		}
+	}
+	if got, want := endState(t, b), wantMachineReplaced(); got.String() != want.String() {
+		t.Errorf("end state:\n%s\nwant:\n%s", got, want)
+	}
+	if _, err := b.Kube.CoreV1().Nodes().Get(ctx, "master-0", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("node master-0 still there: %v", err)
+	}
+	m, err := b.Machine.MachineV1beta1().Machines("openshift-machine-api").Get(ctx, b.InfraID+"-master-3", metav1.GetOptions{})
+	if err != nil || m.Annotations[member.ReplacesNodeAnnotation] != "master-0" || m.Spec.ProviderID == nil {
+		t.Errorf("the new machine: %v %+v", err, m)
+	}
+	entries, _ := os.ReadDir(backups)
+	if len(entries) != 1 {
+		t.Errorf("--backup made %d backups in %s", len(entries), backups)
+	}
+	rep, sr := memberStatus(t, b)
+	if sr.code != 0 || rep.Verdict != member.VerdictHealthy {
+		t.Errorf("member status after the replacement: %s", sr)
+	}
+}
+
+// §2.4.2: master-1's etcd pod crash-loops. Its manifest goes to
+// /var/lib/etcd-backup, its data to /tmp (moved, not deleted), the member
+// is removed, its secrets re-issued, etcd redeployed: master-1 has a new,
+// healthy member, and the quorum guard is back as it was.
+func TestMemberReplaceRebuildsACrashloopingMember(t *testing.T) {
+	t.Parallel()
+	b := startBox(t, box.Options{})
+	ctx := context.Background()
+	backups := t.TempDir()
+	if r := run(t, b, "", "kubectl-recover", "backup", "--output-dir", filepath.Join(backups, "b1")); r.code != 0 {
+		t.Fatalf("backup: %s", r)
+	}
+	if err := b.CrashLoopEtcd("master-1", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitForEtcdMembersAvailable(ctx, "2 of 3 members are available, master-1 is unhealthy"); err != nil {
+		t.Fatal(err)
+	}
+	oldID := memberIDOf(t, b, "master-1")
+	r := run(t, b, "", "kubectl-recover", "member", "replace", "master-1", "--backup-dir", backups, "--yes", "--timeout", "4m")
+	if r.code != 0 {
+		t.Fatalf("member replace: %s", r)
+	}
+	for _, want := range []string{"EtcdPodCrashlooping", "moved /etc/kubernetes/manifests/etcd-pod.yaml to /var/lib/etcd-backup/etcd-pod.yaml", "moved /var/lib/etcd to /tmp/etcd",
+		"member " + oldID + " removed", "forcing a redeployment", "3 members, all healthy"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("the output does not say %q:\n%s", want, r)
+		}
+	}
+	if newID := memberIDOf(t, b, "master-1"); newID == "" || newID == oldID {
+		t.Errorf("master-1's member: %q, was %q", newID, oldID)
+	}
+	got := endState(t, b)
+	if strings.Join(got.Members, ",") != "master-0,master-1,master-2" || !got.Healthy || got.Overrides != "" || got.Record || got.Leftovers != 0 || len(got.Secrets) != 9 {
+		t.Errorf("end state: %s", got)
+	}
+	root := b.Node("master-1").Sandbox.Root
+	for _, p := range []string{"var/lib/etcd-backup/etcd-pod.yaml", "tmp/etcd/member"} {
+		if _, err := os.Stat(filepath.Join(root, p)); err != nil {
+			t.Errorf("on master-1, /%s: %v", p, err)
+		}
+	}
+}
+
+// stepLine matches the line a replacement prints when it starts a step.
+var stepLine = regexp.MustCompile(`^\[(\d+)/(\d+)\] (.*)$`)
+
+// runUntilStep runs a replacement and sends sig when it starts step k
+// (counting from 1), as an administrator's Ctrl-C or a crash would; it
+// returns what was printed and whether the signal was sent.
+func runUntilStep(t *testing.T, b *box.Box, k int, sig syscall.Signal, args ...string) (string, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kubectl-recover"), args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+b.Kubeconfig, "HOME="+t.TempDir())
+	var all bytes.Buffer
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = &all
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sent := false
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintln(&all, line)
+		if m := stepLine.FindStringSubmatch(line); m != nil && !sent && m[1] == fmt.Sprint(k) && !strings.HasSuffix(line, "already done") {
+			_ = cmd.Process.Signal(sig)
+			sent = true
+		}
+	}
+	_, _ = io.Copy(io.Discard, stdout)
+	_ = cmd.Wait()
+	return all.String(), sent
+}
+
+// A replacement killed at the start of every step in turn (SIGKILL: no
+// clean-up at all), each time run again, ends exactly as an uninterrupted
+// one. One of the interruptions is a Ctrl-C while the new Machine is
+// awaited: the quorum guard is put back before the command exits, the
+// record stays, and the next run lifts the guard again.
+func TestMemberReplaceResumesAfterEveryInterruption(t *testing.T) {
+	t.Parallel()
+	b := startBox(t, box.Options{})
+	ctx := context.Background()
+	stopMachineAndWait(t, b, "master-0")
+	args := []string{"member", "replace", "master-0", "--force", "--yes", "--timeout", "3m"}
+
+	// record, remove, secrets, guard, delete machine, create machine,
+	// redeploy, verify, guard back: interrupt at the start of 2..8.
+	for k := 2; k <= 8; k++ {
+		sig := syscall.SIGKILL
+		if k == 6 {
+			sig = syscall.SIGINT
+		}
+		out, sent := runUntilStep(t, b, k, sig, args...)
+		if !sent {
+			t.Fatalf("the replacement never started step %d:\n%s", k, out)
+		}
+		t.Logf("%v at step %d", sig, k)
+		if sig == syscall.SIGINT {
+			s := endState(t, b)
+			if !strings.Contains(out, "interrupted") || (s.Overrides != "" && s.Overrides != "{}") || !s.Record || s.Leftovers != 0 {
+				t.Errorf("after Ctrl-C the guard must be back and the record kept: %s\n%s", s, out)
+			}
+		}
+	}
+	r := run(t, b, "", "kubectl-recover", args...)
+	if r.code != 0 || !strings.Contains(r.stdout, "Resuming the replacement") {
+		t.Fatalf("the last run: %s", r)
+	}
+	if got, want := endState(t, b), wantMachineReplaced(); got.String() != want.String() {
+		t.Errorf("end state after interruptions:\n%s\nwant:\n%s", got, want)
+	}
+	if _, err := b.Kube.CoreV1().Nodes().Get(ctx, "master-0", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("node master-0 still there: %v", err)
+	}
+}
