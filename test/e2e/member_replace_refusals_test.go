@@ -108,6 +108,23 @@ func TestMemberReplaceRefusals(t *testing.T) {
 	if r := run(t, b, "", "kubectl-recover", "backup", "--output-dir", filepath.Join(backups, "b1")); r.code != 0 {
 		t.Fatalf("backup: %s", r)
 	}
+	// An etcd member that matches no node (a learner nobody started, added while
+	// every member is up: etcd refuses a reconfiguration otherwise): it is
+	// reported, and nothing is replaced until someone looks at it.
+	cli, err := b.EtcdClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	added, err := cli.MemberAddAsLearner(ctx, []string{"https://192.0.2.10:2380"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refuse(t, b, 1, "members that match no control-plane node ("+hexID(added.Member.ID), "master-0", "--force")
+	if _, err := cli.MemberRemove(ctx, added.Member.ID); err != nil {
+		t.Fatal(err)
+	}
+
 	stopMachineAndWait(t, b, "master-0")
 
 	refuse(t, b, 1, "no backup of cluster", "master-0", "--backup-dir", t.TempDir())
