@@ -9,6 +9,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -24,14 +25,24 @@ import (
 // serving certificate that passes every check of its kind (see the
 // Category constants, checked in that order), and it is the newest valid
 // CSR of its node and kind (client or serving); older ones are superseded.
+// An already approved CSR newer than a pending one supersedes it as well.
 // A client certificate asked by the bootstrapper for a node that does not
 // exist and that no Machine announces is approved only if newNodes names it.
 func Decide(csrs []certificatesv1.CertificateSigningRequest, nodes []corev1.Node, machines []machinev1beta1.Machine, newNodes sets.Set[string]) []Decision {
 	v := newView(nodes, machines, newNodes)
 	var out []Decision
+	approved := map[string]issued{} // the newest approved CSR of each node's certificate
 	for i := range csrs {
-		if IsPending(&csrs[i]) {
-			out = append(out, v.decide(&csrs[i]))
+		c := &csrs[i]
+		if IsPending(c) {
+			out = append(out, v.decide(c))
+			continue
+		}
+		if key := approvedCertificate(c); key != "" {
+			a := issued{name: c.Name, created: c.CreationTimestamp.Time}
+			if prev, ok := approved[key]; !ok || a.newerThan(prev) {
+				approved[key] = a
+			}
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -40,17 +51,42 @@ func Decide(csrs []certificatesv1.CertificateSigningRequest, nodes []corev1.Node
 		}
 		return out[i].Name < out[j].Name
 	})
-	supersede(out)
+	supersede(out, approved)
 	return out
 }
 
+// issued is a CSR that is, or is to be, approved.
+type issued struct {
+	name     string
+	created  time.Time
+	approved bool // already
+}
+
+// newerThan orders CSRs by creation time, then (same second) by name.
+func (a issued) newerThan(b issued) bool {
+	if !a.created.Equal(b.created) {
+		return a.created.After(b.created)
+	}
+	return a.name > b.name
+}
+
 // supersede leaves only the newest valid CSR of each node and kind to
-// approve (ties: the greatest name). out is sorted oldest first.
-func supersede(out []Decision) {
-	newest := map[string]int{}
-	for i, d := range out {
-		if d.Approve {
-			newest[certificateOf(d)] = i // later entries are newer
+// approve; one older than an approved CSR of the same node and kind is
+// superseded too, so that a duplicate is not approved on the next run
+// either.
+func supersede(out []Decision, approved map[string]issued) {
+	newest := map[string]issued{}
+	for k, a := range approved {
+		a.approved = true
+		newest[k] = a
+	}
+	for _, d := range out {
+		if !d.Approve {
+			continue
+		}
+		k, c := certificateOf(d), issued{name: d.Name, created: d.Created}
+		if prev, ok := newest[k]; !ok || c.newerThan(prev) {
+			newest[k] = c
 		}
 	}
 	for i := range out {
@@ -58,9 +94,13 @@ func supersede(out []Decision) {
 		if !d.Approve {
 			continue
 		}
-		if j := newest[certificateOf(*d)]; j != i {
+		if n := newest[certificateOf(*d)]; n.name != d.Name {
+			state := "a newer CSR"
+			if n.approved {
+				state = "a newer CSR, already approved,"
+			}
 			d.Approve, d.Category = false, Superseded
-			d.Reason = fmt.Sprintf("superseded by %s, a newer CSR for the same node and certificate (%s)", out[j].Name, d.Reason)
+			d.Reason = fmt.Sprintf("superseded by %s, %s for the same node and certificate (%s)", n.name, state, d.Reason)
 		}
 	}
 }
@@ -72,6 +112,35 @@ func certificateOf(d Decision) string {
 		return "serving/" + d.Node
 	}
 	return "client/" + d.Node
+}
+
+// approvedCertificate names the node certificate an approved CSR is for
+// (as certificateOf does), or "" if it is not approved or not a node's.
+func approvedCertificate(c *certificatesv1.CertificateSigningRequest) string {
+	approved := false
+	for _, cond := range c.Status.Conditions {
+		switch cond.Type {
+		case certificatesv1.CertificateApproved:
+			approved = true
+		case certificatesv1.CertificateDenied, certificatesv1.CertificateFailed:
+			return ""
+		}
+	}
+	if !approved || (c.Spec.SignerName != SignerClient && c.Spec.SignerName != SignerServing) {
+		return ""
+	}
+	req, err := ParseRequest(c.Spec.Request)
+	if err != nil {
+		return ""
+	}
+	name, ok := strings.CutPrefix(req.Subject.CommonName, NodeUserPrefix)
+	if !ok || name == "" {
+		return ""
+	}
+	if c.Spec.SignerName == SignerServing {
+		return "serving/" + name
+	}
+	return "client/" + name
 }
 
 // view is the cluster as the checks need it.

@@ -109,6 +109,23 @@ func TestDecideForgedCorpus(t *testing.T) {
 		t.Errorf("approved %d forged and %d of %d valid", approvedForged, approvedValid, len(valid))
 	}
 	t.Logf("%d valid and %d forged CSRs of %d kinds: %d valid approved, %d forged approved", len(valid), len(forged), len(kinds), approvedValid, approvedForged)
+
+	// The next run, after the approvals, approves nothing more: the older
+	// duplicates are superseded by the approved CSRs.
+	for i := range csrs {
+		if byName[csrs[i].Name].Valid {
+			csrs[i].Status.Conditions = []certificatesv1.CertificateSigningRequestCondition{{Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue}}
+		}
+	}
+	again := csr.Decide(csrs, nodes, machines, nil)
+	if len(again) != len(forged) {
+		t.Errorf("next run: %d pending, want the %d forged", len(again), len(forged))
+	}
+	for _, d := range again {
+		if c := byName[d.Name]; d.Approve || d.Category != c.Want {
+			t.Errorf("next run: %s (%s): approve=%v %s: %s", d.Name, c.Kind, d.Approve, d.Category, d.Reason)
+		}
+	}
 }
 
 func decideOne(t *testing.T, c csrtest.Case, nodes []corev1.Node, machines []machinev1beta1.Machine, newNodes sets.Set[string]) csr.Decision {
@@ -225,7 +242,7 @@ func TestDecidePendingAndSuperseded(t *testing.T) {
 	forgedNewer.Usages = append(forgedNewer.Usages, certificatesv1.UsageServerAuth)
 	forged := forgedNewer.Object("csr-forged", t0.Add(3*time.Minute))
 	serving := csrtest.ServingCSR(h).Object("csr-serving", t0)
-	approved := csrtest.Renewal(h).Object("csr-approved", t0.Add(4*time.Minute))
+	approved := csrtest.Renewal(h).Object("csr-approved", t0.Add(-time.Minute))
 	approved.Status.Conditions = []certificatesv1.CertificateSigningRequestCondition{{Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue}}
 	denied := csrtest.Renewal(h).Object("csr-denied", t0.Add(5*time.Minute))
 	denied.Status.Conditions = []certificatesv1.CertificateSigningRequestCondition{{Type: certificatesv1.CertificateDenied, Status: corev1.ConditionTrue}}
@@ -257,6 +274,19 @@ func TestDecidePendingAndSuperseded(t *testing.T) {
 	}
 	if d := got["csr-old1"]; d.Category != csr.Superseded || d.NeedsAttention() {
 		t.Errorf("superseded: %+v", d)
+	}
+
+	// Once the newest is approved, the older ones stay superseded (by the
+	// approved one) on the next run; a newer denied CSR supersedes nothing.
+	newest.Status.Conditions = approved.Status.Conditions
+	tieB.Status.Conditions = denied.Status.Conditions
+	ds = csr.Decide([]certificatesv1.CertificateSigningRequest{old1, old2, newest, tieA, tieB, serving}, nodes, nil, nil)
+	for _, d := range ds {
+		want := map[string]string{"csr-old1": "superseded by csr-new, a newer CSR, already approved,", "csr-old2": "superseded by csr-new",
+			"csr-serving": "superseded by csr-tie-a", "csr-tie-a": "its own addresses"}[d.Name]
+		if !strings.Contains(d.Reason, want) || d.Approve != (d.Name == "csr-tie-a") {
+			t.Errorf("next run: %s: approve=%v %q, want %q", d.Name, d.Approve, d.Reason, want)
+		}
 	}
 }
 
