@@ -247,7 +247,7 @@ func (o *ApproveOptions) watch(ctx context.Context, s *session) error {
 		snap, ds, err := o.round(ctx, s)
 		switch {
 		case err != nil && ctx.Err() != nil:
-			return o.timedOut(seen, lastNotReady)
+			return o.timedOut(ctx, seen, lastNotReady)
 		case errors.Is(err, errNotConfirmed):
 			return err
 		case err != nil:
@@ -290,13 +290,15 @@ func (o *ApproveOptions) watch(ctx context.Context, s *session) error {
 		}
 		select {
 		case <-ctx.Done():
-			return o.timedOut(seen, lastNotReady)
+			return o.timedOut(ctx, seen, lastNotReady)
 		case <-time.After(o.Interval):
 		}
 	}
 }
 
-func (o *ApproveOptions) timedOut(seen map[string]csr.Decision, nodesNotReady []string) error {
+// timedOut reports, when the time is up (or the run interrupted), the
+// nodes not Ready and the CSRs left pending.
+func (o *ApproveOptions) timedOut(ctx context.Context, seen map[string]csr.Decision, nodesNotReady []string) error {
 	r := report(values(seen))
 	r.TimedOut, r.NodesNotReady = true, nodesNotReady
 	var pending []string
@@ -313,6 +315,9 @@ func (o *ApproveOptions) timedOut(seen map[string]csr.Decision, nodesNotReady []
 		fmt.Fprintln(o.streams.Out, summary(r))
 		fmt.Fprintf(o.streams.Out, "Nodes not Ready: %s\n", listOrNone(nodesNotReady))
 		fmt.Fprintf(o.streams.Out, "CSRs left pending: %s\n", listOrNone(pending))
+	}
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("interrupted before every node was Ready: %d node(s) not Ready, %d CSR(s) left pending", len(nodesNotReady), len(pending))
 	}
 	return exitcode.NeedsAttentionf("timed out after %s before every node was Ready: %d node(s) not Ready, %d CSR(s) left pending",
 		o.globals.Timeout, len(nodesNotReady), len(pending))
