@@ -47,6 +47,7 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/cmd/backup"
 	"github.com/oc-recover/oc-recover/pkg/cmd/cleanup"
+	"github.com/oc-recover/oc-recover/pkg/cmd/csr"
 	"github.com/oc-recover/oc-recover/pkg/cmd/member"
 	"github.com/oc-recover/oc-recover/pkg/cmd/redeploy"
 	"github.com/oc-recover/oc-recover/pkg/cmd/version"
@@ -130,6 +131,7 @@ func addSubcommands(root *cobra.Command, f cmdutil.Factory, globals *options.Glo
 	root.AddCommand(
 		backup.NewCmdBackup(f, globals, streams),
 		cleanup.NewCmdCleanup(f, globals, streams),
+		csr.NewCmdCSR(f, globals, streams),
 		member.NewCmdMember(f, globals, streams),
 		redeploy.NewCmdRedeploy(f, globals, streams),
 		version.NewCmdVersion(streams),

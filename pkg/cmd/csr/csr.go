@@ -1,0 +1,518 @@
+// Package csr implements `oc recover csr approve`.
+package csr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/duration"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/rest"
+	cmdutil "k8s.io/kubectl/pkg/cmd/util"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/oc-recover/oc-recover/pkg/clients"
+	"github.com/oc-recover/oc-recover/pkg/csr"
+	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/options"
+	"github.com/oc-recover/oc-recover/pkg/output"
+	"github.com/oc-recover/oc-recover/pkg/prompt"
+)
+
+// NewCmdCSR returns the csr command group.
+func NewCmdCSR(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "csr",
+		Short: "Approve the valid certificate signing requests of nodes",
+	}
+	cmd.AddCommand(newCmdApprove(f, globals, streams))
+	return cmd
+}
+
+var approveLong = templates.LongDesc(`
+	Approve the pending certificate signing requests (CSRs) of nodes that
+	pass validation, and list every pending CSR with the decision and the
+	reason: the step of the restart and certificate-recovery procedures
+	that says "approve each valid CSR".
+
+	Approved: node client certificates (signer
+	kubernetes.io/kube-apiserver-client-kubelet) asked by the
+	node-bootstrapper service account, with exactly its groups, or renewed
+	by the node itself, with subject CN system:node:NAME and O
+	system:nodes, no subject alternative names, usages digital signature
+	and client auth (and key encipherment); and kubelet serving
+	certificates (signer
+	kubernetes.io/kubelet-serving) asked by the node itself for its own
+	name and only its own (or its Machine's) DNS names and IP addresses,
+	usages digital signature and server auth (and key encipherment).
+
+	The bootstrapper may ask a client certificate only for a new node (a
+	Machine without a node yet announces it), for a node that exists and
+	is not Ready (its certificate expired or was lost), or for a new node
+	the administrator names with --new-node or confirms at the prompt. A
+	bootstrapper CSR naming a Ready node would take that node over: it is
+	refused. A CSR whose Organization holds anything but system:nodes (such
+	as system:masters) is never approved. Of several valid CSRs for the
+	same node and certificate only the newest is approved; the older ones
+	are left pending as superseded. Everything else is left alone.
+
+	With --watch, keep approving as new CSRs arrive until every node is
+	Ready (exit 0), or give up at --timeout with a report of the nodes not
+	Ready and the CSRs left pending (exit 3).
+
+	Without --watch: exit 0 when nothing is left needing attention, 3 when
+	some pending CSRs were left (superseded ones do not count).`)
+
+var approveExample = templates.Examples(`
+	# Show every pending CSR and what would be done with it
+	{{root}} csr approve --dry-run
+
+	# Approve the valid ones
+	{{root}} csr approve
+
+	# After a restart: keep approving until every node is Ready, at most 20 minutes
+	{{root}} csr approve --watch --timeout 20m
+
+	# A user-provisioned host that no Machine announces joins the cluster
+	{{root}} csr approve --new-node worker-3.example.com`)
+
+// DefaultInterval is how often --watch looks for new CSRs.
+const DefaultInterval = 2 * time.Second
+
+// ApproveOptions holds `csr approve`'s flags and clients.
+type ApproveOptions struct {
+	Output   string
+	Watch    bool
+	NewNodes []string
+	Interval time.Duration
+
+	globals  *options.GlobalOptions
+	streams  genericiooptions.IOStreams
+	approver *csr.Approver
+}
+
+func newCmdApprove(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ApproveOptions{Output: output.Table, Interval: DefaultInterval, globals: globals, streams: streams}
+	cmd := &cobra.Command{
+		Use:     "approve",
+		Short:   "Approve the valid pending CSRs of nodes; list every pending CSR with the decision and the reason",
+		Long:    approveLong,
+		Example: approveExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			if err := o.Complete(f); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, output.FlagUsage)
+	cmd.Flags().BoolVar(&o.Watch, "watch", o.Watch, "Keep approving valid CSRs as they arrive until every node is Ready, or until --timeout.")
+	cmd.Flags().StringArrayVar(&o.NewNodes, "new-node", o.NewNodes, "Name of a new node that no Machine announces (a user-provisioned host) whose bootstrapper CSR may be approved. Repeatable.")
+	cmd.Flags().DurationVar(&o.Interval, "interval", o.Interval, "How often --watch looks for new CSRs.")
+	_ = cmd.Flags().MarkHidden("interval")
+	return cmd
+}
+
+// Validate checks the flags.
+func (o *ApproveOptions) Validate() error {
+	if err := output.Validate(o.Output); err != nil {
+		return err
+	}
+	for _, n := range o.NewNodes {
+		if errs := validation.IsDNS1123Subdomain(n); len(errs) > 0 {
+			return exitcode.Usagef("--new-node %q is not a node name: %s", n, strings.Join(errs, "; "))
+		}
+	}
+	if o.Interval <= 0 {
+		return exitcode.Usagef("--interval must be positive, got %s", o.Interval)
+	}
+	return nil
+}
+
+// Complete builds the clients. Approvals go out in parallel, so the
+// client-side rate limit is raised well above client-go's default of 5
+// requests a second.
+func (o *ApproveOptions) Complete(f cmdutil.Factory) error {
+	cfg, err := f.ToRESTConfig()
+	if err != nil {
+		return exitcode.Usage(err)
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.QPS, cfg.Burst = 500, 1000
+	set, err := clients.New(cfg)
+	if err != nil {
+		return err
+	}
+	o.approver = &csr.Approver{Kube: set.Kube, Machine: set.Machine}
+	return nil
+}
+
+// session is what one run remembers between rounds.
+type session struct {
+	newNodes sets.Set[string] // --new-node and the ones confirmed at the prompt
+	declined sets.Set[string] // new nodes not confirmed at the prompt
+	approved bool             // the administrator confirmed the approvals
+}
+
+// Run approves once, or until every node is Ready with --watch.
+func (o *ApproveOptions) Run(ctx context.Context) error {
+	ctx, cancel := o.globals.WithTimeout(ctx)
+	defer cancel()
+	s := &session{newNodes: sets.New(o.NewNodes...), declined: sets.New[string]()}
+	switch {
+	case o.globals.DryRun:
+		return o.dryRun(ctx, s)
+	case o.Watch:
+		return o.watch(ctx, s)
+	default:
+		return o.once(ctx, s)
+	}
+}
+
+func (o *ApproveOptions) dryRun(ctx context.Context, s *session) error {
+	snap, err := o.approver.Read(ctx)
+	if err != nil {
+		return err
+	}
+	ds := csr.Decide(snap.CSRs, snap.Nodes, snap.Machines, s.newNodes)
+	for i := range ds {
+		ds[i].Outcome = csr.Pending
+		if ds[i].Approve {
+			ds[i].Outcome = csr.WouldApprove
+		}
+	}
+	r := report(ds)
+	r.DryRun = true
+	if o.Watch {
+		r.NodesNotReady = notReady(snap, s)
+	}
+	if output.Structured(o.Output) {
+		if err := output.Print(o.streams.Out, o.Output, r); err != nil {
+			return err
+		}
+	} else {
+		out := o.streams.Out
+		printTable(out, ds, true)
+		fmt.Fprintf(out, "Dry run, nothing changed: would approve %d CSR(s), leave %d pending.\n", r.Approved, r.LeftPending)
+		if o.Watch {
+			fmt.Fprintf(out, "With --watch, would keep approving until every node is Ready; not Ready now: %s.\n", listOrNone(r.NodesNotReady))
+		}
+	}
+	return exitFor(r)
+}
+
+func (o *ApproveOptions) once(ctx context.Context, s *session) error {
+	_, ds, err := o.round(ctx, s)
+	if err != nil {
+		return err
+	}
+	r := report(ds)
+	if output.Structured(o.Output) {
+		if err := output.Print(o.streams.Out, o.Output, r); err != nil {
+			return err
+		}
+	} else {
+		printTable(o.streams.Out, ds, true)
+		fmt.Fprintln(o.streams.Out, summary(r))
+	}
+	if err := failures(ds); err != nil {
+		return err
+	}
+	return exitFor(r)
+}
+
+// watch runs rounds until every node is Ready or the time is up.
+func (o *ApproveOptions) watch(ctx context.Context, s *session) error {
+	seen := map[string]csr.Decision{} // the latest decision about every CSR seen pending
+	printed := map[string]string{}
+	header := false
+	var waiting string
+	var lastNotReady []string
+	structured := output.Structured(o.Output)
+	out := o.streams.Out
+	for {
+		snap, ds, err := o.round(ctx, s)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return o.timedOut(ctx, seen, lastNotReady)
+		case errors.Is(err, errNotConfirmed):
+			return err
+		case err != nil:
+			fmt.Fprintf(o.streams.ErrOut, "warning: %v; trying again\n", err)
+		default:
+			var changed []csr.Decision
+			for _, d := range ds {
+				if prev, ok := seen[d.Name]; ok && prev.Outcome == csr.Approved {
+					continue
+				}
+				seen[d.Name] = d
+				if key := string(d.Outcome) + d.Reason + d.Error; printed[d.Name] != key {
+					printed[d.Name] = key
+					changed = append(changed, d)
+				}
+			}
+			if !structured && len(changed) > 0 {
+				printTable(out, changed, !header)
+				header = true
+			}
+			for _, d := range ds {
+				if d.Outcome == csr.Failed {
+					fmt.Fprintf(o.streams.ErrOut, "warning: %s; trying again\n", d.Error)
+				}
+			}
+			lastNotReady = notReady(snap, s)
+			if len(lastNotReady) == 0 {
+				r := report(values(seen))
+				if structured {
+					return output.Print(out, o.Output, r)
+				}
+				fmt.Fprintln(out, summary(r))
+				fmt.Fprintln(out, "Every node is Ready.")
+				return nil
+			}
+			if w := strings.Join(lastNotReady, ", "); !structured && w != waiting {
+				waiting = w
+				fmt.Fprintf(out, "Waiting for %d node(s) to be Ready: %s\n", len(lastNotReady), w)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return o.timedOut(ctx, seen, lastNotReady)
+		case <-time.After(o.Interval):
+		}
+	}
+}
+
+// timedOut reports, when the time is up (or the run interrupted), the
+// nodes not Ready and the CSRs left pending.
+func (o *ApproveOptions) timedOut(ctx context.Context, seen map[string]csr.Decision, nodesNotReady []string) error {
+	r := report(values(seen))
+	r.TimedOut, r.NodesNotReady = true, nodesNotReady
+	var pending []string
+	for _, d := range r.CSRs {
+		if d.NeedsAttention() {
+			pending = append(pending, d.Name+" ("+string(d.Category)+")")
+		}
+	}
+	if output.Structured(o.Output) {
+		if err := output.Print(o.streams.Out, o.Output, r); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(o.streams.Out, summary(r))
+		fmt.Fprintf(o.streams.Out, "Nodes not Ready: %s\n", listOrNone(nodesNotReady))
+		fmt.Fprintf(o.streams.Out, "CSRs left pending: %s\n", listOrNone(pending))
+	}
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("interrupted before every node was Ready: %d node(s) not Ready, %d CSR(s) left pending", len(nodesNotReady), len(pending))
+	}
+	return exitcode.NeedsAttentionf("timed out after %s before every node was Ready: %d node(s) not Ready, %d CSR(s) left pending",
+		o.globals.Timeout, len(nodesNotReady), len(pending))
+}
+
+var errNotConfirmed = errors.New("not confirmed; nothing approved")
+
+// round reads the cluster, decides, asks what must be asked (on a
+// terminal, unless --yes) and approves.
+func (o *ApproveOptions) round(ctx context.Context, s *session) (*csr.Snapshot, []csr.Decision, error) {
+	snap, err := o.approver.Read(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ds := csr.Decide(snap.CSRs, snap.Nodes, snap.Machines, s.newNodes)
+	if o.canPrompt() {
+		asked := false
+		for _, d := range ds {
+			if d.Category != csr.NewNodeUnconfirmed || s.declined.Has(d.Node) || s.newNodes.Has(d.Node) {
+				continue
+			}
+			ok, err := prompt.Confirm(o.streams.In, o.promptOut(), fmt.Sprintf(
+				"CSR %s asks a client certificate for %s, which is no node yet and which no Machine announces. Is %s a new host of yours?", d.Name, d.Node, d.Node))
+			if err != nil {
+				return nil, nil, err
+			}
+			asked = true
+			if ok {
+				s.newNodes.Insert(d.Node)
+			} else {
+				s.declined.Insert(d.Node)
+			}
+		}
+		if asked {
+			ds = csr.Decide(snap.CSRs, snap.Nodes, snap.Machines, s.newNodes)
+		}
+		n := 0
+		for _, d := range ds {
+			if d.Approve {
+				n++
+			}
+		}
+		if n > 0 && !s.approved {
+			printTable(o.promptOut(), ds, true)
+			question := fmt.Sprintf("Approve the %d CSR(s) marked approve above?", n)
+			if o.Watch {
+				question = fmt.Sprintf("Approve the %d CSR(s) marked approve above, and the valid CSRs that arrive until every node is Ready?", n)
+			}
+			ok, err := prompt.Confirm(o.streams.In, o.promptOut(), question)
+			if err != nil {
+				return nil, nil, err
+			}
+			if !ok {
+				return nil, nil, errNotConfirmed
+			}
+			s.approved = true
+		}
+	}
+	for i := range ds {
+		if ds[i].Category == csr.NewNodeUnconfirmed && s.declined.Has(ds[i].Node) {
+			ds[i].Reason += " (not confirmed at the prompt)"
+		}
+	}
+	ds, _ = o.approver.Approve(ctx, snap.CSRs, ds)
+	return snap, ds, nil
+}
+
+func (o *ApproveOptions) canPrompt() bool {
+	return !o.globals.Yes && prompt.IsTerminal(o.streams.In)
+}
+
+// promptOut is where questions go: not into JSON or YAML on stdout.
+func (o *ApproveOptions) promptOut() io.Writer {
+	if output.Structured(o.Output) {
+		return o.streams.ErrOut
+	}
+	return o.streams.Out
+}
+
+// notReady are the nodes not Ready, and the nodes named with --new-node
+// (or confirmed) that have not registered yet.
+func notReady(snap *csr.Snapshot, s *session) []string {
+	out := sets.New(csr.NodesNotReady(snap.Nodes)...)
+	missing := s.newNodes.Clone()
+	for _, n := range snap.Nodes {
+		missing.Delete(n.Name)
+	}
+	return sets.List(out.Union(missing))
+}
+
+func report(ds []csr.Decision) csr.Report {
+	r := csr.Report{CSRs: ds}
+	if r.CSRs == nil {
+		r.CSRs = []csr.Decision{}
+	}
+	for _, d := range ds {
+		switch d.Outcome {
+		case csr.Approved, csr.WouldApprove:
+			r.Approved++
+		case csr.Pending:
+			r.LeftPending++
+		}
+	}
+	return r
+}
+
+func values(m map[string]csr.Decision) []csr.Decision {
+	out := make([]csr.Decision, 0, len(m))
+	for _, d := range m {
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Created.Equal(out[j].Created) {
+			return out[i].Created.Before(out[j].Created)
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out
+}
+
+// exitFor is 3 when a CSR was left pending for a reason worth a look.
+func exitFor(r csr.Report) error {
+	for _, d := range r.CSRs {
+		if d.NeedsAttention() {
+			return exitcode.NeedsAttention(nil)
+		}
+	}
+	return nil
+}
+
+func failures(ds []csr.Decision) error {
+	var errs []string
+	for _, d := range ds {
+		if d.Outcome == csr.Failed {
+			errs = append(errs, d.Error)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%d approval(s) failed: %s", len(errs), strings.Join(errs, "; "))
+}
+
+func summary(r csr.Report) string {
+	superseded, attention := 0, 0
+	for _, d := range r.CSRs {
+		switch {
+		case d.Outcome == csr.Pending && d.Category == csr.Superseded:
+			superseded++
+		case d.NeedsAttention():
+			attention++
+		}
+	}
+	return fmt.Sprintf("Approved %d CSR(s); left %d pending (%d superseded, %d needing attention).", r.Approved, r.LeftPending, superseded, attention)
+}
+
+func printTable(out io.Writer, ds []csr.Decision, header bool) {
+	if len(ds) == 0 {
+		if header {
+			fmt.Fprintln(out, "No pending CSRs.")
+		}
+		return
+	}
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	if header {
+		fmt.Fprintln(w, "NAME\tAGE\tKIND\tNODE\tOUTCOME\tREASON")
+	}
+	now := time.Now()
+	for _, d := range ds {
+		outcome := string(d.Outcome)
+		if outcome == "" {
+			outcome = "Pending"
+			if d.Approve {
+				outcome = "Approve"
+			}
+		}
+		reason := d.Reason
+		if d.Error != "" {
+			reason += ": " + d.Error
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, duration.HumanDuration(now.Sub(d.Created)), d.Kind, dash(d.Node), outcome, reason)
+	}
+	_ = w.Flush()
+}
+
+func listOrNone(items []string) string {
+	if len(items) == 0 {
+		return "none"
+	}
+	return strings.Join(items, ", ")
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
