@@ -62,7 +62,8 @@ type Node struct {
 	Kubelet     *FakeKubelet
 	Etcd        *EtcdMember
 
-	agent *hostAgent // the host's systemd
+	agent     *hostAgent         // the host's systemd
+	stopAgent context.CancelFunc // ends the agent, for a host that is removed
 }
 
 // Box is a running cluster-in-a-box.
@@ -72,7 +73,6 @@ type Box struct {
 	APIServerURL string
 	ClusterID    string
 	InfraID      string
-	Nodes        []*Node
 
 	// Admin is the administrator's client config (a system:masters token).
 	Admin    *rest.Config
@@ -96,6 +96,13 @@ type Box struct {
 	healthMu                      sync.Mutex
 	healthyMembers, votingMembers int
 	subnet                        string
+
+	// nodesMu guards the hosts, which the Machine API simulator adds and
+	// removes while the other simulators read them.
+	nodesMu sync.RWMutex
+	nodes   []*Node
+	// nextHostIndex is the last octet of the next new host's address.
+	nextHostIndex int
 }
 
 // Start builds and starts a box. The caller must Stop it.
@@ -185,7 +192,7 @@ func (b *Box) Stop() {
 		b.wg.Wait()
 		klogf("box stop: simulators %v", time.Since(t0))
 		var wg sync.WaitGroup
-		for _, n := range b.Nodes {
+		for _, n := range b.NodeList() {
 			if n.Kubelet != nil {
 				wg.Add(1)
 				go func(k *FakeKubelet) { defer wg.Done(); k.stop(false) }(n.Kubelet)
@@ -199,7 +206,7 @@ func (b *Box) Stop() {
 		klogf("box stop: apiserver %v", time.Since(t0))
 		b.tb.runCleanups()
 		klogf("box stop: cleanups %v", time.Since(t0))
-		for _, n := range b.Nodes {
+		for _, n := range b.NodeList() {
 			if n.Etcd != nil {
 				wg.Add(1)
 				go func(m *EtcdMember) { defer wg.Done(); m.Stop() }(n.Etcd)
@@ -255,6 +262,7 @@ func (b *Box) createNodes() error {
 			return err
 		}
 	}
+	b.nextHostIndex = 11 + total
 	return nil
 }
 
@@ -265,13 +273,42 @@ func (b *Box) addNodeObject(name string, master bool, hostIndex int) error {
 		return err
 	}
 	n.Sandbox = sb
-	b.Nodes = append(b.Nodes, n)
+	b.addNode(n)
 	return nil
+}
+
+// addNode puts a host in the box's list, once everything the simulators
+// read of it (sandbox, kubelet, etcd member) is set.
+func (b *Box) addNode(n *Node) {
+	b.nodesMu.Lock()
+	defer b.nodesMu.Unlock()
+	b.nodes = append(b.nodes, n)
+}
+
+// removeNode takes a host (whose machine was deleted) out of the list.
+func (b *Box) removeNode(n *Node) {
+	b.nodesMu.Lock()
+	defer b.nodesMu.Unlock()
+	for i, m := range b.nodes {
+		if m == n {
+			b.nodes = append(b.nodes[:i:i], b.nodes[i+1:]...)
+			return
+		}
+	}
+}
+
+// NodeList returns the box's hosts as they are now: the Machine API
+// simulator adds a host for a new Machine and removes the host of a deleted
+// one.
+func (b *Box) NodeList() []*Node {
+	b.nodesMu.RLock()
+	defer b.nodesMu.RUnlock()
+	return append([]*Node(nil), b.nodes...)
 }
 
 func (b *Box) masters() []*Node {
 	var out []*Node
-	for _, n := range b.Nodes {
+	for _, n := range b.NodeList() {
 		if n.Master {
 			out = append(out, n)
 		}
@@ -281,7 +318,7 @@ func (b *Box) masters() []*Node {
 
 // Node returns the node called name, or nil.
 func (b *Box) Node(name string) *Node {
-	for _, n := range b.Nodes {
+	for _, n := range b.NodeList() {
 		if n.Name == name {
 			return n
 		}
@@ -292,7 +329,9 @@ func (b *Box) Node(name string) *Node {
 func (b *Box) etcdEndpoints() []string {
 	var eps []string
 	for _, n := range b.masters() {
-		eps = append(eps, n.Etcd.ClientURL())
+		if n.Etcd != nil {
+			eps = append(eps, n.Etcd.ClientURL())
+		}
 	}
 	return eps
 }
@@ -321,15 +360,13 @@ func (b *Box) startEtcd(ctx context.Context) error {
 	}
 	var initial []string
 	for _, n := range b.masters() {
-		n.Etcd = &EtcdMember{Name: n.Name, IP: n.IP}
+		n.Etcd = b.newNodeEtcdMember(n)
 		initial = append(initial, n.Name+"="+n.Etcd.PeerURL())
 	}
 	for _, n := range b.masters() {
 		m := n.Etcd
-		m.cluster = strings.Join(initial, ",")
-		m.certDir = filepath.Join(b.privateDir, "etcd", n.Name)
-		m.dataDir = filepath.Join(n.Sandbox.Root, "var/lib/etcd")
-		m.logFile = filepath.Join(b.Dir, "etcd-"+n.Name+".log")
+		// The first members create the cluster together.
+		m.cluster, m.admitted = strings.Join(initial, ","), true
 		if err := b.etcdPKI.writeMemberCerts(m.certDir, n.Name, n.IP); err != nil {
 			return err
 		}
@@ -345,6 +382,13 @@ func (b *Box) startEtcd(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// newNodeEtcdMember is a control-plane host's etcd member: data in the
+// host's /var/lib/etcd, certificates where the box keeps them.
+func (b *Box) newNodeEtcdMember(n *Node) *EtcdMember {
+	return newEtcdMember(n.Name, n.IP, filepath.Join(b.privateDir, "etcd", n.Name),
+		filepath.Join(n.Sandbox.Root, "var/lib/etcd"), filepath.Join(b.Dir, "etcd-"+n.Name+".log"))
 }
 
 func (b *Box) newClients() error {
@@ -382,7 +426,8 @@ func (b *Box) seedCluster(ctx context.Context) error {
 	for _, n := range b.masters() {
 		eps = append(eps, n.Etcd.ClientURL())
 	}
-	for _, n := range b.Nodes {
+	nodes := b.NodeList()
+	for _, n := range nodes {
 		if err := b.provisionHost(n, tools, eps); err != nil {
 			return fmt.Errorf("provision %s: %w", n.Name, err)
 		}
@@ -390,19 +435,19 @@ func (b *Box) seedCluster(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		k.Etcd = n.Etcd
+		k.SetEtcd(n.Etcd)
 		n.Kubelet = k
 	}
-	errs := make(chan error, len(b.Nodes))
-	for _, n := range b.Nodes {
+	errs := make(chan error, len(nodes))
+	for _, n := range nodes {
 		go func(n *Node) { errs <- n.Kubelet.Start(ctx) }(n)
 	}
-	for range b.Nodes {
+	for range nodes {
 		if err := <-errs; err != nil {
 			return err
 		}
 	}
-	for _, n := range b.Nodes {
+	for _, n := range nodes {
 		if err := b.createMachine(ctx, n); err != nil {
 			return err
 		}
