@@ -16,18 +16,25 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	configclient "github.com/openshift/client-go/config/clientset/versioned"
 	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
+	machineinformers "github.com/openshift/client-go/machine/informers/externalversions"
+	machinelisters "github.com/openshift/client-go/machine/listers/machine/v1beta1"
 	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 )
 
@@ -103,6 +110,14 @@ type Box struct {
 	nodes   []*Node
 	// nextHostIndex is the last octet of the next new host's address.
 	nextHostIndex int
+
+	// The simulators' view of Nodes and Machines (watched, not polled: a
+	// benchmark adds thousands of them).
+	informers        informers.SharedInformerFactory
+	machineInformers machineinformers.SharedInformerFactory
+	nodeLister       corelisters.NodeLister
+	machineLister    machinelisters.MachineLister
+	runCtx           context.Context
 }
 
 // Start builds and starts a box. The caller must Stop it.
@@ -162,7 +177,10 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 		return b, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	b.cancel = cancel
+	b.cancel, b.runCtx = cancel, runCtx
+	if err = b.startInformers(ctx, runCtx); err != nil {
+		return b, err
+	}
 	op := &etcdOperator{b: b, period: 300 * time.Millisecond, clients: map[string]*clientv3.Client{}}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); op.run(runCtx) }()
@@ -190,6 +208,12 @@ func (b *Box) Stop() {
 			b.cancel()
 		}
 		b.wg.Wait()
+		if b.informers != nil {
+			b.informers.Shutdown()
+		}
+		if b.machineInformers != nil {
+			b.machineInformers.Shutdown()
+		}
 		klogf("box stop: simulators %v", time.Since(t0))
 		var wg sync.WaitGroup
 		for _, n := range b.NodeList() {
@@ -481,6 +505,59 @@ func (b *Box) provisionHost(n *Node, tools map[string]string, endpoints []string
 		}
 	}
 	return nil
+}
+
+// startInformers starts watching Nodes and Machines for the simulators.
+func (b *Box) startInformers(ctx, runCtx context.Context) error {
+	b.informers = informers.NewSharedInformerFactory(b.Kube, 0)
+	b.nodeLister = b.informers.Core().V1().Nodes().Lister()
+	b.machineInformers = machineinformers.NewSharedInformerFactoryWithOptions(b.Machine, 0, machineinformers.WithNamespace("openshift-machine-api"))
+	b.machineLister = b.machineInformers.Machine().V1beta1().Machines().Lister()
+	b.informers.Start(runCtx.Done())
+	b.machineInformers.Start(runCtx.Done())
+	for typ, ok := range b.informers.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("watch %v: not synced", typ)
+		}
+	}
+	for typ, ok := range b.machineInformers.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("watch %v: not synced", typ)
+		}
+	}
+	return nil
+}
+
+// controlPlaneSelector selects the control-plane Nodes.
+var controlPlaneSelector = func() labels.Selector {
+	req, err := labels.NewRequirement("node-role.kubernetes.io/master", selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	return labels.NewSelector().Add(*req)
+}()
+
+// controlPlaneNodes are the control-plane Node objects, as the operators
+// see them (whatever their readiness), by name.
+func (b *Box) controlPlaneNodes() ([]*corev1.Node, error) {
+	nodes, err := b.nodeLister.List(controlPlaneSelector)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	return nodes, nil
+}
+
+func (b *Box) controlPlaneNodeNames() ([]string, error) {
+	nodes, err := b.controlPlaneNodes()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.Name
+	}
+	return names, nil
 }
 
 // WaitFor polls cond until it holds, ctx ends or timeout passes; the error
