@@ -492,7 +492,7 @@ func (b *Box) provisionHost(n *Node, tools map[string]string, endpoints []string
 	if !n.Master {
 		return nil
 	}
-	if err := b.writeEtcdHostCerts(n.Sandbox.Root); err != nil {
+	if err := b.writeEtcdHostCerts(n.Sandbox.Root, b.masters()); err != nil {
 		return err
 	}
 	for _, op := range staticPodOperators {

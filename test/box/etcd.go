@@ -295,6 +295,8 @@ type etcdTLS struct {
 
 	mu     sync.Mutex
 	issued map[string]*CertKey
+	// published are the issued certificates that a secret has held.
+	published map[string]bool
 }
 
 func (p *etcdTLS) clientTLSConfig() (*tls.Config, error) {
@@ -346,6 +348,24 @@ func (p *etcdTLS) nodeCert(kind, node string, ip net.IP) (*CertKey, error) {
 	return ck, nil
 }
 
+// secretCert is the certificate for a missing etcd-<kind>-<node> secret: the
+// one already issued if no secret has held it yet (a new node's, which its
+// host already has), otherwise a new one, as the etcd operator's cert
+// signer issues when a secret is deleted.
+func (p *etcdTLS) secretCert(kind, node string, ip net.IP) (*CertKey, error) {
+	key := kind + "/" + node
+	p.mu.Lock()
+	if p.published == nil {
+		p.published = map[string]bool{}
+	}
+	if p.published[key] {
+		delete(p.issued, key)
+	}
+	p.published[key] = true
+	p.mu.Unlock()
+	return p.nodeCert(kind, node, ip)
+}
+
 // writeMemberCerts writes the member's serving and peer certificates where
 // the embedded server reads them.
 func (p *etcdTLS) writeMemberCerts(dir, node string, ip net.IP) error {
@@ -365,7 +385,7 @@ func (p *etcdTLS) writeMemberCerts(dir, node string, ip net.IP) error {
 		"peer.crt": peer.CertPEM, "peer.key": peer.KeyPEM,
 	}
 	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+		if err := writeFileAtomic(filepath.Join(dir, name), data, 0o600); err != nil {
 			return err
 		}
 	}

@@ -162,14 +162,11 @@ func (b *Box) seedClusterConfig(ctx context.Context) error {
 // seedEtcdSecrets creates what the etcd operator keeps in openshift-etcd:
 // the client identity, the CA bundle and every member's certificates.
 func (b *Box) seedEtcdSecrets(ctx context.Context) error {
-	tlsSecret := func(name string, ck *CertKey) *corev1.Secret {
-		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "openshift-etcd"}, Type: corev1.SecretTypeTLS,
-			Data: map[string][]byte{corev1.TLSCertKey: ck.CertPEM, corev1.TLSPrivateKeyKey: ck.KeyPEM}}
-	}
+	tlsSecret := etcdTLSSecret
 	objs := []*corev1.Secret{tlsSecret("etcd-client", b.etcdPKI.client)}
 	for _, n := range b.masters() {
-		for _, kind := range []string{"peer", "serving", "serving-metrics"} {
-			ck, err := b.etcdPKI.nodeCert(kind, n.Name, n.IP)
+		for _, kind := range etcdCertKinds {
+			ck, err := b.etcdPKI.secretCert(kind, n.Name, n.IP)
 			if err != nil {
 				return err
 			}
@@ -189,6 +186,12 @@ func (b *Box) seedEtcdSecrets(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// etcdTLSSecret is a kubernetes.io/tls secret of openshift-etcd.
+func etcdTLSSecret(name string, ck *CertKey) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "openshift-etcd"}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: ck.CertPEM, corev1.TLSPrivateKeyKey: ck.KeyPEM}}
 }
 
 // seedOperators creates the static-pod operators' singletons at their
