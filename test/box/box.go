@@ -31,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -190,6 +191,9 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	roller := &revisionRoller{b: b, period: 150 * time.Millisecond, installTime: time.Second, observed: map[string]string{}, started: map[string]time.Time{}}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); roller.run(runCtx) }()
+	machines := &machineController{b: b, period: 200 * time.Millisecond, runningDelay: time.Second, hosts: map[types.UID]*provisionedHost{}}
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); machines.run(runCtx) }()
 	if err = b.WaitForEtcdMembersAvailable(ctx, fmt.Sprintf("%d members are available", opts.Masters)); err != nil {
 		return b, err
 	}
