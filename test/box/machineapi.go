@@ -148,9 +148,18 @@ func (c *machineController) reconcile(ctx context.Context, m *machinev1beta1.Mac
 	}
 	name := c.machineHostName(m)
 	if c.b.Node(name) == nil {
-		if _, err := c.b.nodeLister.Get(name); err == nil {
-			c.ignored[m.UID] = true // a Node without an instance of the box
+		// A Node without an instance of the box. The watch of Nodes may lag
+		// behind that of Machines: ask the API before creating a host.
+		_, err := c.b.nodeLister.Get(name)
+		if apierrors.IsNotFound(err) {
+			_, err = c.b.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		}
+		if err == nil {
+			c.ignored[m.UID] = true
 			return nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return err
 		}
 	}
 	return c.provision(ctx, m, name)
