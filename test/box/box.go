@@ -16,18 +16,26 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	configclient "github.com/openshift/client-go/config/clientset/versioned"
 	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
+	machineinformers "github.com/openshift/client-go/machine/informers/externalversions"
+	machinelisters "github.com/openshift/client-go/machine/listers/machine/v1beta1"
 	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 )
 
@@ -62,7 +70,8 @@ type Node struct {
 	Kubelet     *FakeKubelet
 	Etcd        *EtcdMember
 
-	agent *hostAgent // the host's systemd
+	agent     *hostAgent         // the host's systemd
+	stopAgent context.CancelFunc // ends the agent, for a host that is removed
 }
 
 // Box is a running cluster-in-a-box.
@@ -72,7 +81,6 @@ type Box struct {
 	APIServerURL string
 	ClusterID    string
 	InfraID      string
-	Nodes        []*Node
 
 	// Admin is the administrator's client config (a system:masters token).
 	Admin    *rest.Config
@@ -96,6 +104,21 @@ type Box struct {
 	healthMu                      sync.Mutex
 	healthyMembers, votingMembers int
 	subnet                        string
+
+	// nodesMu guards the hosts, which the Machine API simulator adds and
+	// removes while the other simulators read them.
+	nodesMu sync.RWMutex
+	nodes   []*Node
+	// nextHostIndex is the last octet of the next new host's address.
+	nextHostIndex int
+
+	// The simulators' view of Nodes and Machines (watched, not polled: a
+	// benchmark adds thousands of them).
+	informers        informers.SharedInformerFactory
+	machineInformers machineinformers.SharedInformerFactory
+	nodeLister       corelisters.NodeLister
+	machineLister    machinelisters.MachineLister
+	runCtx           context.Context
 }
 
 // Start builds and starts a box. The caller must Stop it.
@@ -155,7 +178,10 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 		return b, err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	b.cancel = cancel
+	b.cancel, b.runCtx = cancel, runCtx
+	if err = b.startInformers(ctx, runCtx); err != nil {
+		return b, err
+	}
 	op := &etcdOperator{b: b, period: 300 * time.Millisecond, clients: map[string]*clientv3.Client{}}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); op.run(runCtx) }()
@@ -165,6 +191,9 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	roller := &revisionRoller{b: b, period: 150 * time.Millisecond, installTime: time.Second, observed: map[string]string{}, started: map[string]time.Time{}}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); roller.run(runCtx) }()
+	machines := &machineController{b: b, period: 200 * time.Millisecond, runningDelay: time.Second, hosts: map[types.UID]*provisionedHost{}}
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); machines.run(runCtx) }()
 	if err = b.WaitForEtcdMembersAvailable(ctx, fmt.Sprintf("%d members are available", opts.Masters)); err != nil {
 		return b, err
 	}
@@ -183,9 +212,15 @@ func (b *Box) Stop() {
 			b.cancel()
 		}
 		b.wg.Wait()
+		if b.informers != nil {
+			b.informers.Shutdown()
+		}
+		if b.machineInformers != nil {
+			b.machineInformers.Shutdown()
+		}
 		klogf("box stop: simulators %v", time.Since(t0))
 		var wg sync.WaitGroup
-		for _, n := range b.Nodes {
+		for _, n := range b.NodeList() {
 			if n.Kubelet != nil {
 				wg.Add(1)
 				go func(k *FakeKubelet) { defer wg.Done(); k.stop(false) }(n.Kubelet)
@@ -199,7 +234,7 @@ func (b *Box) Stop() {
 		klogf("box stop: apiserver %v", time.Since(t0))
 		b.tb.runCleanups()
 		klogf("box stop: cleanups %v", time.Since(t0))
-		for _, n := range b.Nodes {
+		for _, n := range b.NodeList() {
 			if n.Etcd != nil {
 				wg.Add(1)
 				go func(m *EtcdMember) { defer wg.Done(); m.Stop() }(n.Etcd)
@@ -255,6 +290,7 @@ func (b *Box) createNodes() error {
 			return err
 		}
 	}
+	b.nextHostIndex = 11 + total
 	return nil
 }
 
@@ -265,13 +301,42 @@ func (b *Box) addNodeObject(name string, master bool, hostIndex int) error {
 		return err
 	}
 	n.Sandbox = sb
-	b.Nodes = append(b.Nodes, n)
+	b.addNode(n)
 	return nil
+}
+
+// addNode puts a host in the box's list, once everything the simulators
+// read of it (sandbox, kubelet, etcd member) is set.
+func (b *Box) addNode(n *Node) {
+	b.nodesMu.Lock()
+	defer b.nodesMu.Unlock()
+	b.nodes = append(b.nodes, n)
+}
+
+// removeNode takes a host (whose machine was deleted) out of the list.
+func (b *Box) removeNode(n *Node) {
+	b.nodesMu.Lock()
+	defer b.nodesMu.Unlock()
+	for i, m := range b.nodes {
+		if m == n {
+			b.nodes = append(b.nodes[:i:i], b.nodes[i+1:]...)
+			return
+		}
+	}
+}
+
+// NodeList returns the box's hosts as they are now: the Machine API
+// simulator adds a host for a new Machine and removes the host of a deleted
+// one.
+func (b *Box) NodeList() []*Node {
+	b.nodesMu.RLock()
+	defer b.nodesMu.RUnlock()
+	return append([]*Node(nil), b.nodes...)
 }
 
 func (b *Box) masters() []*Node {
 	var out []*Node
-	for _, n := range b.Nodes {
+	for _, n := range b.NodeList() {
 		if n.Master {
 			out = append(out, n)
 		}
@@ -281,7 +346,7 @@ func (b *Box) masters() []*Node {
 
 // Node returns the node called name, or nil.
 func (b *Box) Node(name string) *Node {
-	for _, n := range b.Nodes {
+	for _, n := range b.NodeList() {
 		if n.Name == name {
 			return n
 		}
@@ -292,7 +357,9 @@ func (b *Box) Node(name string) *Node {
 func (b *Box) etcdEndpoints() []string {
 	var eps []string
 	for _, n := range b.masters() {
-		eps = append(eps, n.Etcd.ClientURL())
+		if n.Etcd != nil {
+			eps = append(eps, n.Etcd.ClientURL())
+		}
 	}
 	return eps
 }
@@ -321,15 +388,13 @@ func (b *Box) startEtcd(ctx context.Context) error {
 	}
 	var initial []string
 	for _, n := range b.masters() {
-		n.Etcd = &EtcdMember{Name: n.Name, IP: n.IP}
+		n.Etcd = b.newNodeEtcdMember(n)
 		initial = append(initial, n.Name+"="+n.Etcd.PeerURL())
 	}
 	for _, n := range b.masters() {
 		m := n.Etcd
-		m.cluster = strings.Join(initial, ",")
-		m.certDir = filepath.Join(b.privateDir, "etcd", n.Name)
-		m.dataDir = filepath.Join(n.Sandbox.Root, "var/lib/etcd")
-		m.logFile = filepath.Join(b.Dir, "etcd-"+n.Name+".log")
+		// The first members create the cluster together.
+		m.cluster, m.admitted = strings.Join(initial, ","), true
 		if err := b.etcdPKI.writeMemberCerts(m.certDir, n.Name, n.IP); err != nil {
 			return err
 		}
@@ -345,6 +410,13 @@ func (b *Box) startEtcd(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// newNodeEtcdMember is a control-plane host's etcd member: data in the
+// host's /var/lib/etcd, certificates where the box keeps them.
+func (b *Box) newNodeEtcdMember(n *Node) *EtcdMember {
+	return newEtcdMember(n.Name, n.IP, filepath.Join(b.privateDir, "etcd", n.Name),
+		filepath.Join(n.Sandbox.Root, "var/lib/etcd"), filepath.Join(b.Dir, "etcd-"+n.Name+".log"))
 }
 
 func (b *Box) newClients() error {
@@ -382,7 +454,8 @@ func (b *Box) seedCluster(ctx context.Context) error {
 	for _, n := range b.masters() {
 		eps = append(eps, n.Etcd.ClientURL())
 	}
-	for _, n := range b.Nodes {
+	nodes := b.NodeList()
+	for _, n := range nodes {
 		if err := b.provisionHost(n, tools, eps); err != nil {
 			return fmt.Errorf("provision %s: %w", n.Name, err)
 		}
@@ -390,19 +463,19 @@ func (b *Box) seedCluster(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		k.Etcd = n.Etcd
+		k.SetEtcd(n.Etcd)
 		n.Kubelet = k
 	}
-	errs := make(chan error, len(b.Nodes))
-	for _, n := range b.Nodes {
+	errs := make(chan error, len(nodes))
+	for _, n := range nodes {
 		go func(n *Node) { errs <- n.Kubelet.Start(ctx) }(n)
 	}
-	for range b.Nodes {
+	for range nodes {
 		if err := <-errs; err != nil {
 			return err
 		}
 	}
-	for _, n := range b.Nodes {
+	for _, n := range nodes {
 		if err := b.createMachine(ctx, n); err != nil {
 			return err
 		}
@@ -423,7 +496,7 @@ func (b *Box) provisionHost(n *Node, tools map[string]string, endpoints []string
 	if !n.Master {
 		return nil
 	}
-	if err := b.writeEtcdHostCerts(n.Sandbox.Root); err != nil {
+	if err := b.writeEtcdHostCerts(n.Sandbox.Root, b.masters()); err != nil {
 		return err
 	}
 	for _, op := range staticPodOperators {
@@ -436,6 +509,59 @@ func (b *Box) provisionHost(n *Node, tools map[string]string, endpoints []string
 		}
 	}
 	return nil
+}
+
+// startInformers starts watching Nodes and Machines for the simulators.
+func (b *Box) startInformers(ctx, runCtx context.Context) error {
+	b.informers = informers.NewSharedInformerFactory(b.Kube, 0)
+	b.nodeLister = b.informers.Core().V1().Nodes().Lister()
+	b.machineInformers = machineinformers.NewSharedInformerFactoryWithOptions(b.Machine, 0, machineinformers.WithNamespace("openshift-machine-api"))
+	b.machineLister = b.machineInformers.Machine().V1beta1().Machines().Lister()
+	b.informers.Start(runCtx.Done())
+	b.machineInformers.Start(runCtx.Done())
+	for typ, ok := range b.informers.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("watch %v: not synced", typ)
+		}
+	}
+	for typ, ok := range b.machineInformers.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("watch %v: not synced", typ)
+		}
+	}
+	return nil
+}
+
+// controlPlaneSelector selects the control-plane Nodes.
+var controlPlaneSelector = func() labels.Selector {
+	req, err := labels.NewRequirement("node-role.kubernetes.io/master", selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	return labels.NewSelector().Add(*req)
+}()
+
+// controlPlaneNodes are the control-plane Node objects, as the operators
+// see them (whatever their readiness), by name.
+func (b *Box) controlPlaneNodes() ([]*corev1.Node, error) {
+	nodes, err := b.nodeLister.List(controlPlaneSelector)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	return nodes, nil
+}
+
+func (b *Box) controlPlaneNodeNames() ([]string, error) {
+	nodes, err := b.controlPlaneNodes()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = n.Name
+	}
+	return names, nil
 }
 
 // WaitFor polls cond until it holds, ctx ends or timeout passes; the error

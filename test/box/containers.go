@@ -83,7 +83,7 @@ func (k *FakeKubelet) containerTable() string {
 			state, attempt := "Running", int32(0)
 			if c.Name == "etcd" && r.manifest.Labels["app"] == "etcd" {
 				attempt = k.restarts
-				if r.failing {
+				if r.etcd == etcdFailing {
 					state = "Exited"
 				}
 			}

@@ -24,13 +24,122 @@ type EtcdMember struct {
 	certDir string
 	dataDir string
 	logFile string
-	cluster string // initial-cluster string of the cluster it was created in
-	// joinExisting is set for a member added to a running cluster.
-	joinExisting bool
 
 	mu     sync.Mutex
 	server *embed.Etcd
 	relay  *relay
+	// exitErr is why the server last stopped by itself.
+	exitErr error
+
+	// What the member knows of its membership, which decides how it may
+	// start on an empty data dir (with data, etcd goes by its data).
+	//
+	// cluster is the initial-cluster string to start with.
+	cluster string
+	// joinExisting is set for a member added to a running cluster.
+	joinExisting bool
+	// admitted: cluster and joinExisting are fresh (the first members at
+	// bootstrap, or a member the etcd operator has just added), so the
+	// member may start on an empty data dir. Starting on one uses the
+	// admission up: an emptied data dir needs a new one.
+	admitted bool
+	// removed: the etcd operator found the member gone from the cluster;
+	// whatever data it has belongs to a member that no longer exists.
+	removed bool
+}
+
+// memberState is what the etcd container's start finds of its membership.
+type memberState int
+
+const (
+	memberMayStart memberState = iota
+	// memberAwaitingAdmission: an empty data dir and no membership to join
+	// yet. The real etcd pod waits in its discovery step.
+	memberAwaitingAdmission
+	// memberRemoved: data of a member the cluster has removed; etcd would
+	// refuse it.
+	memberRemoved
+)
+
+// crashLoopMarker in a member's data dir makes its etcd container
+// crash-loop: the fault follows the data, as a corrupt data dir does.
+const crashLoopMarker = ".box-crash-loop"
+
+// newEtcdMember makes the member of a control-plane node, which cannot
+// start until it has an admission (admit) or data.
+func newEtcdMember(name string, ip net.IP, certDir, dataDir, logFile string) *EtcdMember {
+	return &EtcdMember{Name: name, IP: ip, certDir: certDir, dataDir: dataDir, logFile: logFile}
+}
+
+// hasData says whether the data dir holds a member (etcd's member/ dir).
+func (m *EtcdMember) hasData() bool {
+	fi, err := os.Stat(filepath.Join(m.dataDir, "member"))
+	return err == nil && fi.IsDir()
+}
+
+// crashLooping says whether the crash-loop fault is in the data dir.
+func (m *EtcdMember) crashLooping() bool {
+	_, err := os.Stat(filepath.Join(m.dataDir, crashLoopMarker))
+	return err == nil
+}
+
+// setCrashLoop puts the crash-loop fault in the data dir, or takes it out.
+func (m *EtcdMember) setCrashLoop(on bool) error {
+	path := filepath.Join(m.dataDir, crashLoopMarker)
+	if !on {
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return nil
+	}
+	if err := os.MkdirAll(m.dataDir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte("etcd exits at start: injected fault\n"), 0o600)
+}
+
+// membership is what the member's start would find.
+func (m *EtcdMember) membership() memberState {
+	data := m.hasData()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch {
+	case data && m.removed:
+		return memberRemoved
+	case !data && !m.admitted:
+		return memberAwaitingAdmission
+	}
+	return memberMayStart
+}
+
+// admit records that the member was added to a running cluster whose
+// members (this one included) initialCluster lists: it may start, and
+// joins that cluster.
+func (m *EtcdMember) admit(initialCluster string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cluster, m.joinExisting, m.admitted, m.removed = initialCluster, true, true, false
+}
+
+// markRemoved records that the member is no longer in the cluster.
+func (m *EtcdMember) markRemoved() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.removed, m.admitted = true, false
+}
+
+// isRemoved says whether the etcd operator found the member removed.
+func (m *EtcdMember) isRemoved() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.removed
+}
+
+// exitError is why the member last stopped by itself.
+func (m *EtcdMember) exitError() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.exitErr
 }
 
 // listenClientURL is where the embedded server itself listens; clients
@@ -49,21 +158,54 @@ func (m *EtcdMember) PeerURL() string {
 	return fmt.Sprintf("https://%s", net.JoinHostPort(m.IP.String(), "2380"))
 }
 
-// Running reports whether the server is up.
+// Running reports whether the server is up. A server that stopped by
+// itself (etcd stops a member removed from its cluster) is cleaned up here.
 func (m *EtcdMember) Running() bool {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.server != nil
+	e, r := m.server, m.relay
+	m.mu.Unlock()
+	if e == nil {
+		return false
+	}
+	select {
+	case <-e.Server.StopNotify():
+	default:
+		return true
+	}
+	m.mu.Lock()
+	if m.server != e {
+		m.mu.Unlock()
+		return m.server != nil
+	}
+	m.server, m.relay = nil, nil
+	m.exitErr = fmt.Errorf("etcd member %s stopped", m.Name)
+	select {
+	case err := <-e.Err():
+		m.exitErr = err
+	default:
+	}
+	m.mu.Unlock()
+	if r != nil {
+		r.Close()
+	}
+	e.Close()
+	return false
 }
 
-// Start starts the member from its data directory, creating it on first start.
-// It does not wait for the cluster to be ready: a lone member of a
-// three-member cluster cannot be.
+// Start starts the member from its data directory. On an empty one it
+// needs an admission: it creates a new cluster with the other first members,
+// or joins the running cluster the etcd operator added it to. It does not
+// wait for the cluster to be ready: a lone member of a three-member cluster
+// cannot be.
 func (m *EtcdMember) Start() error {
+	data := m.hasData()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.server != nil {
 		return nil
+	}
+	if !data && !m.admitted {
+		return fmt.Errorf("etcd member %s: not a member of any cluster yet", m.Name)
 	}
 	cfg := embed.NewConfig()
 	cfg.Name = m.Name
@@ -104,7 +246,10 @@ func (m *EtcdMember) Start() error {
 		e.Close()
 		return fmt.Errorf("etcd member %s client port: %w", m.Name, err)
 	}
-	m.server, m.relay = e, r
+	m.server, m.relay, m.exitErr = e, r, nil
+	if !data {
+		m.admitted = false
+	}
 	return nil
 }
 
@@ -150,6 +295,8 @@ type etcdTLS struct {
 
 	mu     sync.Mutex
 	issued map[string]*CertKey
+	// published are the issued certificates that a secret has held.
+	published map[string]bool
 }
 
 func (p *etcdTLS) clientTLSConfig() (*tls.Config, error) {
@@ -201,6 +348,24 @@ func (p *etcdTLS) nodeCert(kind, node string, ip net.IP) (*CertKey, error) {
 	return ck, nil
 }
 
+// secretCert is the certificate for a missing etcd-<kind>-<node> secret: the
+// one already issued if no secret has held it yet (a new node's, which its
+// host already has), otherwise a new one, as the etcd operator's cert
+// signer issues when a secret is deleted.
+func (p *etcdTLS) secretCert(kind, node string, ip net.IP) (*CertKey, error) {
+	key := kind + "/" + node
+	p.mu.Lock()
+	if p.published == nil {
+		p.published = map[string]bool{}
+	}
+	if p.published[key] {
+		delete(p.issued, key)
+	}
+	p.published[key] = true
+	p.mu.Unlock()
+	return p.nodeCert(kind, node, ip)
+}
+
 // writeMemberCerts writes the member's serving and peer certificates where
 // the embedded server reads them.
 func (p *etcdTLS) writeMemberCerts(dir, node string, ip net.IP) error {
@@ -220,7 +385,7 @@ func (p *etcdTLS) writeMemberCerts(dir, node string, ip net.IP) error {
 		"peer.crt": peer.CertPEM, "peer.key": peer.KeyPEM,
 	}
 	for name, data := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+		if err := writeFileAtomic(filepath.Join(dir, name), data, 0o600); err != nil {
 			return err
 		}
 	}

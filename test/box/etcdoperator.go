@@ -15,8 +15,11 @@ import (
 )
 
 // etcdOperator simulates the parts of OpenShift's cluster-etcd-operator that
-// recovery tools read: the EtcdMembersAvailable / EtcdMembersDegraded
-// conditions, computed from the real members' health.
+// recovery depends on: the EtcdMembersAvailable / EtcdMembersDegraded
+// conditions, computed from the real members' health; the cert signer
+// (etcdcerts.go), which keeps every control-plane node's certificates; and
+// the cluster member controller (etcdmembers.go), which adds the member of
+// a node whose etcd pod waits for its membership.
 type etcdOperator struct {
 	b       *Box
 	period  time.Duration
@@ -26,11 +29,12 @@ type etcdOperator struct {
 }
 
 type memberHealth struct {
-	Name    string
-	ID      uint64
-	URLs    []string
-	Learner bool
-	Healthy bool
+	Name     string
+	ID       uint64
+	URLs     []string
+	PeerURLs []string
+	Learner  bool
+	Healthy  bool
 }
 
 func (o *etcdOperator) run(ctx context.Context) {
@@ -93,7 +97,7 @@ func (o *etcdOperator) membership(ctx context.Context) []memberHealth {
 			if name == "" {
 				name = fmt.Sprintf("%x", m.ID) // added, not started yet
 			}
-			ms = append(ms, memberHealth{Name: name, ID: m.ID, URLs: m.ClientURLs, Learner: m.IsLearner})
+			ms = append(ms, memberHealth{Name: name, ID: m.ID, URLs: m.ClientURLs, PeerURLs: m.PeerURLs, Learner: m.IsLearner})
 		}
 		sort.Slice(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
 		o.members = ms
@@ -143,6 +147,7 @@ func MembersStatus(ms []memberHealth) (message string, healthy, voting int) {
 }
 
 func (o *etcdOperator) sync(ctx context.Context) {
+	o.signCerts(ctx)
 	ms := o.membership(ctx)
 	if len(ms) == 0 {
 		return
@@ -167,6 +172,7 @@ func (o *etcdOperator) sync(ctx context.Context) {
 		degraded.Status, degraded.Reason, degraded.Message = operatorv1.ConditionTrue, "UnhealthyMembers", msg
 	}
 	_ = o.b.updateEtcdConditions(ctx, available, degraded)
+	o.reconcileMembers(ctx, ms)
 }
 
 // updateEtcdConditions sets conditions on etcd/cluster, writing only when

@@ -56,14 +56,14 @@ func (b *Box) setInstanceState(ctx context.Context, n *Node, state string) error
 
 // CrashLoopEtcd makes the etcd container of node's etcd pod crash-loop (its
 // member down, the pod's etcd container in CrashLoopBackOff with restarts
-// counting up), or recover when on is false.
+// counting up), or recover when on is false. The fault lives in the
+// member's data dir (a marker file in the host's /var/lib/etcd), as a
+// damaged data dir would: moving /var/lib/etcd away, as seeds 003 §2.4.2
+// do, takes the fault with it, and a member started afresh runs.
 func (b *Box) CrashLoopEtcd(name string, on bool) error {
 	n := b.Node(name)
 	if n == nil || n.Kubelet == nil || n.Etcd == nil {
 		return fmt.Errorf("no control-plane node %q in the box", name)
 	}
-	n.Kubelet.mu.Lock()
-	n.Kubelet.crashLoop = on
-	n.Kubelet.mu.Unlock()
-	return nil
+	return n.Etcd.setCrashLoop(on)
 }

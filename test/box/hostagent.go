@@ -100,13 +100,20 @@ func replyError(code int, format string, args ...any) *hostReply {
 // startHostAgents gives every node its host agent, which runs until ctx
 // ends (the box's teardown, before the kubelets stop).
 func (b *Box) startHostAgents(ctx context.Context) {
-	for _, n := range b.Nodes {
-		a := &hostAgent{b: b, node: n, ctx: ctx, units: map[string]*transientUnit{}}
-		a.powerOn()
-		n.agent = a
-		b.wg.Add(1)
-		go func() { defer b.wg.Done(); a.run(ctx) }()
+	for _, n := range b.NodeList() {
+		b.startHostAgent(ctx, n)
 	}
+}
+
+// startHostAgent gives one host its agent, which runs until ctx ends or the
+// host is removed (n.stopAgent).
+func (b *Box) startHostAgent(ctx context.Context, n *Node) {
+	ctx, cancel := context.WithCancel(ctx)
+	a := &hostAgent{b: b, node: n, ctx: ctx, units: map[string]*transientUnit{}}
+	a.powerOn()
+	n.agent, n.stopAgent = a, cancel
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); a.run(ctx) }()
 }
 
 func (a *hostAgent) run(ctx context.Context) {

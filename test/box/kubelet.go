@@ -55,9 +55,6 @@ type FakeKubelet struct {
 	IP      net.IP
 	Sandbox *Sandbox
 	Master  bool
-	// Etcd is the node's etcd member (control-plane nodes only), run while
-	// etcd-pod.yaml is in the manifests directory.
-	Etcd *EtcdMember
 
 	client       kubernetes.Interface
 	containerDir string
@@ -73,10 +70,17 @@ type FakeKubelet struct {
 	// manifest went away stays here until its containers (the etcd member)
 	// have stopped, so that crictl never reports them gone too early.
 	staticRunning map[string]*runningStaticPod
-	crashLoop     bool // fault: etcd container crash-looping
-	restarts      int32
-	serveCert     tls.Certificate
-	registered    bool
+	// etcd is the node's etcd member (control-plane nodes only), run while
+	// etcd-pod.yaml is in the manifests directory.
+	etcd *EtcdMember
+	// etcdSeenRunning: the member ran when last looked at, so finding it
+	// stopped means it exited by itself (removed from its cluster).
+	etcdSeenRunning bool
+	// etcdRetryAt is when a failed etcd container is started again.
+	etcdRetryAt time.Time
+	restarts    int32
+	serveCert   tls.Certificate
+	registered  bool
 
 	// The container runtime lives as long as the machine is up. Pods'
 	// processes belong to it, not to the kubelet service, so that they
@@ -106,8 +110,27 @@ type staticPod struct {
 type runningStaticPod struct {
 	manifest *corev1.Pod
 	started  time.Time
-	failing  bool // its etcd container is not running (crash loop, start error)
+	etcd     etcdContainerState // of an etcd pod: how its etcd container is
 }
+
+// etcdContainerState is how the etcd container of an etcd static pod is.
+type etcdContainerState int
+
+const (
+	// etcdRunning: the member runs.
+	etcdRunning etcdContainerState = iota
+	// etcdAwaitingMembership: the container runs but the member does not
+	// yet: on an empty data dir it waits until the etcd operator has added
+	// it to the cluster, as the real pod's discovery step does. Not ready.
+	etcdAwaitingMembership
+	// etcdFailing: the container exits and is restarted with back-off
+	// (crash loop, a member removed from its cluster, a start error).
+	etcdFailing
+)
+
+// etcdRestartBackOff is how long a failed etcd container waits before the
+// kubelet starts it again.
+const etcdRestartBackOff = 2 * time.Second
 
 type podRuntime struct {
 	pod        *corev1.Pod
@@ -389,9 +412,12 @@ func (k *FakeKubelet) stop(stopEtcd bool) {
 		r.kill()
 	}
 	<-done
-	if stopEtcd && k.Etcd != nil {
-		k.Etcd.Stop()
+	if m := k.EtcdMember(); stopEtcd && m != nil {
+		m.Stop()
 	}
+	k.mu.Lock()
+	k.etcdSeenRunning, k.etcdRetryAt = false, time.Time{}
+	k.mu.Unlock()
 	// /run is a tmpfs: a machine that is off runs no container.
 	_ = k.writeContainers("")
 }
@@ -806,12 +832,14 @@ func (k *FakeKubelet) syncStaticPods() {
 		}
 	}
 	k.static = desired
-	crash := k.crashLoop
 	k.mu.Unlock()
 
 	for _, name := range removed {
-		if name == "etcd" && k.Etcd != nil {
-			k.Etcd.Stop()
+		if m := k.EtcdMember(); name == "etcd" && m != nil {
+			m.Stop()
+			k.mu.Lock()
+			k.etcdSeenRunning = false
+			k.mu.Unlock()
 		}
 		k.mu.Lock()
 		if r := k.staticRunning[name]; r != nil {
@@ -827,17 +855,9 @@ func (k *FakeKubelet) syncStaticPods() {
 	sort.Strings(names)
 	for _, name := range names {
 		sp := desired[name]
-		healthy := true
-		if name == "etcd" && k.Etcd != nil {
-			if crash {
-				k.Etcd.Stop()
-				healthy = false
-			} else if !k.Etcd.Running() {
-				if err := k.Etcd.Start(); err != nil {
-					klogf("kubelet %s: %v", k.Node, err)
-					healthy = false
-				}
-			}
+		state := etcdRunning
+		if m := k.EtcdMember(); name == "etcd" && m != nil {
+			state = k.syncEtcd(m)
 		}
 		k.mu.Lock()
 		r := k.staticRunning[name]
@@ -846,9 +866,78 @@ func (k *FakeKubelet) syncStaticPods() {
 			k.staticRunning[name] = r
 			k.journal(`"SyncLoop ADD" source="file" pods=["%s/%s-%s"]`, sp.manifest.Namespace, name, k.Node)
 		}
-		r.failing = !healthy
+		r.etcd = state
 		k.mu.Unlock()
 	}
+}
+
+// SetEtcd gives the kubelet the node's etcd member, which it runs while
+// etcd-pod.yaml is in the manifests directory.
+func (k *FakeKubelet) SetEtcd(m *EtcdMember) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.etcd != m {
+		k.etcd, k.etcdSeenRunning, k.etcdRetryAt = m, false, time.Time{}
+	}
+}
+
+// EtcdMember is the node's etcd member, nil on a worker.
+func (k *FakeKubelet) EtcdMember() *EtcdMember {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.etcd
+}
+
+// syncEtcd runs the etcd container of a present etcd pod: the member runs
+// unless the crash-loop fault is in its data dir, it has been removed from
+// the cluster (its old data is still there), or its data dir is empty and
+// the etcd operator has not added it to the cluster yet.
+func (k *FakeKubelet) syncEtcd(m *EtcdMember) etcdContainerState {
+	if m.crashLooping() {
+		m.Stop()
+		k.mu.Lock()
+		k.etcdSeenRunning = false
+		k.mu.Unlock()
+		return etcdFailing
+	}
+	running := m.Running()
+	k.mu.Lock()
+	seen, retryAt := k.etcdSeenRunning, k.etcdRetryAt
+	k.etcdSeenRunning = running
+	if !running && seen {
+		// It exited by itself: etcd stops a member that learns it was
+		// removed from its cluster.
+		retryAt = time.Now().Add(etcdRestartBackOff)
+		k.etcdRetryAt = retryAt
+	}
+	k.mu.Unlock()
+	if running {
+		return etcdRunning
+	}
+	if seen {
+		klogf("kubelet %s: etcd member %s exited: %v", k.Node, m.Name, m.exitError())
+		return etcdFailing
+	}
+	switch m.membership() {
+	case memberRemoved:
+		return etcdFailing
+	case memberAwaitingAdmission:
+		return etcdAwaitingMembership
+	}
+	if time.Now().Before(retryAt) {
+		return etcdFailing
+	}
+	if err := m.Start(); err != nil {
+		klogf("kubelet %s: %v", k.Node, err)
+		k.mu.Lock()
+		k.etcdRetryAt = time.Now().Add(etcdRestartBackOff)
+		k.mu.Unlock()
+		return etcdFailing
+	}
+	k.mu.Lock()
+	k.etcdSeenRunning = true
+	k.mu.Unlock()
+	return etcdRunning
 }
 
 // syncMirrorPods makes the API's mirror pods match the static pods: one per
@@ -856,10 +945,10 @@ func (k *FakeKubelet) syncStaticPods() {
 func (k *FakeKubelet) syncMirrorPods(ctx context.Context) {
 	k.mu.Lock()
 	static := make(map[string]*staticPod, len(k.static))
-	healthy := map[string]bool{}
+	states := map[string]etcdContainerState{}
 	for name, sp := range k.static {
 		if r := k.staticRunning[name]; r != nil {
-			static[name], healthy[name] = sp, !r.failing
+			static[name], states[name] = sp, r.etcd
 		}
 	}
 	k.mu.Unlock()
@@ -877,11 +966,11 @@ func (k *FakeKubelet) syncMirrorPods(ctx context.Context) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		k.ensureMirrorPod(ctx, static[name], healthy[name])
+		k.ensureMirrorPod(ctx, static[name], states[name])
 	}
 }
 
-func (k *FakeKubelet) ensureMirrorPod(ctx context.Context, sp *staticPod, healthy bool) {
+func (k *FakeKubelet) ensureMirrorPod(ctx context.Context, sp *staticPod, state etcdContainerState) {
 	name := sp.manifest.Name + "-" + k.Node
 	ns := sp.manifest.Namespace
 	if ns == "" {
@@ -912,7 +1001,7 @@ func (k *FakeKubelet) ensureMirrorPod(ctx context.Context, sp *staticPod, health
 		}
 		existing = created
 	}
-	want := k.staticPodStatus(existing, healthy)
+	want := k.staticPodStatus(existing, state)
 	if staticStatusEqual(existing.Status, want) {
 		return
 	}
@@ -929,8 +1018,10 @@ func (k *FakeKubelet) nodeUID(ctx context.Context) types.UID {
 
 // staticPodStatus is what a kubelet reports for a static pod: all containers
 // running, or for a crash-looping etcd the etcd container waiting in
-// CrashLoopBackOff after an Error exit.
-func (k *FakeKubelet) staticPodStatus(pod *corev1.Pod, healthy bool) corev1.PodStatus {
+// CrashLoopBackOff after an Error exit, or for an etcd awaiting its
+// membership the etcd container running but not ready.
+func (k *FakeKubelet) staticPodStatus(pod *corev1.Pod, state etcdContainerState) corev1.PodStatus {
+	healthy := state != etcdFailing
 	st := pod.Status.DeepCopy()
 	st.Phase = corev1.PodRunning
 	st.HostIP, st.PodIP = k.IP.String(), k.IP.String()
@@ -964,6 +1055,9 @@ func (k *FakeKubelet) staticPodStatus(pod *corev1.Pod, healthy bool) corev1.PodS
 		if c.Name == "etcd" && pod.Labels["app"] == "etcd" {
 			cs.RestartCount = restarts
 			cs.ContainerID = "cri-o://" + runtimeID(podID, c.Name, strconv.Itoa(int(restarts)))
+			if state == etcdAwaitingMembership {
+				cs.Ready = false
+			}
 			if !healthy {
 				cs.Ready, cs.Started = false, ptr.To(false)
 				cs.State = corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff",

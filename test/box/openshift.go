@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/yaml"
@@ -162,14 +163,11 @@ func (b *Box) seedClusterConfig(ctx context.Context) error {
 // seedEtcdSecrets creates what the etcd operator keeps in openshift-etcd:
 // the client identity, the CA bundle and every member's certificates.
 func (b *Box) seedEtcdSecrets(ctx context.Context) error {
-	tlsSecret := func(name string, ck *CertKey) *corev1.Secret {
-		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "openshift-etcd"}, Type: corev1.SecretTypeTLS,
-			Data: map[string][]byte{corev1.TLSCertKey: ck.CertPEM, corev1.TLSPrivateKeyKey: ck.KeyPEM}}
-	}
+	tlsSecret := etcdTLSSecret
 	objs := []*corev1.Secret{tlsSecret("etcd-client", b.etcdPKI.client)}
 	for _, n := range b.masters() {
-		for _, kind := range []string{"peer", "serving", "serving-metrics"} {
-			ck, err := b.etcdPKI.nodeCert(kind, n.Name, n.IP)
+		for _, kind := range etcdCertKinds {
+			ck, err := b.etcdPKI.secretCert(kind, n.Name, n.IP)
 			if err != nil {
 				return err
 			}
@@ -189,6 +187,12 @@ func (b *Box) seedEtcdSecrets(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// etcdTLSSecret is a kubernetes.io/tls secret of openshift-etcd.
+func etcdTLSSecret(name string, ck *CertKey) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "openshift-etcd"}, Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{corev1.TLSCertKey: ck.CertPEM, corev1.TLSPrivateKeyKey: ck.KeyPEM}}
 }
 
 // seedOperators creates the static-pod operators' singletons at their
@@ -290,7 +294,8 @@ func (b *Box) createStaticPodOperator(ctx context.Context, op staticPodOperator)
 }
 
 // createMachine creates the Machine API object of a node, as the installer
-// leaves it: phase Running, instance running, nodeRef set.
+// leaves it: phase Running, instance running, nodeRef set, the machine
+// controller's finalizer on it.
 func (b *Box) createMachine(ctx context.Context, n *Node) error {
 	role := "worker"
 	if n.Master {
@@ -298,9 +303,11 @@ func (b *Box) createMachine(ctx context.Context, n *Node) error {
 	}
 	providerSpec, _ := yaml.YAMLToJSON([]byte("apiVersion: machine.openshift.io/v1beta1\nkind: BoxMachineProviderConfig\ninstanceType: m6i.xlarge\n"))
 	m := &machinev1beta1.Machine{
-		ObjectMeta: metav1.ObjectMeta{Name: n.MachineName, Namespace: "openshift-machine-api", Labels: map[string]string{
-			"machine.openshift.io/cluster-api-cluster": b.InfraID, "machine.openshift.io/cluster-api-machine-role": role,
-			"machine.openshift.io/cluster-api-machine-type": role}},
+		ObjectMeta: metav1.ObjectMeta{Name: n.MachineName, Namespace: machineNamespace, Labels: map[string]string{
+			"machine.openshift.io/cluster-api-cluster": b.InfraID, machineRoleLabel: role,
+			"machine.openshift.io/cluster-api-machine-type": role},
+			Annotations: map[string]string{instanceStateAnnotation: "running"},
+			Finalizers:  []string{machinev1beta1.MachineFinalizer}},
 		Spec: machinev1beta1.MachineSpec{
 			ProviderID:   ptr.To("box:///" + n.Name),
 			ProviderSpec: machinev1beta1.ProviderSpec{Value: &runtime.RawExtension{Raw: providerSpec}},
@@ -313,21 +320,26 @@ func (b *Box) createMachine(ctx context.Context, n *Node) error {
 	return b.setMachineInstanceState(ctx, created, n, "running")
 }
 
+// setMachineInstanceState reports a node's instance in its Machine: running
+// or stopped, in the provider status and the instance-state annotation.
 func (b *Box) setMachineInstanceState(ctx context.Context, m *machinev1beta1.Machine, n *Node, state string) error {
-	providerStatus, _ := yaml.YAMLToJSON([]byte(fmt.Sprintf(
-		"apiVersion: machine.openshift.io/v1beta1\nkind: BoxMachineProviderStatus\ninstanceId: i-%s\ninstanceState: %s\n", n.Name, state)))
 	m.Status.NodeRef = &corev1.ObjectReference{Kind: "Node", Name: n.Name}
 	m.Status.Phase = ptr.To("Running")
-	m.Status.ProviderStatus = &runtime.RawExtension{Raw: providerStatus}
-	m.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: n.IP.String()},
-		{Type: corev1.NodeInternalDNS, Address: n.Name}, {Type: corev1.NodeHostName, Address: n.Name}}
-	_, err := b.Machine.MachineV1beta1().Machines(m.Namespace).UpdateStatus(ctx, m, metav1.UpdateOptions{})
+	setMachineInstance(m, n, state)
+	if _, err := b.Machine.MachineV1beta1().Machines(m.Namespace).UpdateStatus(ctx, m, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	if m.Annotations[instanceStateAnnotation] == state {
+		return nil
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, instanceStateAnnotation, state)
+	_, err := b.Machine.MachineV1beta1().Machines(m.Namespace).Patch(ctx, m.Name, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
 	return err
 }
 
 // annotateNodeMachine links a node to its Machine, as the machine API does.
 func (b *Box) annotateNodeMachine(ctx context.Context, n *Node) error {
-	patch := fmt.Sprintf(`{"metadata":{"annotations":{"machine.openshift.io/machine":"openshift-machine-api/%s"}}}`, n.MachineName)
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:"%s/%s"}}}`, nodeMachineAnnotation, machineNamespace, n.MachineName)
 	_, err := b.Kube.CoreV1().Nodes().Patch(ctx, n.Name, "application/merge-patch+json", []byte(patch), metav1.PatchOptions{})
 	return err
 }

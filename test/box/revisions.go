@@ -110,10 +110,16 @@ func (r *revisionRoller) step(ctx context.Context, op staticPodOperator) error {
 		if err != nil {
 			return err
 		}
+		st := obj.status
+		// The operators' node controller: one node status per
+		// control-plane node.
+		if nodes, err := r.b.controlPlaneNodeNames(); err == nil && syncNodeStatuses(st, nodes) {
+			setProgressing(st)
+			return obj.update(ctx)
+		}
 		r.mu.Lock()
 		observed := r.observed[op.Resource]
 		r.mu.Unlock()
-		st := obj.status
 		latest := st.LatestAvailableRevision
 		if op.Resource == "etcd" && !obj.unsafeOverride {
 			// The quorum guard: rolling etcd restarts one member at a time,
@@ -145,7 +151,7 @@ func (r *revisionRoller) step(ctx context.Context, op staticPodOperator) error {
 		case behind >= 0:
 			ns := &st.NodeStatuses[behind]
 			node := r.b.Node(ns.NodeName)
-			if node != nil && node.Kubelet != nil && !node.Kubelet.serviceActive() {
+			if node == nil || node.Kubelet == nil || !node.Kubelet.serviceActive() {
 				return nil // the installer pod cannot run on a stopped node
 			}
 			key := op.Resource + "/" + ns.NodeName
@@ -164,10 +170,8 @@ func (r *revisionRoller) step(ctx context.Context, op staticPodOperator) error {
 			if ok && time.Since(started) < r.installTime {
 				return nil
 			}
-			if node != nil {
-				if err := r.install(op, node, latest); err != nil {
-					return err
-				}
+			if err := r.install(op, node, latest); err != nil {
+				return err
 			}
 			ns.CurrentRevision, ns.TargetRevision, ns.LastFailedRevision = latest, 0, 0
 			setProgressing(st)
@@ -180,6 +184,38 @@ func (r *revisionRoller) step(ctx context.Context, op staticPodOperator) error {
 			return nil
 		}
 	})
+}
+
+// syncNodeStatuses makes the node statuses follow the control-plane nodes,
+// as the operators' node controller does: a new node is appended with no
+// revision (the CRD forbids creating a node status with one), a deleted
+// node's status is dropped. It reports whether anything changed.
+func syncNodeStatuses(st *operatorv1.StaticPodOperatorStatus, nodes []string) bool {
+	want := map[string]bool{}
+	for _, n := range nodes {
+		want[n] = true
+	}
+	changed := false
+	kept := st.NodeStatuses[:0:0]
+	have := map[string]bool{}
+	for _, ns := range st.NodeStatuses {
+		if !want[ns.NodeName] {
+			changed = true
+			continue
+		}
+		kept = append(kept, ns)
+		have[ns.NodeName] = true
+	}
+	for _, n := range nodes {
+		if !have[n] {
+			kept = append(kept, operatorv1.NodeStatus{NodeName: n})
+			changed = true
+		}
+	}
+	if changed {
+		st.NodeStatuses = kept
+	}
+	return changed
 }
 
 // install writes the revision's resources and static pod manifest into the

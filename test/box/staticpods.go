@@ -2,9 +2,11 @@ package box
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -109,24 +111,14 @@ func writeStaticPod(root, podName string, revision int32, pod *corev1.Pod) error
 
 // writeEtcdHostCerts lays out /etc/kubernetes/static-pod-resources/etcd-certs
 // as the etcd operator does: every member's certificates and the CA bundles.
-func (b *Box) writeEtcdHostCerts(root string) error {
+func (b *Box) writeEtcdHostCerts(root string, masters []*Node) error {
 	secrets := filepath.Join(root, etcdCertsDir, "secrets/etcd-all-certs")
 	if err := os.MkdirAll(secrets, 0o700); err != nil {
 		return err
 	}
-	for _, n := range b.masters() {
-		for _, kind := range []string{"peer", "serving", "serving-metrics"} {
-			ck, err := b.etcdPKI.nodeCert(kind, n.Name, n.IP)
-			if err != nil {
-				return err
-			}
-			base := filepath.Join(secrets, "etcd-"+kind+"-"+n.Name)
-			if err := os.WriteFile(base+".crt", ck.CertPEM, 0o600); err != nil {
-				return err
-			}
-			if err := os.WriteFile(base+".key", ck.KeyPEM, 0o600); err != nil {
-				return err
-			}
+	for _, n := range masters {
+		if err := b.writeHostNodeCerts(root, n.Name, n.IP); err != nil {
+			return err
 		}
 	}
 	for _, cm := range []string{"etcd-serving-ca", "etcd-peer-client-ca", "etcd-metrics-proxy-serving-ca"} {
@@ -139,4 +131,38 @@ func (b *Box) writeEtcdHostCerts(root string) error {
 		}
 	}
 	return nil
+}
+
+// etcdCertKinds are the certificates the etcd operator issues each
+// control-plane node, in secrets etcd-<kind>-<node>.
+var etcdCertKinds = []string{"peer", "serving", "serving-metrics"}
+
+// writeHostNodeCerts writes one node's certificates into a host's
+// etcd-all-certs directory, each file replaced at once.
+func (b *Box) writeHostNodeCerts(root, node string, ip net.IP) error {
+	secrets := filepath.Join(root, etcdCertsDir, "secrets/etcd-all-certs")
+	for _, kind := range etcdCertKinds {
+		ck, err := b.etcdPKI.nodeCert(kind, node, ip)
+		if err != nil {
+			return err
+		}
+		base := filepath.Join(secrets, "etcd-"+kind+"-"+node)
+		if err := writeFileAtomic(base+".crt", ck.CertPEM, 0o600); err != nil {
+			return err
+		}
+		if err := writeFileAtomic(base+".key", ck.KeyPEM, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path at once: a reader (etcd loads its
+// certificates on every handshake) never sees half a file.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp := fmt.Sprintf("%s.%d.tmp", path, time.Now().UnixNano())
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

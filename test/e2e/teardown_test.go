@@ -53,7 +53,7 @@ func TestBoxTearsDownCleanly(t *testing.T) {
 	}
 	dir := b.Dir
 	var addrs []string
-	for _, n := range b.Nodes {
+	for _, n := range b.NodeList() {
 		for _, port := range []string{"2379", "2380", "10250"} {
 			addrs = append(addrs, net.JoinHostPort(n.IP.String(), port))
 		}

@@ -56,7 +56,7 @@ func run() int {
 		kubeconfig = abs
 	}
 	var names []string
-	for _, n := range b.Nodes {
+	for _, n := range b.NodeList() {
 		names = append(names, fmt.Sprintf("%s (%s)", n.Name, n.IP))
 	}
 	fmt.Printf("Up in %.1fs: OpenShift 4.14.8 control plane, real kube-apiserver at %s, real etcd on %s.\n\n",
