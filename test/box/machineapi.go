@@ -2,6 +2,7 @@ package box
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -144,6 +145,12 @@ func (c *machineController) reconcile(ctx context.Context, m *machinev1beta1.Mac
 		return nil
 	}
 	if m.Status.NodeRef != nil || c.ignored[m.UID] {
+		return nil
+	}
+	if !boxProvider(m) {
+		// Another cloud's Machine (tests that announce new nodes by
+		// Machine alone): this cloud cannot create its instance.
+		c.ignored[m.UID] = true
 		return nil
 	}
 	name := c.machineHostName(m)
@@ -406,4 +413,17 @@ func (b *Box) updateMachineStatus(ctx context.Context, name string, mutate func(
 		_, err = machines.UpdateStatus(ctx, m, metav1.UpdateOptions{})
 		return err
 	})
+}
+
+// boxProvider reports whether the Machine's providerSpec is the box
+// cloud's (kind BoxMachineProviderConfig, as createMachine writes it and a
+// copy of such a Machine keeps).
+func boxProvider(m *machinev1beta1.Machine) bool {
+	if m.Spec.ProviderSpec.Value == nil {
+		return false
+	}
+	var spec struct {
+		Kind string `json:"kind"`
+	}
+	return json.Unmarshal(m.Spec.ProviderSpec.Value.Raw, &spec) == nil && spec.Kind == "BoxMachineProviderConfig"
 }

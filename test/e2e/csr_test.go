@@ -32,7 +32,7 @@ func csrBox(t *testing.T) (*box.Box, csrtest.Hosts) {
 		NotReady:  csrtest.NumberedHosts("csr-not-ready", 2, 1),
 		Announced: csrtest.NumberedHosts("csr-new", 2, 100),
 	}
-	for _, n := range b.Nodes {
+	for _, n := range b.NodeList() {
 		hosts.Ready = append(hosts.Ready, csrtest.Host{Name: n.Name, IP: n.IP})
 	}
 	if err := csrtest.GrantCSRCreation(ctx, b.Kube); err != nil {

@@ -89,9 +89,20 @@ func endState(t *testing.T, b *box.Box) replaced {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The etcd operator re-issues a control-plane node's secrets while its
+	// Node exists, and leaves those of a deleted Node for days: only the
+	// secrets of the nodes there are now count.
+	nodes, err := b.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "node-role.kubernetes.io/master"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, sec := range secrets.Items {
-		if strings.HasPrefix(sec.Name, "etcd-peer-") || strings.HasPrefix(sec.Name, "etcd-serving-") {
-			s.Secrets = append(s.Secrets, sec.Name)
+		for _, n := range nodes.Items {
+			for _, kind := range []string{"peer", "serving", "serving-metrics"} {
+				if sec.Name == "etcd-"+kind+"-"+n.Name {
+					s.Secrets = append(s.Secrets, sec.Name)
+				}
+			}
 		}
 	}
 	sort.Strings(s.Secrets)
