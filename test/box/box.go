@@ -57,6 +57,9 @@ type Options struct {
 	// MinuteScale is how long a minute of host time lasts, for tools that
 	// count in minutes such as `shutdown -h 1` (default: a minute).
 	MinuteScale time.Duration
+	// UserProvisioned leaves the Machine API out: no Machines, as on hosts
+	// an installer did not provision (UPI).
+	UserProvisioned bool
 }
 
 // Node is one simulated host: its Node object, kubelet, sandbox, Machine and
@@ -295,7 +298,10 @@ func (b *Box) createNodes() error {
 }
 
 func (b *Box) addNodeObject(name string, master bool, hostIndex int) error {
-	n := &Node{Name: name, IP: net.ParseIP(fmt.Sprintf("%s%d", b.subnet, hostIndex)), Master: master, MachineName: b.InfraID + "-" + name}
+	n := &Node{Name: name, IP: net.ParseIP(fmt.Sprintf("%s%d", b.subnet, hostIndex)), Master: master}
+	if !b.opts.UserProvisioned {
+		n.MachineName = b.InfraID + "-" + name
+	}
 	sb, err := NewSandbox(filepath.Join(b.Dir, "nodes", name), name)
 	if err != nil {
 		return err
@@ -476,6 +482,9 @@ func (b *Box) seedCluster(ctx context.Context) error {
 		}
 	}
 	for _, n := range nodes {
+		if b.opts.UserProvisioned {
+			continue
+		}
 		if err := b.createMachine(ctx, n); err != nil {
 			return err
 		}

@@ -45,6 +45,9 @@ func (b *Box) StartMachine(ctx context.Context, name string) error {
 }
 
 func (b *Box) setInstanceState(ctx context.Context, n *Node, state string) error {
+	if b.opts.UserProvisioned {
+		return nil // no Machine tells the instance's state
+	}
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		m, err := b.Machine.MachineV1beta1().Machines("openshift-machine-api").Get(ctx, n.MachineName, metav1.GetOptions{})
 		if err != nil {
