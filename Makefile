@@ -14,13 +14,26 @@ LDFLAGS := -X $(VERSION_PKG).gitVersion=$(GIT_VERSION) \
            -X $(VERSION_PKG).gitCommit=$(GIT_COMMIT) \
            -X $(VERSION_PKG).buildDate=$(BUILD_DATE)
 
-.PHONY: build test test-unit test-e2e vet fmt-check demo bench
+.PHONY: build test test-unit test-e2e vet fmt-check demo bench generate plugins.yaml docs
 
 # One binary, installed under both plugin names: oc finds oc-recover,
 # kubectl finds kubectl-recover. The help text adapts to the name used.
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/oc-recover ./cmd/oc-recover
 	ln -f bin/oc-recover bin/kubectl-recover
+
+# --- generated from the command tree ----------------------------------------
+# Checked in; tests in hack/gendocs fail when they are out of date. Run after
+# adding or changing a command or flag: make generate (or make plugins.yaml docs).
+generate: plugins.yaml docs
+
+# The legacy plugin descriptor for kubectl 1.8-1.11 and oc 3.x.
+plugins.yaml:
+	$(GO) run ./hack/gendocs -plugins plugins.yaml
+
+# The Markdown reference of every command, docs/oc_recover*.md.
+docs:
+	$(GO) run ./hack/gendocs -docs docs
 
 test-unit:
 	$(GO) test ./...
