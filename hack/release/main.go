@@ -273,9 +273,10 @@ func (o *options) archive(p platform, bin string) (string, int64, error) {
 }
 
 // writeTarGz writes entries as a gzipped tar of regular files at the top
-// level (krew extracts regular files and directories only: no links).
+// level (krew extracts regular files and directories only: no links). gzip's
+// default level: the best one makes the archives 1% smaller in 2.7x the time.
 func writeTarGz(w io.Writer, entries []entry, mtime time.Time) error {
-	gz, err := gzip.NewWriterLevel(w, gzip.BestCompression)
+	gz, err := gzip.NewWriterLevel(w, gzip.DefaultCompression)
 	if err != nil {
 		return err
 	}
