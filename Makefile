@@ -14,13 +14,42 @@ LDFLAGS := -X $(VERSION_PKG).gitVersion=$(GIT_VERSION) \
            -X $(VERSION_PKG).gitCommit=$(GIT_COMMIT) \
            -X $(VERSION_PKG).buildDate=$(BUILD_DATE)
 
-.PHONY: build test test-unit test-e2e vet fmt-check demo bench
+.PHONY: build test test-unit test-e2e vet fmt-check demo bench generate plugins.yaml docs release
 
 # One binary, installed under both plugin names: oc finds oc-recover,
 # kubectl finds kubectl-recover. The help text adapts to the name used.
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o bin/oc-recover ./cmd/oc-recover
 	ln -f bin/oc-recover bin/kubectl-recover
+
+# --- release -------------------------------------------------------------------
+# dist/: one archive per platform (tar.gz; zip on windows) holding
+# kubectl-recover and oc-recover, LICENSE, README.md and plugin.yaml, each with
+# a .sha256 file, and recover.yaml: .krew.yaml rendered with the version, the
+# archives' URIs and sha256s. krew wants a semantic version: a tag vX.Y.Z, or
+# make release RELEASE_VERSION=v0.1.0. PLATFORMS=linux/amd64 builds one.
+RELEASE_VERSION ?= $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null || echo v0.0.0-dev)
+PLATFORMS ?= all
+DIST ?= dist
+
+release:
+	rm -rf $(DIST)
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
+		$(GO) run ./hack/release -version $(RELEASE_VERSION) -commit $(GIT_COMMIT) \
+		-date $(BUILD_DATE) -platforms $(PLATFORMS) -dist $(DIST)
+
+# --- generated from the command tree ----------------------------------------
+# Checked in; tests in hack/gendocs fail when they are out of date. Run after
+# adding or changing a command or flag: make generate (or make plugins.yaml docs).
+generate: plugins.yaml docs
+
+# The legacy plugin descriptor for kubectl 1.8-1.11 and oc 3.x.
+plugins.yaml:
+	$(GO) run ./hack/gendocs -plugins plugins.yaml
+
+# The Markdown reference of every command, docs/oc_recover*.md.
+docs:
+	$(GO) run ./hack/gendocs -docs docs
 
 test-unit:
 	$(GO) test ./...

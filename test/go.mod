@@ -17,11 +17,12 @@ require (
 	k8s.io/apiextensions-apiserver v0.0.0
 	k8s.io/apimachinery v0.34.4
 	k8s.io/apiserver v0.34.4
-	k8s.io/client-go v0.34.4
+	k8s.io/client-go v11.0.0+incompatible
 	k8s.io/klog/v2 v2.130.1
 	k8s.io/kubelet v0.34.4
 	k8s.io/kubernetes v1.34.4
 	k8s.io/utils v0.0.0-20260108192941-914a6e750570
+	sigs.k8s.io/krew v0.4.4
 	sigs.k8s.io/yaml v1.6.0
 )
 
@@ -109,6 +110,7 @@ require (
 	github.com/rivo/uniseg v0.4.7 // indirect
 	github.com/robfig/cron/v3 v3.0.1 // indirect
 	github.com/russross/blackfriday/v2 v2.1.0 // indirect
+	github.com/sahilm/fuzzy v0.1.0 // indirect
 	github.com/schollz/progressbar/v3 v3.18.0 // indirect
 	github.com/sirupsen/logrus v1.9.3 // indirect
 	github.com/soheilhy/cmux v0.1.5 // indirect
@@ -188,6 +190,10 @@ replace (
 	k8s.io/apimachinery => k8s.io/apimachinery v0.34.4
 	k8s.io/apiserver => k8s.io/apiserver v0.34.4
 	k8s.io/cli-runtime => k8s.io/cli-runtime v0.34.4
+	// sigs.k8s.io/krew v0.4.4 (tools.go) requires client-go's pre-module tag
+	// v11.0.0+incompatible, which minimal version selection ranks above
+	// v0.34.4 and so writes into the require block; this replace is what
+	// builds: krew compiles against v0.34.4 like everything else here.
 	k8s.io/client-go => k8s.io/client-go v0.34.4
 	k8s.io/cloud-provider => k8s.io/cloud-provider v0.34.4
 	k8s.io/cluster-bootstrap => k8s.io/cluster-bootstrap v0.34.4

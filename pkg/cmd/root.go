@@ -76,9 +76,24 @@ var rootExample = templates.Examples(`
 	{{root}} --kubeconfig ~/.kube/prod --context admin version`)
 
 // NewRootCmd returns the root command, named after how the user invoked the
-// plugin (see CommandName), with all subcommands.
+// plugin (see CommandName), with all subcommands. Started by a legacy plugin
+// caller (kubectl 1.8-1.11, oc 3.x `oc plugin recover`), it is named
+// "<caller> plugin recover" and reads its flags from the caller's environment
+// (see LegacyPluginArgs).
 func NewRootCmd(streams genericiooptions.IOStreams) *cobra.Command {
+	if caller := os.Getenv(LegacyCallerEnv); caller != "" {
+		root := newRootCmd(LegacyCommandName(caller), streams)
+		root.SetArgs(LegacyPluginArgs(root, os.Args[1:], os.Environ()))
+		return root
+	}
 	return newRootCmd(CommandName(os.Args[0], os.Getenv("_")), streams)
+}
+
+// NewRootCmdNamed returns the root command with the given display name
+// ("oc recover", "kubectl recover"), whoever started the process: for
+// programs that generate documentation from the command tree.
+func NewRootCmdNamed(commandName string, streams genericiooptions.IOStreams) *cobra.Command {
+	return newRootCmd(commandName, streams)
 }
 
 func newRootCmd(commandName string, streams genericiooptions.IOStreams) *cobra.Command {
@@ -117,6 +132,10 @@ func newRootCmd(commandName string, streams genericiooptions.IOStreams) *cobra.C
 	addKlogVerbosityFlag(root)
 
 	addSubcommands(root, cmdutil.NewFactory(configFlags), globals, streams)
+	// `completion bash|zsh|fish|powershell`, cobra's own. Cobra would add it
+	// only when executing; added here it is part of the tree the generated
+	// reference documents, and prepareCommandTree handles it like the rest.
+	root.InitDefaultCompletionCmd()
 
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return exitcode.Usage(err)

@@ -82,6 +82,31 @@ func TestKubectlPluginListFindsThePlugin(t *testing.T) {
 	}
 }
 
+// Shell completion after `kubectl recover <TAB>`: kubectl asks the executable
+// kubectl_complete-recover on PATH, written as the README says.
+func TestKubectlCompletesThePlugin(t *testing.T) {
+	dir := t.TempDir()
+	script := "#!/bin/sh\nexec kubectl-recover __complete \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "kubectl_complete-recover"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := toolEnv(t, []string{dir, binDir, "/usr/bin", "/bin"}, "KUBECONFIG="+shared.Kubeconfig)
+	r := runTool(t, env, filepath.Join(binDir, "kubectl"), "__complete", "recover", "")
+	for _, want := range []string{"backup\t", "member\t", "completion\t"} {
+		if r.code != 0 || !strings.Contains(r.stdout, want) {
+			t.Errorf("kubectl __complete recover '' lacks %q: %s", want, r)
+		}
+	}
+	r = runTool(t, env, filepath.Join(binDir, "kubectl"), "__complete", "recover", "backup", "--keep-")
+	if r.code != 0 || !strings.Contains(r.stdout, "--keep-on-node") {
+		t.Errorf("kubectl __complete recover backup --keep-: %s", r)
+	}
+	r = run(t, shared, "", "kubectl", "recover", "completion", "bash")
+	if r.code != 0 || !strings.Contains(r.stdout, "__start_kubectl-recover") {
+		t.Errorf("kubectl recover completion bash: %.500s", r)
+	}
+}
+
 // `kubectl port-forward` to an etcd pod reaches that node's real member; with
 // the etcd-client secret and the etcd-ca-bundle from the API, an etcd client
 // verifies the server on 127.0.0.1 and lists every member.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -55,18 +56,36 @@ const e2eVersion = "v9.9.9-e2e"
 
 // buildBinaries builds the plugin under both its names, and kubectl from the
 // Kubernetes release the box runs.
+//
+// The plugin is built as `make release` builds it (hack/release): from its
+// own module, CGO_ENABLED=0, -trimpath. So the tests run what is shipped, and
+// the release archive the krew test builds reuses these compiled packages.
 func buildBinaries(dir string) error {
-	builds := [][]string{
-		{"build", "-ldflags", "-X github.com/oc-recover/oc-recover/pkg/version.gitVersion=" + e2eVersion, "-o", filepath.Join(dir, "kubectl-recover"), "github.com/oc-recover/oc-recover/cmd/oc-recover"},
-		{"build", "-o", filepath.Join(dir, "kubectl"), "k8s.io/kubernetes/cmd/kubectl"},
+	builds := []struct {
+		dir  string
+		env  []string
+		args []string
+	}{
+		{repoRoot(), []string{"CGO_ENABLED=0"}, []string{"build", "-trimpath", "-buildvcs=false",
+			"-ldflags", "-X github.com/oc-recover/oc-recover/pkg/version.gitVersion=" + e2eVersion,
+			"-o", filepath.Join(dir, "kubectl-recover"), "./cmd/oc-recover"}},
+		{"", nil, []string{"build", "-o", filepath.Join(dir, "kubectl"), "k8s.io/kubernetes/cmd/kubectl"}},
 	}
-	for _, args := range builds {
-		cmd := exec.Command("go", args...)
+	for _, b := range builds {
+		cmd := exec.Command("go", b.args...)
+		cmd.Dir = b.dir
+		cmd.Env = append(os.Environ(), b.env...)
 		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+			return fmt.Errorf("go %s: %v\n%s", strings.Join(b.args, " "), err, out)
 		}
 	}
 	return os.Link(filepath.Join(dir, "kubectl-recover"), filepath.Join(dir, "oc-recover"))
+}
+
+// repoRoot is the plugin's repository, the parent of the test module.
+func repoRoot() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
 }
 
 // result is what a command printed and how it exited.
