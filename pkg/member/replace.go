@@ -221,14 +221,22 @@ type Step struct {
 	Done   bool     `json:"done"`
 }
 
-// Steps is the ordered plan, with each step marked done when the cluster
-// already shows its effect.
+// Steps is the ordered plan, the steps an earlier run completed marked
+// done. Only the leading steps are judged: a later step's check speaks of
+// the cluster as the earlier steps leave it (fewer etcd pods than nodes
+// means something else before the new Machine exists), and Run judges
+// each again when it comes to it.
 func (p *Replacement) Steps(ctx context.Context) ([]Step, error) {
 	var steps []Step
+	judging := true
 	for _, s := range p.steps() {
-		done, err := s.done(ctx)
-		if err != nil {
-			return nil, err
+		done := false
+		if judging {
+			var err error
+			if done, err = s.done(ctx); err != nil {
+				return nil, err
+			}
+			judging = done
 		}
 		steps = append(steps, Step{Title: s.title, Detail: s.detail, Done: done})
 	}

@@ -183,8 +183,7 @@ func (o *ReplaceOptions) Run(ctx context.Context) error {
 	}
 	n := 0
 	if o.TakeBackup && rec.Backup == "" && !p.Resuming {
-		n++
-		fmt.Fprintf(out, "  %d. take a backup into %s (from a healthy control-plane node)\n", n, o.BackupDir)
+		fmt.Fprintf(out, "  0. take a backup into %s (from a healthy control-plane node), and only then:\n", o.BackupDir)
 	}
 	for _, s := range steps {
 		n++
