@@ -97,8 +97,9 @@ func TestMemberReplaceRefusesOnAHealthyCluster(t *testing.T) {
 	refuse(t, shared, 2, "not a hexadecimal etcd member ID", "master-0", "--member-id", "zz-top")
 }
 
-// With a member down, every guard holds: no backup, a backup too old, a
-// member ID that no longer matches, a Machine that cannot be found, and
+// With a member down, every guard holds: an etcd member that matches no
+// node, no backup, a backup too old, a member ID that no longer matches, a
+// removal that would lose quorum, a Machine that cannot be found, and
 // quorum lost. The dry run shows the plan and changes nothing.
 func TestMemberReplaceRefusals(t *testing.T) {
 	t.Parallel()
@@ -154,6 +155,17 @@ func TestMemberReplaceRefusals(t *testing.T) {
 	}
 	if after := clusterState(t, b); after != before {
 		t.Errorf("the dry run changed the cluster:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	// master-1's kubelet stops: its Node turns NotReady while its etcd
+	// member still serves. With master-0's member down, removing master-1's
+	// would leave one healthy member of two: refused.
+	if err := b.Node("master-1").Kubelet.StopService(ctx); err != nil {
+		t.Fatal(err)
+	}
+	refuse(t, b, 1, "removing the member of master-1 would lose quorum", "master-1", "--force")
+	if err := b.Node("master-1").Kubelet.StartService(ctx); err != nil {
+		t.Fatal(err)
 	}
 
 	// A Machine API cluster where no Machine points at the node.
