@@ -4,7 +4,7 @@
 // kubectl's style: an Options struct, NewCmd<Verb>(f, globals, streams), and
 // Complete -> Validate -> Run. A subcommand package gets
 //
-//   - f cmdutil.Factory (k8s.io/kubectl/pkg/cmd/util): clients built from the
+//   - f genericclioptions.RESTClientGetter (k8s.io/kubectl/pkg/cmd/util): clients built from the
 //     kubeconfig flags (--kubeconfig, --context, --server, ...);
 //   - globals *options.GlobalOptions: --yes, --dry-run, --timeout, --image and
 //     the command name the user typed ("oc recover" / "kubectl recover");
@@ -42,7 +42,6 @@ import (
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/klog/v2"
-	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/cmd/backup"
@@ -131,7 +130,7 @@ func newRootCmd(commandName string, streams genericiooptions.IOStreams) *cobra.C
 	globals.AddFlags(root.PersistentFlags())
 	addKlogVerbosityFlag(root)
 
-	addSubcommands(root, cmdutil.NewFactory(configFlags), globals, streams)
+	addSubcommands(root, configFlags, globals, streams)
 	// `completion bash|zsh|fish|powershell`, cobra's own. Cobra would add it
 	// only when executing; added here it is part of the tree the generated
 	// reference documents, and prepareCommandTree handles it like the rest.
@@ -146,7 +145,7 @@ func newRootCmd(commandName string, streams genericiooptions.IOStreams) *cobra.C
 
 // addSubcommands adds one command per pkg/cmd/<verb> package. Commands that
 // touch the cluster take all three, e.g. backup.NewCmdBackup(f, globals, streams).
-func addSubcommands(root *cobra.Command, f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) {
+func addSubcommands(root *cobra.Command, f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) {
 	root.AddCommand(
 		backup.NewCmdBackup(f, globals, streams),
 		cleanup.NewCmdCleanup(f, globals, streams),

@@ -11,9 +11,9 @@ import (
 
 	imageclient "github.com/openshift/client-go/image/clientset/versioned"
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/rest"
-	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
@@ -69,7 +69,7 @@ type Options struct {
 }
 
 // NewCmdBackup returns the backup command with its subcommands.
-func NewCmdBackup(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdBackup(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{globals: globals, streams: streams}
 	cmd := &cobra.Command{
 		Use:     "backup",
@@ -105,7 +105,7 @@ func (o *Options) Validate() error {
 }
 
 // Complete builds the clients.
-func (o *Options) Complete(f cmdutil.Factory) error {
+func (o *Options) Complete(f genericclioptions.RESTClientGetter) error {
 	cfg, err := f.ToRESTConfig()
 	if err != nil {
 		return exitcode.Usage(err)

@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/kubernetes"
-	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
@@ -42,7 +42,7 @@ type Options struct {
 }
 
 // NewCmdCleanup returns the cleanup command.
-func NewCmdCleanup(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdCleanup(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{globals: globals, streams: streams}
 	return &cobra.Command{
 		Use:     "cleanup",
@@ -60,10 +60,14 @@ func NewCmdCleanup(f cmdutil.Factory, globals *options.GlobalOptions, streams ge
 }
 
 // Complete builds the client.
-func (o *Options) Complete(f cmdutil.Factory) error {
-	client, err := f.KubernetesClientSet()
+func (o *Options) Complete(f genericclioptions.RESTClientGetter) error {
+	cfg, err := f.ToRESTConfig()
 	if err != nil {
 		return exitcode.Usage(err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
 	}
 	o.client = client
 	return nil

@@ -15,9 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/duration"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/rest"
-	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/clients"
@@ -29,7 +29,7 @@ import (
 )
 
 // NewCmdCSR returns the csr command group.
-func NewCmdCSR(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdCSR(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "csr",
 		Short: "Approve the valid certificate signing requests of nodes",
@@ -100,7 +100,7 @@ type ApproveOptions struct {
 	approver *csr.Approver
 }
 
-func newCmdApprove(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func newCmdApprove(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &ApproveOptions{Output: output.Table, Interval: DefaultInterval, globals: globals, streams: streams}
 	cmd := &cobra.Command{
 		Use:     "approve",
@@ -145,7 +145,7 @@ func (o *ApproveOptions) Validate() error {
 // Complete builds the clients. Approvals go out in parallel, so the
 // client-side rate limit is raised well above client-go's default of 5
 // requests a second.
-func (o *ApproveOptions) Complete(f cmdutil.Factory) error {
+func (o *ApproveOptions) Complete(f genericclioptions.RESTClientGetter) error {
 	cfg, err := f.ToRESTConfig()
 	if err != nil {
 		return exitcode.Usage(err)

@@ -10,8 +10,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/clients"
@@ -22,7 +22,7 @@ import (
 )
 
 // NewCmdMember returns the member command group.
-func NewCmdMember(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdMember(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "member",
 		Short: "Inspect etcd members and replace an unhealthy one",
@@ -40,7 +40,7 @@ type StatusOptions struct {
 	clients member.Clients
 }
 
-func newCmdStatus(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func newCmdStatus(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &StatusOptions{globals: globals, streams: streams}
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -82,7 +82,7 @@ func (o *StatusOptions) Validate() error {
 }
 
 // Complete builds the clients.
-func (o *StatusOptions) Complete(f cmdutil.Factory) error {
+func (o *StatusOptions) Complete(f genericclioptions.RESTClientGetter) error {
 	cfg, err := f.ToRESTConfig()
 	if err != nil {
 		return exitcode.Usage(err)

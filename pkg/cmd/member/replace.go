@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/rest"
-	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
@@ -82,7 +82,7 @@ type ReplaceOptions struct {
 	set     *clients.Set
 }
 
-func newCmdReplace(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func newCmdReplace(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &ReplaceOptions{globals: globals, streams: streams}
 	cmd := &cobra.Command{
 		Use:     "replace NODE",
@@ -127,7 +127,7 @@ func (o *ReplaceOptions) Validate(args []string) error {
 }
 
 // Complete builds the clients.
-func (o *ReplaceOptions) Complete(f cmdutil.Factory) error {
+func (o *ReplaceOptions) Complete(f genericclioptions.RESTClientGetter) error {
 	cfg, err := f.ToRESTConfig()
 	if err != nil {
 		return exitcode.Usage(err)

@@ -8,8 +8,8 @@ import (
 
 	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	cmdutil "k8s.io/kubectl/pkg/cmd/util"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
@@ -47,7 +47,7 @@ type Options struct {
 }
 
 // NewCmdRedeploy returns the redeploy command.
-func NewCmdRedeploy(f cmdutil.Factory, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+func NewCmdRedeploy(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &Options{globals: globals, streams: streams}
 	return &cobra.Command{
 		Use:       "redeploy etcd|kube-apiserver|kube-controller-manager|kube-scheduler|control-plane",
@@ -86,7 +86,7 @@ func (o *Options) Validate(args []string) error {
 }
 
 // Complete builds the client.
-func (o *Options) Complete(f cmdutil.Factory) error {
+func (o *Options) Complete(f genericclioptions.RESTClientGetter) error {
 	cfg, err := f.ToRESTConfig()
 	if err != nil {
 		return exitcode.Usage(err)
