@@ -157,6 +157,15 @@ func TestMemberReplaceRefusals(t *testing.T) {
 		t.Errorf("the dry run changed the cluster:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 
+	// On a terminal it asks first; anything but yes changes nothing.
+	r = runOnTerminal(t, b, "no\n", "member", "replace", "master-0", "--backup-dir", backups, "--max-backup-age", "72h")
+	if r.code != 1 || !strings.Contains(r.stdout, "Replace the etcd member of master-0?") || !strings.Contains(r.stdout, "not confirmed; nothing changed") {
+		t.Errorf("member replace on a terminal, answered no: %s", r)
+	}
+	if after := clusterState(t, b); after != before {
+		t.Errorf("answering no changed the cluster:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
 	// master-1's kubelet stops: its Node turns NotReady while its etcd
 	// member still serves. With master-0's member down, removing master-1's
 	// would leave one healthy member of two: refused.
