@@ -142,23 +142,11 @@ func wantMachineReplaced() replaced {
 	}
 }
 
+// memberIDOf is node's member ID as member status shows it, "" when none.
 func memberIDOf(t *testing.T, b *box.Box, node string) string {
 	t.Helper()
-	cli, err := b.EtcdClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	list, err := cli.MemberList(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range list.Members {
-		if m.Name == node {
-			return hexID(m.ID)
-		}
+	if id, ok := memberIDs(t, b)[node]; ok {
+		return hexID(id)
 	}
 	return ""
 }
