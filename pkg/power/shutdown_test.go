@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 
@@ -174,5 +175,54 @@ func TestShutdownCancelsWhatWasScheduledWhenANodeFails(t *testing.T) {
 	err = (&Shutdown{Start: h.start, Parallel: 1}).Run(context.Background(), fourNodes, r)
 	if !errors.Is(err, ErrPartlyScheduled) || r.Scheduled != 1 || r.Nodes[1].Outcome != CancelFailed {
 		t.Errorf("err = %v, report %+v", err, r.Nodes)
+	}
+}
+
+// cancelOn cancels the run's context when the shutdown is scheduled on
+// node: the administrator's Ctrl-C, mid-way.
+type cancelOn struct {
+	*fakeHosts
+	node   string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOn) start(ctx context.Context, node string) (debugnode.Runner, error) {
+	r, err := c.fakeHosts.start(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	return &cancellingRunner{fakeRunner: r.(*fakeRunner), c: c}, nil
+}
+
+type cancellingRunner struct {
+	*fakeRunner
+	c *cancelOn
+}
+
+func (r *cancellingRunner) Host(ctx context.Context, script string, env map[string]string, stdout, stderr io.Writer) (int, error) {
+	code, err := r.fakeRunner.Host(ctx, script, env, stdout, stderr)
+	if r.node == r.c.node && script == HostCommand {
+		r.c.cancel()
+	}
+	return code, err
+}
+
+func TestShutdownInterruptedCancelsWhatWasScheduled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &cancelOn{fakeHosts: newFakeHosts(), node: "worker-1", cancel: cancel}
+	r := NewReport(fourNodes)
+	err := (&Shutdown{Start: c.start, Parallel: 1}).Run(ctx, fourNodes, r)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("err = %v", err)
+	}
+	want := map[string]Outcome{"worker-0": Cancelled, "worker-1": Cancelled, "master-0": NotScheduled, "master-1": NotScheduled}
+	for _, n := range r.Nodes {
+		if n.Outcome != want[n.Node] {
+			t.Errorf("%s: %s, want %s", n.Node, n.Outcome, want[n.Node])
+		}
+		if !c.closed[n.Node] {
+			t.Errorf("%s: debug session left open after the interruption", n.Node)
+		}
 	}
 }
