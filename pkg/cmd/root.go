@@ -48,6 +48,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/cmd/cleanup"
 	"github.com/oc-recover/oc-recover/pkg/cmd/csr"
 	"github.com/oc-recover/oc-recover/pkg/cmd/member"
+	"github.com/oc-recover/oc-recover/pkg/cmd/power"
 	"github.com/oc-recover/oc-recover/pkg/cmd/redeploy"
 	"github.com/oc-recover/oc-recover/pkg/cmd/version"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
@@ -152,6 +153,8 @@ func addSubcommands(root *cobra.Command, f genericclioptions.RESTClientGetter, g
 		csr.NewCmdCSR(f, globals, streams),
 		member.NewCmdMember(f, globals, streams),
 		redeploy.NewCmdRedeploy(f, globals, streams),
+		power.NewCmdShutdown(f, globals, streams),
+		power.NewCmdStartup(f, globals, streams),
 		version.NewCmdVersion(streams),
 	)
 }

@@ -60,6 +60,17 @@ type Options struct {
 	// UserProvisioned leaves the Machine API out: no Machines, as on hosts
 	// an installer did not provision (UPI).
 	UserProvisioned bool
+	// NodeCSRsOnBoot: a machine that boots again (StartMachine, PowerOn, a
+	// reboot) finds its kubelet's certificates expired, as after a shutdown
+	// longer than their validity: the node stays NotReady until the
+	// kubelet's client CSR (asked by the node-bootstrapper) and then its
+	// serving CSR are approved. Without it a kubelet needs CSRs only after
+	// ExpireKubeletCertificates.
+	NodeCSRsOnBoot bool
+	// OperatorSettle is how long the cluster operators take to recover once
+	// every node is Ready and etcd healthy (default 2s); they recover one
+	// after another within it.
+	OperatorSettle time.Duration
 }
 
 // Node is one simulated host: its Node object, kubelet, sandbox, Machine and
@@ -100,6 +111,8 @@ type Box struct {
 	apiServerCA   []byte
 	stopAPIServer func()
 	etcdPKI       *etcdTLS
+	csrSigner     *CertKey // signs the kubelets' certificates
+	operators     *clusterOperators
 	cancel        context.CancelFunc
 	wg            sync.WaitGroup
 	stopOnce      sync.Once
@@ -140,6 +153,9 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	}
 	if opts.MinuteScale == 0 {
 		opts.MinuteScale = time.Minute
+	}
+	if opts.OperatorSettle == 0 {
+		opts.OperatorSettle = 2 * time.Second
 	}
 	boxLogMu.Lock()
 	boxLog = opts.Log
@@ -197,6 +213,12 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	machines := &machineController{b: b, period: 200 * time.Millisecond, runningDelay: time.Second, hosts: map[types.UID]*provisionedHost{}}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); machines.run(runCtx) }()
+	b.operators = newClusterOperators(b, 250*time.Millisecond, opts.OperatorSettle)
+	if err = b.operators.seed(ctx); err != nil {
+		return b, err
+	}
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); b.operators.run(runCtx) }()
 	if err = b.WaitForEtcdMembersAvailable(ctx, fmt.Sprintf("%d members are available", opts.Masters)); err != nil {
 		return b, err
 	}
@@ -446,7 +468,7 @@ func (b *Box) newClients() error {
 }
 
 func (b *Box) seedCluster(ctx context.Context) error {
-	steps := []func(context.Context) error{b.installCRDs, b.createNamespaces, b.seedClusterConfig, b.seedEtcdSecrets, b.seedOperators}
+	steps := []func(context.Context) error{b.installCRDs, b.createNamespaces, b.seedClusterConfig, b.seedEtcdSecrets, b.seedOperators, b.seedKubeletPKI}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return err
@@ -465,7 +487,7 @@ func (b *Box) seedCluster(ctx context.Context) error {
 		if err := b.provisionHost(n, tools, eps); err != nil {
 			return fmt.Errorf("provision %s: %w", n.Name, err)
 		}
-		k, err := newFakeKubelet(b.Kube, n.Name, n.IP, n.Sandbox, n.Master, filepath.Join(b.Dir, "containers", n.Name), b.etcdPKI.ca)
+		k, err := b.newKubelet(n)
 		if err != nil {
 			return err
 		}
@@ -493,6 +515,11 @@ func (b *Box) seedCluster(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// newKubelet makes a host's kubelet.
+func (b *Box) newKubelet(n *Node) (*FakeKubelet, error) {
+	return newFakeKubelet(b.Kube, b.loopback, n.Name, n.IP, n.Sandbox, n.Master, filepath.Join(b.Dir, "containers", n.Name), b.etcdPKI.ca, b.csrSigner)
 }
 
 // provisionHost puts on a host what the installer leaves there: the static

@@ -3,6 +3,7 @@ package box
 import (
 	"context"
 	"fmt"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
@@ -18,10 +19,25 @@ func (b *Box) StopMachine(ctx context.Context, name string) error {
 	if n == nil {
 		return fmt.Errorf("no node %q in the box", name)
 	}
+	b.powerDown(n)
+	return b.reportStopped(ctx, n)
+}
+
+// powerDown is the machine going down: its units, kubelet and containers
+// (the etcd member included) stop.
+func (b *Box) powerDown(n *Node) {
 	if n.agent != nil {
 		n.agent.powerOff()
 	}
 	n.Kubelet.Stop()
+}
+
+// reportStopped is what the cluster learns of a machine that went down:
+// the node lifecycle controller marks the Node NotReady and unreachable,
+// and the cloud reports the instance stopped in its Machine. Neither can be
+// written while the API does not answer (the last control-plane hosts of a
+// cluster shutting down).
+func (b *Box) reportStopped(ctx context.Context, n *Node) error {
 	if err := n.Kubelet.setNodeReady(ctx, false); err != nil {
 		return err
 	}
@@ -29,7 +45,9 @@ func (b *Box) StopMachine(ctx context.Context, name string) error {
 }
 
 // StartMachine boots a stopped machine again: the kubelet comes back, posts
-// Ready and restarts the static pods (etcd included).
+// Ready and restarts the static pods (etcd included). With
+// Options.NodeCSRsOnBoot the kubelet's certificates have expired: the node
+// stays NotReady until its CSRs are approved.
 func (b *Box) StartMachine(ctx context.Context, name string) error {
 	n := b.Node(name)
 	if n == nil {
@@ -41,7 +59,91 @@ func (b *Box) StartMachine(ctx context.Context, name string) error {
 	if n.agent != nil {
 		n.agent.powerOn()
 	}
+	if b.opts.NodeCSRsOnBoot {
+		n.Kubelet.ExpireCertificates()
+	}
 	return n.Kubelet.Start(ctx)
+}
+
+// PowerOn is the administrator starting the machines of a cluster that was
+// shut down (seeds 003 §4.2 step 2), all of them when names is empty. Each
+// host boots: its kubelet runs the static pods (the etcd members, which
+// bring the API back once a quorum runs) and connects to the API in the
+// background, through CSRs when its certificates expired (see
+// Options.NodeCSRsOnBoot and ExpireKubeletCertificates). PowerOn returns
+// once the API answers and shows the cluster as it is, which the seeds wait
+// ten minutes for: every booting node NotReady until its kubelet connects,
+// the Machines' instances running, the cluster operators affected by the
+// nodes being down. ctx bounds the wait.
+func (b *Box) PowerOn(ctx context.Context, names ...string) error {
+	if len(names) == 0 {
+		for _, n := range b.NodeList() {
+			names = append(names, n.Name)
+		}
+	}
+	var nodes []*Node
+	for _, name := range names {
+		n := b.Node(name)
+		if n == nil {
+			return fmt.Errorf("no node %q in the box", name)
+		}
+		nodes = append(nodes, n)
+	}
+	for _, n := range nodes {
+		if n.agent != nil {
+			n.agent.powerOn()
+		}
+		if b.opts.NodeCSRsOnBoot {
+			n.Kubelet.ExpireCertificates()
+		}
+		if err := n.Kubelet.Boot(ctx); err != nil {
+			return err
+		}
+	}
+	for _, n := range nodes {
+		if err := n.Kubelet.awaitSilent(ctx); err != nil {
+			return err
+		}
+		for {
+			err := b.setInstanceState(ctx, n, "running")
+			if err == nil {
+				break
+			}
+			if !sleepCtx(ctx, connectRetryPeriod) {
+				return fmt.Errorf("machine of %s: %w", n.Name, err)
+			}
+		}
+	}
+	for {
+		err := b.operators.syncNow(ctx)
+		if err == nil {
+			return nil
+		}
+		if !sleepCtx(ctx, connectRetryPeriod) {
+			return fmt.Errorf("cluster operators: %w", err)
+		}
+	}
+}
+
+// ScheduledShutdown reports whether a shutdown (or reboot) is scheduled on
+// node's host, and when it happens.
+func (b *Box) ScheduledShutdown(name string) (time.Time, bool) {
+	n := b.Node(name)
+	if n == nil || n.agent == nil {
+		return time.Time{}, false
+	}
+	n.agent.mu.Lock()
+	defer n.agent.mu.Unlock()
+	if n.agent.shutdown == nil {
+		return time.Time{}, false
+	}
+	return n.agent.shutdown.at, true
+}
+
+// MachineOn reports whether node's machine is powered on.
+func (b *Box) MachineOn(name string) bool {
+	n := b.Node(name)
+	return n != nil && n.agent != nil && n.agent.isOn()
 }
 
 func (b *Box) setInstanceState(ctx context.Context, n *Node, state string) error {

@@ -51,6 +51,8 @@ type hostAgent struct {
 	bootTime    time.Time
 	machine     context.Context // ends when the machine goes down
 	machineStop context.CancelFunc
+	off         context.Context // ends when the machine comes up again
+	offEnd      context.CancelFunc
 	units       map[string]*transientUnit
 	lastRun     int // for the names of units started without --unit
 	shutdown    *scheduledShutdown
@@ -151,6 +153,9 @@ func (a *hostAgent) powerOn() {
 	// Requests and replies stay: the box's host commands, unlike a real
 	// host's, may outlive its reboot and still wait for an answer.
 	_ = os.RemoveAll(filepath.Join(a.root(), hostUnitsDir))
+	if a.offEnd != nil {
+		a.offEnd()
+	}
 	a.units = map[string]*transientUnit{}
 	a.machine, a.machineStop = context.WithCancel(a.ctx)
 	a.on, a.bootTime = true, time.Now()
@@ -165,6 +170,7 @@ func (a *hostAgent) powerOff() {
 		return
 	}
 	a.on = false
+	a.off, a.offEnd = context.WithCancel(a.ctx)
 	if a.shutdown != nil {
 		close(a.shutdown.cancel)
 		a.shutdown = nil
@@ -806,12 +812,24 @@ func (a *hostAgent) schedulePowerAction(action string, delay time.Duration) time
 // Box.StopMachine does (a halted guest stops its instance), and for a reboot
 // come back up.
 func (a *hostAgent) powerCycle(action string) {
-	ctx, cancel := context.WithTimeout(a.ctx, 2*time.Minute)
-	defer cancel()
 	klogf("host %s: %s", a.node.Name, action)
-	if err := a.b.StopMachine(ctx, a.node.Name); err != nil && ctx.Err() == nil {
+	a.b.powerDown(a.node)
+	// What the cluster learns of it is written while the machine is off:
+	// should it boot again before the API answers (the whole cluster going
+	// down and up), that news is stale and must not overwrite the new.
+	a.mu.Lock()
+	off := a.off
+	a.mu.Unlock()
+	if off == nil {
+		off = a.ctx
+	}
+	reportCtx, cancelReport := context.WithTimeout(off, 2*time.Minute)
+	defer cancelReport()
+	if err := a.b.reportStopped(reportCtx, a.node); err != nil && reportCtx.Err() == nil {
 		klogf("host %s: %s: %v", a.node.Name, action, err)
 	}
+	ctx, cancel := context.WithTimeout(a.ctx, 2*time.Minute)
+	defer cancel()
 	if action == "reboot" && ctx.Err() == nil {
 		if err := a.b.StartMachine(ctx, a.node.Name); err != nil && ctx.Err() == nil {
 			klogf("host %s: reboot: %v", a.node.Name, err)

@@ -28,6 +28,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/client-go/util/retry"
@@ -81,6 +82,26 @@ type FakeKubelet struct {
 	restarts    int32
 	serveCert   tls.Certificate
 	registered  bool
+
+	// config reaches the API as the box's loopback user, whom the kubelet
+	// impersonates to ask for certificates as the node-bootstrapper or as
+	// the node itself (certs.go).
+	config *rest.Config
+	// csrSigner signs the kubelet's certificates once their CSRs are
+	// approved, as kube-controller-manager's CSR signer does.
+	csrSigner *CertKey
+	// certsExpired: the kubelet's client certificate has expired (or was
+	// lost). At its next start the kubelet runs its static pods, asks for
+	// new certificates through CSRs, and connects to the API, Ready, only
+	// once both are issued.
+	certsExpired bool
+	// bootDone is closed when a service started in the background (a
+	// machine booting, or a kubelet without certificates) has connected to
+	// the API or was stopped; nil when the service started in the foreground.
+	bootDone chan struct{}
+	// silent is closed once a service started in the background has seen
+	// its node marked NotReady, or connected.
+	silent chan struct{}
 
 	// The container runtime lives as long as the machine is up. Pods'
 	// processes belong to it, not to the kubelet service, so that they
@@ -150,7 +171,7 @@ type containerProc struct {
 	code  int
 }
 
-func newFakeKubelet(client kubernetes.Interface, node string, ip net.IP, sb *Sandbox, master bool, containerDir string, ca *CertKey) (*FakeKubelet, error) {
+func newFakeKubelet(client kubernetes.Interface, config *rest.Config, node string, ip net.IP, sb *Sandbox, master bool, containerDir string, ca, csrSigner *CertKey) (*FakeKubelet, error) {
 	serving, err := ca.Issue(CertSpec{CommonName: "system:node:" + node, Organization: []string{"system:nodes"},
 		DNSNames: []string{node}, IPs: []net.IP{ip}, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	if err != nil {
@@ -160,14 +181,31 @@ func newFakeKubelet(client kubernetes.Interface, node string, ip net.IP, sb *San
 	if err != nil {
 		return nil, err
 	}
-	return &FakeKubelet{Node: node, IP: ip, Sandbox: sb, Master: master, client: client, containerDir: containerDir,
+	return &FakeKubelet{Node: node, IP: ip, Sandbox: sb, Master: master, client: client, config: config, csrSigner: csrSigner, containerDir: containerDir,
 		pods: map[types.UID]*podRuntime{}, static: map[string]*staticPod{}, staticRunning: map[string]*runningStaticPod{},
 		serveCert: pair, serviceUp: make(chan struct{})}, nil
 }
 
 // Start boots the node's container runtime and then the kubelet service. It
-// is what "the machine boots" means in the box.
+// is what "the machine boots" means in the box. The kubelet registers the
+// node Ready before Start returns, unless its certificates have expired
+// (ExpireCertificates): then it connects in the background, as Boot does.
 func (k *FakeKubelet) Start(ctx context.Context) error {
+	return k.start(ctx, false)
+}
+
+// Boot is a machine booting with the rest of the cluster, whose API may not
+// answer yet: the runtime and the kubelet service start, the static pods
+// run (etcd among them, which brings the API back), and the kubelet
+// connects to the API in the background: first the node lifecycle
+// controller marks the node NotReady (its status is from before the boot),
+// then, with expired certificates, the kubelet asks for new ones through
+// CSRs, and at last it posts the node Ready.
+func (k *FakeKubelet) Boot(ctx context.Context) error {
+	return k.start(ctx, true)
+}
+
+func (k *FakeKubelet) start(ctx context.Context, background bool) error {
 	k.lifecycle.Lock()
 	defer k.lifecycle.Unlock()
 	k.mu.Lock()
@@ -177,7 +215,7 @@ func (k *FakeKubelet) Start(ctx context.Context) error {
 		go k.runtimeLoop(k.runtimeCtx, k.runtimeDone)
 	}
 	k.mu.Unlock()
-	return k.startService(ctx)
+	return k.startService(ctx, background)
 }
 
 // StartService is `systemctl start kubelet`: the kubelet registers the node
@@ -187,7 +225,7 @@ func (k *FakeKubelet) Start(ctx context.Context) error {
 func (k *FakeKubelet) StartService(ctx context.Context) error {
 	k.lifecycle.Lock()
 	defer k.lifecycle.Unlock()
-	return k.startService(ctx)
+	return k.startService(ctx, false)
 }
 
 // StopService is `systemctl stop kubelet`: the kubelet stops serving its API
@@ -208,7 +246,7 @@ func (k *FakeKubelet) RestartService(ctx context.Context) error {
 	k.lifecycle.Lock()
 	defer k.lifecycle.Unlock()
 	k.stopService()
-	return k.startService(ctx)
+	return k.startService(ctx, false)
 }
 
 // ServiceStatus says whether the kubelet service runs, since when (or since
@@ -216,7 +254,7 @@ func (k *FakeKubelet) RestartService(ctx context.Context) error {
 func (k *FakeKubelet) ServiceStatus() (active bool, since time.Time, pid int) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	return k.serving, k.serviceSince, int(k.servicePID.Load())
+	return k.serving || k.bootDone != nil, k.serviceSince, int(k.servicePID.Load())
 }
 
 // serviceActive is ServiceStatus's first answer alone.
@@ -225,7 +263,11 @@ func (k *FakeKubelet) serviceActive() bool {
 	return active
 }
 
-func (k *FakeKubelet) startService(ctx context.Context) error {
+// startService starts the kubelet service. In the foreground it connects
+// to the API (registers the node Ready) before it returns; in the
+// background (background set, or the certificates expired) it runs the
+// static pods at once and connects when it can (connectInBackground).
+func (k *FakeKubelet) startService(ctx context.Context, background bool) error {
 	k.mu.Lock()
 	if k.runtimeCancel == nil {
 		k.mu.Unlock()
@@ -239,8 +281,26 @@ func (k *FakeKubelet) startService(ctx context.Context) error {
 	serviceCtx, cancel := context.WithCancel(runtimeCtx)
 	k.serviceCancel = cancel
 	k.servicePID.Store(2000 + time.Now().UnixNano()%60000)
+	background = background || k.certsExpired
+	var bootDone, silent chan struct{}
+	loopDone := make(chan struct{})
+	if background {
+		bootDone, silent = make(chan struct{}), make(chan struct{})
+		k.bootDone, k.silent, k.loopDone = bootDone, silent, loopDone
+		k.serviceSince = time.Now()
+	}
 	k.mu.Unlock()
-	fail := func(err error) error {
+	if background {
+		k.unitJournal("Started kubelet.service - Kubernetes Kubelet.")
+		go k.staticPodLoop(serviceCtx, loopDone)
+		go func() {
+			defer close(bootDone)
+			k.connectInBackground(serviceCtx, runtimeCtx, silent)
+		}()
+		return nil
+	}
+
+	if err := k.connect(ctx, serviceCtx, runtimeCtx); err != nil {
 		cancel()
 		k.mu.Lock()
 		k.serviceCancel = nil
@@ -248,16 +308,29 @@ func (k *FakeKubelet) startService(ctx context.Context) error {
 		k.unitJournal("kubelet.service: Failed with result 'exit-code': %v", err)
 		return err
 	}
+	k.mu.Lock()
+	k.loopDone = loopDone
+	k.mu.Unlock()
+	k.unitJournal("Started kubelet.service - Kubernetes Kubelet.")
+	go k.staticPodLoop(serviceCtx, loopDone)
+	return nil
+}
 
+// connect registers the node Ready, serves the kubelet API and watches the
+// pods bound to the node.
+func (k *FakeKubelet) connect(ctx, serviceCtx, runtimeCtx context.Context) error {
 	if err := k.registerNode(ctx); err != nil {
-		return fail(err)
+		return err
 	}
 	k.journal(`"Successfully registered node" node=%q`, k.Node)
 	ln, err := net.Listen("tcp", net.JoinHostPort(k.IP.String(), strconv.Itoa(kubeletPort)))
 	if err != nil {
-		return fail(fmt.Errorf("kubelet %s: %w", k.Node, err))
+		return fmt.Errorf("kubelet %s: %w", k.Node, err)
 	}
-	srv := &http.Server{Handler: k.routes(), TLSConfig: &tls.Config{Certificates: []tls.Certificate{k.serveCert}}, ErrorLog: discardLogger()}
+	k.mu.Lock()
+	serveCert := k.serveCert
+	k.mu.Unlock()
+	srv := &http.Server{Handler: k.routes(), TLSConfig: &tls.Config{Certificates: []tls.Certificate{serveCert}}, ErrorLog: discardLogger()}
 
 	factory := informers.NewSharedInformerFactoryWithOptions(k.client, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", k.Node).String()
@@ -279,9 +352,8 @@ func (k *FakeKubelet) startService(ctx context.Context) error {
 		},
 	})
 	lister := factory.Core().V1().Pods().Lister()
-	loopDone := make(chan struct{})
 	k.mu.Lock()
-	k.server, k.informers, k.loopDone = srv, factory, loopDone
+	k.server, k.informers = srv, factory
 	k.podLister = func() []*corev1.Pod {
 		pods, _ := lister.List(everything())
 		return pods
@@ -296,8 +368,6 @@ func (k *FakeKubelet) startService(ctx context.Context) error {
 	k.serving, k.serviceSince = true, time.Now()
 	close(k.serviceUp)
 	k.mu.Unlock()
-	k.unitJournal("Started kubelet.service - Kubernetes Kubelet.")
-	go k.staticPodLoop(serviceCtx, loopDone)
 	return nil
 }
 
@@ -305,18 +375,32 @@ func (k *FakeKubelet) startService(ctx context.Context) error {
 // status alone; it reports whether the service was running.
 func (k *FakeKubelet) stopService() bool {
 	k.mu.Lock()
-	cancel, srv, factory, done := k.serviceCancel, k.server, k.informers, k.loopDone
-	k.serviceCancel, k.server, k.informers, k.loopDone = nil, nil, nil, nil
+	cancel, boot := k.serviceCancel, k.bootDone
+	k.serviceCancel, k.bootDone, k.silent = nil, nil, nil
+	k.mu.Unlock()
+	if cancel != nil {
+		k.unitJournal("Stopping kubelet.service - Kubernetes Kubelet...")
+		cancel()
+	}
+	if boot != nil {
+		// A background start sets what it connected only while the
+		// service runs: wait for it before taking it down.
+		<-boot
+	}
+	k.mu.Lock()
+	srv, factory, done := k.server, k.informers, k.loopDone
+	k.server, k.informers, k.loopDone = nil, nil, nil
+	if k.serving || boot != nil {
+		k.serviceSince = time.Now()
+	}
 	if k.serving {
-		k.serving, k.serviceSince = false, time.Now()
+		k.serving = false
 		k.serviceUp = make(chan struct{})
 	}
 	k.mu.Unlock()
 	if cancel == nil {
 		return false
 	}
-	k.unitJournal("Stopping kubelet.service - Kubernetes Kubelet...")
-	cancel()
 	if srv != nil {
 		_ = srv.Close()
 	}
@@ -795,9 +879,20 @@ func (k *FakeKubelet) mirrorPodLoop(ctx context.Context, wake <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-wake:
-			k.syncMirrorPods(ctx)
+			// Without a connection to the API (a kubelet still booting or
+			// waiting for its certificates) there is no one to tell.
+			if k.connected() {
+				k.syncMirrorPods(ctx)
+			}
 		}
 	}
+}
+
+// connected reports whether the kubelet service talks to the API.
+func (k *FakeKubelet) connected() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.serving
 }
 
 func (k *FakeKubelet) readManifests() map[string]*staticPod {

@@ -355,7 +355,7 @@ func (b *Box) newHost(ctx context.Context, name string, master bool, machine str
 			return nil, err
 		}
 	}
-	k, err := newFakeKubelet(b.Kube, n.Name, n.IP, sb, master, filepath.Join(b.Dir, "containers", n.Name), b.etcdPKI.ca)
+	k, err := b.newKubelet(n)
 	if err != nil {
 		return nil, err
 	}

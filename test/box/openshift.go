@@ -42,7 +42,7 @@ var openshiftCRDs = []string{
 // openshiftNamespaces are the namespaces a 4.x control plane has.
 var openshiftNamespaces = []string{
 	"openshift", "openshift-config", "openshift-config-managed", "openshift-etcd", "openshift-etcd-operator",
-	"openshift-kube-apiserver", "openshift-kube-controller-manager", "openshift-kube-scheduler",
+	"openshift-kube-apiserver", "openshift-kube-apiserver-operator", "openshift-kube-controller-manager", "openshift-kube-scheduler",
 	"openshift-machine-api", "openshift-machine-config-operator", "openshift-cluster-version",
 }
 

@@ -36,16 +36,22 @@ type CertSpec struct {
 
 // NewCA makes a self-signed certificate authority, like OpenShift's etcd-signer.
 func NewCA(commonName string, validity time.Duration) (*CertKey, error) {
+	now := time.Now()
+	return NewCAValidFor(commonName, now.Add(-time.Hour), now.Add(validity))
+}
+
+// NewCAValidFor makes a self-signed certificate authority valid from
+// notBefore to notAfter.
+func NewCAValidFor(commonName string, notBefore, notAfter time.Time) (*CertKey, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          randomSerial(),
 		Subject:               pkix.Name{CommonName: commonName, OrganizationalUnit: []string{"openshift"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(validity),
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		BasicConstraintsValid: true,
 		IsCA:                  true,

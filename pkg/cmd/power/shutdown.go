@@ -1,0 +1,374 @@
+// Package power implements `oc recover shutdown` and `oc recover startup`
+// (seeds 003 ch.3 and ch.4).
+package power
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/client-go/rest"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/oc-recover/oc-recover/pkg/backup"
+	"github.com/oc-recover/oc-recover/pkg/clients"
+	"github.com/oc-recover/oc-recover/pkg/debugnode"
+	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/options"
+	"github.com/oc-recover/oc-recover/pkg/output"
+	"github.com/oc-recover/oc-recover/pkg/power"
+	"github.com/oc-recover/oc-recover/pkg/progress"
+	"github.com/oc-recover/oc-recover/pkg/prompt"
+	"github.com/oc-recover/oc-recover/pkg/version"
+)
+
+var shutdownLong = templates.LongDesc(`
+	Shut the cluster down gracefully (seeds 003 ch.3): run "shutdown -h 1"
+	on every node, through a debug pod on each, so that every host powers
+	off a minute later and its pods terminate gracefully.
+
+	Refused, with nothing done:
+
+	* without a backup of this cluster newer than --max-backup-age in
+	  --backup-dir (--backup takes one first; --force goes without, and
+	  says so);
+	* when the kube-apiserver-to-kubelet-signer certificate expires before
+	  --restart-by, the time by which you plan to start the cluster again
+	  (default: 30 days from now): a cluster that is down when this signer
+	  expires cannot start again without recovering its certificates by
+	  hand. The expiry is read from the certificate in the secret
+	  openshift-kube-apiserver-operator/kube-apiserver-to-kubelet-signer
+	  (its annotation auth.openshift.io/certificate-not-after when the
+	  certificate cannot be read), and printed.
+
+	All or nothing: a debug pod is started on every node first, and nothing
+	is scheduled unless all of them run; a node whose debug pod cannot start
+	(its kubelet is down, the image cannot be pulled) is reported and the
+	command exits 1. The shutdowns are then scheduled on the workers, then
+	on the control-plane nodes, so that the API stays up until the last one
+	is scheduled. Should scheduling fail on a node, or the run be
+	interrupted, the shutdowns already scheduled are cancelled with
+	"shutdown -c" while their debug pods still run. The debug pods and their
+	namespaces are removed before the minute is up.
+
+	Start the machines again (outside this tool, e.g. from the cloud
+	console) before --restart-by, then run "{{root}} startup".`)
+
+var shutdownExample = templates.Examples(`
+	# Show the pre-flight checks and the plan, changing nothing
+	{{root}} shutdown --dry-run
+
+	# Take a backup into /srv/etcd-backups first, then shut down without a prompt
+	{{root}} shutdown --backup --backup-dir /srv/etcd-backups --yes
+
+	# The cluster stays down for two months: refused if the kubelet signer expires before
+	{{root}} shutdown --restart-by 60d --backup-dir /srv/etcd-backups`)
+
+// ShutdownOptions holds `shutdown`'s flags and clients.
+type ShutdownOptions struct {
+	RestartBy       string
+	TakeBackup      bool
+	BackupDir       string
+	MaxBackupAge    time.Duration
+	Force           bool
+	PodStartTimeout time.Duration
+	Output          string
+
+	restartBy time.Time
+	now       time.Time
+	globals   *options.GlobalOptions
+	streams   genericiooptions.IOStreams
+	config    *rest.Config
+	set       *clients.Set
+}
+
+// NewCmdShutdown returns the shutdown command.
+func NewCmdShutdown(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &ShutdownOptions{RestartBy: power.DefaultRestartBy, BackupDir: ".", MaxBackupAge: 24 * time.Hour,
+		PodStartTimeout: 2 * time.Minute, Output: output.Table, globals: globals, streams: streams}
+	cmd := &cobra.Command{
+		Use:     "shutdown",
+		Short:   "Shut every node of the cluster down gracefully, after a backup and a certificate check",
+		Long:    shutdownLong,
+		Example: shutdownExample,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			if err := o.Complete(f); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	cmd.Flags().StringVar(&o.RestartBy, "restart-by", o.RestartBy, "When you will start the cluster again at the latest: an RFC 3339 time or a duration from now (30d, 36h). Refused if the kubelet signer expires before.")
+	cmd.Flags().BoolVar(&o.TakeBackup, "backup", false, "Take a backup into --backup-dir first (when none is recent enough).")
+	cmd.Flags().StringVar(&o.BackupDir, "backup-dir", o.BackupDir, "Directory holding this cluster's backups (as made by `backup --output-dir <backup-dir>/<name>`).")
+	cmd.Flags().DurationVar(&o.MaxBackupAge, "max-backup-age", o.MaxBackupAge, "A backup older than this does not count.")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "Shut down without a recent backup; the report says so.")
+	cmd.Flags().DurationVar(&o.PodStartTimeout, "pod-start-timeout", o.PodStartTimeout, "How long a debug pod may take to start on a node before the node counts as failed (and nothing is shut down).")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "Format of the final report: table, json or yaml (the plan and progress then go to stderr).")
+	return cmd
+}
+
+// Validate checks the flags alone.
+func (o *ShutdownOptions) Validate() error {
+	if err := output.Validate(o.Output); err != nil {
+		return err
+	}
+	if o.MaxBackupAge <= 0 {
+		return exitcode.Usagef("--max-backup-age must be positive, got %s", o.MaxBackupAge)
+	}
+	if o.PodStartTimeout <= 0 {
+		return exitcode.Usagef("--pod-start-timeout must be positive, got %s", o.PodStartTimeout)
+	}
+	o.now = time.Now()
+	t, err := power.ParseRestartBy(o.RestartBy, o.now)
+	if err != nil {
+		return exitcode.Usage(err)
+	}
+	o.restartBy = t
+	return nil
+}
+
+// Complete builds the clients.
+func (o *ShutdownOptions) Complete(f genericclioptions.RESTClientGetter) error {
+	cfg, err := f.ToRESTConfig()
+	if err != nil {
+		return exitcode.Usage(err)
+	}
+	o.config = rest.CopyConfig(cfg)
+	o.config.QPS, o.config.Burst = 50, 100
+	o.set, err = clients.New(o.config)
+	return err
+}
+
+func (o *ShutdownOptions) engine() *debugnode.Engine {
+	return &debugnode.Engine{Client: o.set.Kube, Config: o.config, Image: o.globals.Image, Images: o.set.Image,
+		Deadline: 15 * time.Minute, StartTimeout: o.PodStartTimeout, Log: o.streams.ErrOut}
+}
+
+// human is where the plan and progress go: stdout, or stderr when stdout
+// carries a JSON or YAML report.
+func (o *ShutdownOptions) human() io.Writer {
+	if output.Structured(o.Output) {
+		return o.streams.ErrOut
+	}
+	return o.streams.Out
+}
+
+// Run checks, plans, confirms and shuts down.
+func (o *ShutdownOptions) Run(ctx context.Context) error {
+	ctx, cancel := o.globals.WithTimeout(ctx)
+	defer cancel()
+	out := o.human()
+	nodes, err := o.set.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list nodes: %w", err)
+	}
+	if len(nodes.Items) == 0 {
+		return fmt.Errorf("the cluster has no nodes")
+	}
+	targets := power.ShutdownOrder(nodes.Items)
+	r := power.NewReport(targets)
+	r.DryRun, r.RestartBy = o.globals.DryRun, o.restartBy
+
+	// Pre-flight: the kubelet signer, then the backup.
+	secret, err := o.set.Kube.CoreV1().Secrets(power.SignerNamespace).Get(ctx, power.SignerSecret, metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("refusing: cannot read %s/%s to learn when the kubelet signer expires: %w", power.SignerNamespace, power.SignerSecret, err)
+	}
+	expiry, err := power.ReadSignerExpiry(secret)
+	if err != nil {
+		return fmt.Errorf("refusing: %w", err)
+	}
+	r.Signer = &expiry
+	fmt.Fprintf(out, "Kubelet signer (%s/%s) expires %s (%s from now, from its %s).\n", power.SignerNamespace, power.SignerSecret,
+		expiry.NotAfter.UTC().Format(time.RFC3339), power.HumanDuration(expiry.NotAfter.Sub(o.now)), expiry.Source)
+	if expiry.Warning != "" {
+		fmt.Fprintf(out, "WARNING: %s\n", expiry.Warning)
+		r.Warnings = append(r.Warnings, expiry.Warning)
+	}
+	fmt.Fprintf(out, "Restart by: %s (--restart-by %s).\n", o.restartBy.UTC().Format(time.RFC3339), o.RestartBy)
+	if err := power.CheckRestartBy(expiry, o.restartBy, o.now); err != nil {
+		return fmt.Errorf("refusing, nothing was done: %w", err)
+	}
+	if err := o.requireBackup(ctx, r); err != nil {
+		return err
+	}
+
+	o.printPlan(out, targets)
+	if o.globals.DryRun {
+		for i := range r.Nodes {
+			r.Nodes[i].Outcome = power.WouldSchedule
+		}
+		return o.printReport(r)
+	}
+	if !o.globals.Yes && prompt.IsTerminal(o.streams.In) {
+		ok, err := prompt.Confirm(o.streams.In, out, fmt.Sprintf("Shut down all %d nodes of this cluster?", len(targets)))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("not confirmed; nothing was done")
+		}
+	}
+	if o.TakeBackup {
+		dir, err := o.takeBackup(ctx)
+		if err != nil {
+			return fmt.Errorf("the backup taken before the shutdown failed, nothing was shut down: %w", err)
+		}
+		r.Backup = dir
+	}
+
+	s := &power.Shutdown{Start: o.engine().Runner, Log: out}
+	runErr := s.Run(ctx, targets, r)
+	if err := o.printReport(r); err != nil {
+		return err
+	}
+	if runErr != nil {
+		return o.explain(runErr, r)
+	}
+	fmt.Fprintf(out, "Every node powers off within a minute (by about %s). Start the machines again before %s, then run `%s startup`.\n",
+		r.PowerOffBy.Local().Format(time.TimeOnly), o.restartBy.UTC().Format(time.RFC3339), o.globals.CommandName)
+	return nil
+}
+
+func (o *ShutdownOptions) explain(err error, r *power.ShutdownReport) error {
+	var failed []string
+	for _, n := range r.Nodes {
+		switch n.Outcome {
+		case power.StartFailed, power.Failed, power.CancelFailed:
+			failed = append(failed, n.Node)
+		}
+	}
+	switch {
+	case errors.Is(err, power.ErrNothingScheduled):
+		return fmt.Errorf("refusing: no debug pod could start on %s, so no shutdown was scheduled on any node; make every node able to run a debug pod (or shut it down by other means), then run this again", strings.Join(failed, ", "))
+	case errors.Is(err, power.ErrRolledBack):
+		return fmt.Errorf("scheduling the shutdown failed on %s; the shutdowns already scheduled were cancelled: no node powers off", strings.Join(failed, ", "))
+	case errors.Is(err, power.ErrPartlyScheduled):
+		return fmt.Errorf("scheduling failed and the shutdowns of %s could not be cancelled: THOSE HOSTS POWER OFF, the others stay up", strings.Join(failed, ", "))
+	}
+	return err
+}
+
+func (o *ShutdownOptions) printPlan(out io.Writer, targets []power.Target) {
+	if o.globals.DryRun {
+		fmt.Fprintln(out, "Plan (dry run, nothing changed):")
+	} else {
+		fmt.Fprintln(out, "Plan:")
+	}
+	n := 0
+	step := func(format string, args ...any) {
+		n++
+		fmt.Fprintf(out, "  %d. %s\n", n, fmt.Sprintf(format, args...))
+	}
+	if o.TakeBackup {
+		step("take a backup into %s (from a healthy control-plane node)", o.BackupDir)
+	}
+	step("start a debug pod (namespace openshift-recover-*, privileged, host / at /host) on each of the %d nodes; nothing is scheduled unless every one runs", len(targets))
+	var workers, masters, notReady []string
+	for _, t := range targets {
+		if t.Role == power.ControlPlane {
+			masters = append(masters, t.Node)
+		} else {
+			workers = append(workers, t.Node)
+		}
+		if !t.Ready {
+			notReady = append(notReady, t.Node)
+		}
+	}
+	if len(workers) > 0 {
+		step("on the %d worker node(s), run `chroot /host %s`: %s", len(workers), power.HostCommand, strings.Join(workers, ", "))
+	}
+	step("on the %d control-plane node(s), run `chroot /host %s`: %s", len(masters), power.HostCommand, strings.Join(masters, ", "))
+	step("remove the debug pods and their namespaces, before the minute is up")
+	fmt.Fprintf(out, "  If scheduling fails on a node, the shutdowns already scheduled are cancelled (`chroot /host %s`).\n", power.CancelCommand)
+	if len(notReady) > 0 {
+		fmt.Fprintf(out, "WARNING: not Ready: %s; a debug pod may not start there, and then nothing is shut down.\n", strings.Join(notReady, ", "))
+	}
+}
+
+func (o *ShutdownOptions) printReport(r *power.ShutdownReport) error {
+	if output.Structured(o.Output) {
+		return output.Print(o.streams.Out, o.Output, r)
+	}
+	w := tabwriter.NewWriter(o.streams.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NODE\tROLE\tOUTCOME\tDETAIL")
+	for _, n := range r.Nodes {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", n.Node, n.Role, n.Outcome, oneLine(n.Detail))
+	}
+	_ = w.Flush()
+	for _, warning := range r.Warnings {
+		fmt.Fprintf(o.streams.Out, "WARNING: %s\n", warning)
+	}
+	return nil
+}
+
+func oneLine(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// requireBackup refuses without a recent backup of this cluster, unless
+// --backup will take one or --force goes without.
+func (o *ShutdownOptions) requireBackup(ctx context.Context, r *power.ShutdownReport) error {
+	cv, err := o.set.OCConfig.ConfigV1().ClusterVersions().Get(ctx, "version", metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("read clusterversion/version (the cluster's ID, to find its backups): %w", err)
+	}
+	id := string(cv.Spec.ClusterID)
+	entry, err := backup.Recent(o.BackupDir, id, o.MaxBackupAge, o.now)
+	if err != nil && !o.TakeBackup && !o.Force {
+		return exitcode.Usagef("cannot read --backup-dir %s: %v", o.BackupDir, err)
+	}
+	out := o.human()
+	switch {
+	case entry != nil:
+		r.Backup = entry.Dir
+		o.TakeBackup = false
+		fmt.Fprintf(out, "Backup: %s (taken %s ago).\n", entry.Dir, o.now.Sub(entry.Created()).Round(time.Minute))
+	case o.TakeBackup:
+	case o.Force:
+		why := fmt.Sprintf("no backup of cluster %s newer than %s in %s", id, o.MaxBackupAge, o.BackupDir)
+		r.Forced = append(r.Forced, why)
+		fmt.Fprintf(out, "WARNING: --force: %s; if the cluster does not come back there is nothing to restore.\n", why)
+	default:
+		return fmt.Errorf("refusing, nothing was done: no backup of cluster %s newer than %s in %s (the seeds require one before a shutdown); take one with `%s backup --output-dir %s/<name>`, or pass --backup to take it now, or --force to go without",
+			id, o.MaxBackupAge, o.BackupDir, o.globals.CommandName, o.BackupDir)
+	}
+	return nil
+}
+
+func (o *ShutdownOptions) takeBackup(ctx context.Context) (string, error) {
+	bc := backup.Clients{Kube: o.set.Kube, Config: o.set.OCConfig, Operator: o.set.Operator}
+	cl, err := backup.Preflight(ctx, bc, "", false, o.now)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(o.BackupDir, backup.DefaultOutputDir(cl, o.now))
+	if _, err := backup.PrepareOutputDir(dir); err != nil {
+		return "", err
+	}
+	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
+	p.Step("Backing up etcd from %s into %s", cl.Node, dir)
+	m, err := backup.Take(ctx, o.engine().Runner, cl, backup.Options{OutputDir: dir, Tool: "oc-recover " + version.Get().GitVersion, Now: o.now}, p)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(o.human(), "Backup: %s (revision %d, %d keys, test restore OK).\n", dir, m.Etcd.Revision, m.Etcd.TotalKeys)
+	return dir, nil
+}
