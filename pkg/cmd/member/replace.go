@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/rest"
@@ -229,46 +227,28 @@ func (o *ReplaceOptions) Run(ctx context.Context) error {
 // requireBackup refuses without a recent backup of this cluster, unless
 // --backup will take one or --force goes without.
 func (o *ReplaceOptions) requireBackup(ctx context.Context, rec *member.Record, now time.Time) error {
-	cv, err := o.set.OCConfig.ConfigV1().ClusterVersions().Get(ctx, "version", metav1.GetOptions{})
+	req := backup.Requirement{Dir: o.BackupDir, MaxAge: o.MaxBackupAge, Take: o.TakeBackup, Force: o.Force}
+	d, err := req.Check(ctx, o.set.OCConfig, now, "replacing a member", o.globals.CommandName)
 	if err != nil {
-		return fmt.Errorf("read clusterversion/version (the cluster's ID, to find its backups): %w", err)
+		return err
 	}
-	id := string(cv.Spec.ClusterID)
-	entry, err := backup.Recent(o.BackupDir, id, o.MaxBackupAge, now)
-	if err != nil && !o.TakeBackup && !o.Force {
-		return exitcode.Usagef("cannot read --backup-dir %s: %v", o.BackupDir, err)
-	}
+	o.TakeBackup = d.Take
 	out := o.streams.Out
 	switch {
-	case entry != nil:
-		rec.Backup = entry.Dir
-		o.TakeBackup = false
-		fmt.Fprintf(out, "Backup: %s (taken %s ago).\n", entry.Dir, now.Sub(entry.Created()).Round(time.Minute))
-	case o.TakeBackup:
-	case o.Force:
-		why := fmt.Sprintf("no backup of cluster %s newer than %s in %s", id, o.MaxBackupAge, o.BackupDir)
-		rec.Forced = append(rec.Forced, why)
-		fmt.Fprintf(out, "WARNING: --force: %s; if this goes wrong there is nothing to restore.\n", why)
-	default:
-		return fmt.Errorf("refusing: no backup of cluster %s newer than %s in %s (the seeds require one before replacing a member); take one with `%s backup --output-dir %s/<name>`, or pass --backup to take it now, or --force to go without",
-			id, o.MaxBackupAge, o.BackupDir, o.globals.CommandName, o.BackupDir)
+	case d.Found != nil:
+		rec.Backup = d.Found.Dir
+		fmt.Fprintf(out, "Backup: %s (taken %s ago).\n", d.Found.Dir, now.Sub(d.Found.Created()).Round(time.Minute))
+	case d.Forced != "":
+		rec.Forced = append(rec.Forced, d.Forced)
+		fmt.Fprintf(out, "WARNING: --force: %s; if this goes wrong there is nothing to restore.\n", d.Forced)
 	}
 	return nil
 }
 
 func (o *ReplaceOptions) takeBackup(ctx context.Context, now time.Time) (string, error) {
 	bc := backup.Clients{Kube: o.set.Kube, Config: o.set.OCConfig, Operator: o.set.Operator}
-	cl, err := backup.Preflight(ctx, bc, "", false, now)
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(o.BackupDir, backup.DefaultOutputDir(cl, now))
-	if _, err := backup.PrepareOutputDir(dir); err != nil {
-		return "", err
-	}
 	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
-	p.Step("Backing up etcd from %s into %s", cl.Node, dir)
-	m, err := backup.Take(ctx, o.engine().Runner, cl, backup.Options{OutputDir: dir, Tool: "oc-recover " + version.Get().GitVersion, Now: now}, p)
+	dir, m, err := backup.TakeInto(ctx, bc, o.engine().Runner, o.BackupDir, "oc-recover "+version.Get().GitVersion, now, p)
 	if err != nil {
 		return "", err
 	}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -326,46 +325,28 @@ func oneLine(s string) string {
 // requireBackup refuses without a recent backup of this cluster, unless
 // --backup will take one or --force goes without.
 func (o *ShutdownOptions) requireBackup(ctx context.Context, r *power.ShutdownReport) error {
-	cv, err := o.set.OCConfig.ConfigV1().ClusterVersions().Get(ctx, "version", metav1.GetOptions{})
+	req := backup.Requirement{Dir: o.BackupDir, MaxAge: o.MaxBackupAge, Take: o.TakeBackup, Force: o.Force}
+	d, err := req.Check(ctx, o.set.OCConfig, o.now, "a shutdown", o.globals.CommandName)
 	if err != nil {
-		return fmt.Errorf("read clusterversion/version (the cluster's ID, to find its backups): %w", err)
+		return err
 	}
-	id := string(cv.Spec.ClusterID)
-	entry, err := backup.Recent(o.BackupDir, id, o.MaxBackupAge, o.now)
-	if err != nil && !o.TakeBackup && !o.Force {
-		return exitcode.Usagef("cannot read --backup-dir %s: %v", o.BackupDir, err)
-	}
+	o.TakeBackup = d.Take
 	out := o.human()
 	switch {
-	case entry != nil:
-		r.Backup = entry.Dir
-		o.TakeBackup = false
-		fmt.Fprintf(out, "Backup: %s (taken %s ago).\n", entry.Dir, o.now.Sub(entry.Created()).Round(time.Minute))
-	case o.TakeBackup:
-	case o.Force:
-		why := fmt.Sprintf("no backup of cluster %s newer than %s in %s", id, o.MaxBackupAge, o.BackupDir)
-		r.Forced = append(r.Forced, why)
-		fmt.Fprintf(out, "WARNING: --force: %s; if the cluster does not come back there is nothing to restore.\n", why)
-	default:
-		return fmt.Errorf("refusing, nothing was done: no backup of cluster %s newer than %s in %s (the seeds require one before a shutdown); take one with `%s backup --output-dir %s/<name>`, or pass --backup to take it now, or --force to go without",
-			id, o.MaxBackupAge, o.BackupDir, o.globals.CommandName, o.BackupDir)
+	case d.Found != nil:
+		r.Backup = d.Found.Dir
+		fmt.Fprintf(out, "Backup: %s (taken %s ago).\n", d.Found.Dir, o.now.Sub(d.Found.Created()).Round(time.Minute))
+	case d.Forced != "":
+		r.Forced = append(r.Forced, d.Forced)
+		fmt.Fprintf(out, "WARNING: --force: %s; if the cluster does not come back there is nothing to restore.\n", d.Forced)
 	}
 	return nil
 }
 
 func (o *ShutdownOptions) takeBackup(ctx context.Context) (string, error) {
 	bc := backup.Clients{Kube: o.set.Kube, Config: o.set.OCConfig, Operator: o.set.Operator}
-	cl, err := backup.Preflight(ctx, bc, "", false, o.now)
-	if err != nil {
-		return "", err
-	}
-	dir := filepath.Join(o.BackupDir, backup.DefaultOutputDir(cl, o.now))
-	if _, err := backup.PrepareOutputDir(dir); err != nil {
-		return "", err
-	}
 	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
-	p.Step("Backing up etcd from %s into %s", cl.Node, dir)
-	m, err := backup.Take(ctx, o.engine().Runner, cl, backup.Options{OutputDir: dir, Tool: "oc-recover " + version.Get().GitVersion, Now: o.now}, p)
+	dir, m, err := backup.TakeInto(ctx, bc, o.engine().Runner, o.BackupDir, "oc-recover "+version.Get().GitVersion, o.now, p)
 	if err != nil {
 		return "", err
 	}

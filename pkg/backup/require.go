@@ -1,0 +1,80 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	configclient "github.com/openshift/client-go/config/clientset/versioned"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/oc-recover/oc-recover/pkg/exitcode"
+)
+
+// Requirement is the rule of the commands that put a cluster at risk
+// (member replace, shutdown): a backup of this cluster, recent enough, on
+// the admin's disk first (--backup-dir, --max-backup-age), unless the
+// command takes one now (--backup) or the admin goes without (--force).
+type Requirement struct {
+	Dir    string
+	MaxAge time.Duration
+	Take   bool
+	Force  bool
+}
+
+// Decision is how a Requirement is met.
+type Decision struct {
+	ClusterID string
+	// Found is the recent backup, when there is one.
+	Found *Entry
+	// Take: none was found and --backup asks for one.
+	Take bool
+	// Forced says what --force overrode, for the command's record.
+	Forced string
+}
+
+// Check looks for the backup. Without one, and without --backup or
+// --force, it refuses, naming the directory, the age and the ways out;
+// action says what the backup is required before ("replacing a member").
+func (r Requirement) Check(ctx context.Context, config configclient.Interface, now time.Time, action, commandName string) (Decision, error) {
+	cv, err := config.ConfigV1().ClusterVersions().Get(ctx, "version", metav1.GetOptions{})
+	if err != nil {
+		return Decision{}, fmt.Errorf("read clusterversion/version (the cluster's ID, to find its backups): %w", err)
+	}
+	d := Decision{ClusterID: string(cv.Spec.ClusterID)}
+	d.Found, err = Recent(r.Dir, d.ClusterID, r.MaxAge, now)
+	if err != nil && !r.Take && !r.Force {
+		return d, exitcode.Usagef("cannot read --backup-dir %s: %v", r.Dir, err)
+	}
+	switch {
+	case d.Found != nil:
+	case r.Take:
+		d.Take = true
+	case r.Force:
+		d.Forced = fmt.Sprintf("no backup of cluster %s newer than %s in %s", d.ClusterID, r.MaxAge, r.Dir)
+	default:
+		return d, fmt.Errorf("refusing, nothing was done: no backup of cluster %s newer than %s in %s (the seeds require one before %s); take one with `%s backup --output-dir %s/<name>`, or pass --backup to take it now, or --force to go without",
+			d.ClusterID, r.MaxAge, r.Dir, action, commandName, r.Dir)
+	}
+	return d, nil
+}
+
+// TakeInto takes a backup from the first healthy control-plane node into a
+// new directory under parent, named as `backup` names it.
+func TakeInto(ctx context.Context, c Clients, start StartRunner, parent, tool string, now time.Time, p Progress) (string, *Manifest, error) {
+	cl, err := Preflight(ctx, c, "", false, now)
+	if err != nil {
+		return "", nil, err
+	}
+	dir := filepath.Join(parent, DefaultOutputDir(cl, now))
+	if _, err := PrepareOutputDir(dir); err != nil {
+		return "", nil, err
+	}
+	p.Step("Backing up etcd from %s into %s", cl.Node, dir)
+	m, err := Take(ctx, start, cl, Options{OutputDir: dir, Tool: tool, Now: now}, p)
+	if err != nil {
+		return "", nil, err
+	}
+	return dir, m, nil
+}
