@@ -2,6 +2,11 @@
 
 GO ?= go
 
+# Everything is built and tested as releases are built (pure Go, no cgo), so
+# the unit tests, the plugin the end-to-end tests run and its archive share
+# one compilation of the plugin's packages.
+export CGO_ENABLED := 0
+
 VERSION_PKG := github.com/oc-recover/oc-recover/pkg/version
 
 # Build metadata; override on the command line (make build GIT_VERSION=v1.2.3).

@@ -105,6 +105,9 @@ type options struct {
 	dist, baseURL, repo   string
 	platforms             []platform
 	mtime                 time.Time
+	// binary, when set, is a plugin already built for the one platform
+	// asked for, packaged as it is instead of built again.
+	binary string
 }
 
 func main() {
@@ -117,6 +120,7 @@ func main() {
 	flag.StringVar(&o.baseURL, "base-url", "", "URL the archives are published under (default "+defaultBaseURL+"<version>)")
 	flag.StringVar(&o.repo, "repo", ".", "the repository's root directory")
 	flag.StringVar(&platforms, "platforms", "all", "comma-separated os/arch pairs to build, or all")
+	flag.StringVar(&o.binary, "binary", "", "package this plugin binary, already built for the one platform of -platforms, instead of building it (the end-to-end tests package the plugin they test)")
 	flag.Parse()
 	if err := o.complete(platforms); err != nil {
 		fmt.Fprintln(os.Stderr, "release:", err)
@@ -138,6 +142,9 @@ func (o *options) complete(platforms string) error {
 	var err error
 	if o.platforms, err = parsePlatforms(platforms); err != nil {
 		return err
+	}
+	if o.binary != "" && len(o.platforms) != 1 {
+		return fmt.Errorf("-binary packages one platform's binary: give exactly one -platforms")
 	}
 	if o.date == "" {
 		o.date = time.Now().UTC().Format(time.RFC3339)
@@ -202,6 +209,9 @@ func (o *options) run() error {
 // build cross-compiles the plugin for p into bin. -trimpath keeps this
 // machine's paths out of the binary; -s -w drop the symbol table and DWARF.
 func (o *options) build(p platform, bin string) error {
+	if o.binary != "" {
+		return copyFile(o.binary, bin)
+	}
 	ldflags := strings.Join([]string{"-s", "-w",
 		"-X", versionPkg + ".gitVersion=" + o.version,
 		"-X", versionPkg + ".gitCommit=" + o.commit,
@@ -409,4 +419,16 @@ func mappingValue(m *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// copyFile copies a prebuilt binary into the stage.
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o755)
 }

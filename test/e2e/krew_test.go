@@ -17,8 +17,8 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// The release archive of the one platform that runs here, built by the same
-// program as `make release` (hack/release), once per test process.
+// The release archive of the one platform that runs here, packaged by the
+// same program as `make release` (hack/release), once per test process.
 const (
 	releasePlatform = "linux/amd64"
 	releaseArchive  = "oc-recover_linux_amd64.tar.gz"
@@ -43,8 +43,10 @@ func releaseDist(t *testing.T) string {
 		releaseDir = filepath.Join(binDir, "dist")
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
+		// The archive holds the plugin these tests built: compiling it
+		// again the release way (-trimpath) would double the build.
 		cmd := exec.CommandContext(ctx, "go", "run", "./hack/release", "-version", e2eVersion,
-			"-platforms", releasePlatform, "-dist", releaseDir)
+			"-platforms", releasePlatform, "-dist", releaseDir, "-binary", filepath.Join(binDir, "kubectl-recover"))
 		cmd.Dir = repoRoot()
 		cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1795734081")
 		out, err := cmd.CombinedOutput()

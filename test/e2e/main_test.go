@@ -57,16 +57,19 @@ const e2eVersion = "v9.9.9-e2e"
 // buildBinaries builds the plugin under both its names, and kubectl from the
 // Kubernetes release the box runs.
 //
-// The plugin is built as `make release` builds it (hack/release): from its
-// own module, CGO_ENABLED=0, -trimpath. So the tests run what is shipped, and
-// the release archive the krew test builds reuses these compiled packages.
+// The plugin is built from its own module with CGO_ENABLED=0, as `make
+// release` builds it (and as the Makefile builds and tests everything), and
+// the release archive of the krew tests packages this very binary: one
+// compilation of the plugin's packages serves the unit tests, the plugin and
+// its archive. (Release builds add -trimpath, which would compile them all
+// again.)
 func buildBinaries(dir string) error {
 	builds := []struct {
 		dir  string
 		env  []string
 		args []string
 	}{
-		{repoRoot(), []string{"CGO_ENABLED=0"}, []string{"build", "-trimpath", "-buildvcs=false",
+		{repoRoot(), []string{"CGO_ENABLED=0"}, []string{"build", "-buildvcs=false",
 			"-ldflags", "-X github.com/oc-recover/oc-recover/pkg/version.gitVersion=" + e2eVersion,
 			"-o", filepath.Join(dir, "kubectl-recover"), "./cmd/oc-recover"}},
 		{"", nil, []string{"build", "-o", filepath.Join(dir, "kubectl"), "k8s.io/kubernetes/cmd/kubectl"}},
