@@ -34,3 +34,20 @@ func Confirm(in io.Reader, out io.Writer, question string) (bool, error) {
 	}
 	return false, nil
 }
+
+// Proceed is the confirmation of a mutating command: on a terminal, unless
+// yes (--yes), it asks question and returns an error saying refused when
+// the answer is not yes; elsewhere it lets the command go on.
+func Proceed(in io.Reader, out io.Writer, yes bool, question, refused string) error {
+	if yes || !IsTerminal(in) {
+		return nil
+	}
+	ok, err := Confirm(in, out, question)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("not confirmed; %s", refused)
+	}
+	return nil
+}

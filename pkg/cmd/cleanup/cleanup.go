@@ -93,14 +93,8 @@ func (o *Options) Run(ctx context.Context) error {
 		fmt.Fprintf(o.streams.Out, "Dry run: would remove %d namespace(s) and their pods.\n", len(leftovers))
 		return nil
 	}
-	if !o.globals.Yes && prompt.IsTerminal(o.streams.In) {
-		ok, err := prompt.Confirm(o.streams.In, o.streams.Out, fmt.Sprintf("Remove these %d namespace(s) and their pods?", len(leftovers)))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("not confirmed; nothing removed")
-		}
+	if err := prompt.Proceed(o.streams.In, o.streams.Out, o.globals.Yes, fmt.Sprintf("Remove these %d namespace(s) and their pods?", len(leftovers)), "nothing removed"); err != nil {
+		return err
 	}
 	for _, ns := range leftovers {
 		if err := debugnode.DeleteNamespace(ctx, o.client, ns.Name); err != nil {

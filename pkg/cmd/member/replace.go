@@ -197,14 +197,8 @@ func (o *ReplaceOptions) Run(ctx context.Context) error {
 	if o.globals.DryRun {
 		return nil
 	}
-	if !o.globals.Yes && prompt.IsTerminal(o.streams.In) {
-		ok, err := prompt.Confirm(o.streams.In, out, fmt.Sprintf("Replace the etcd member of %s?", rec.Node))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("not confirmed; nothing changed")
-		}
+	if err := prompt.Proceed(o.streams.In, out, o.globals.Yes, fmt.Sprintf("Replace the etcd member of %s?", rec.Node), "nothing changed"); err != nil {
+		return err
 	}
 	if o.TakeBackup && rec.Backup == "" && !p.Resuming {
 		dir, err := o.takeBackup(ctx, now)

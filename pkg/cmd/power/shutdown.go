@@ -213,14 +213,8 @@ func (o *ShutdownOptions) Run(ctx context.Context) error {
 		}
 		return o.printReport(r)
 	}
-	if !o.globals.Yes && prompt.IsTerminal(o.streams.In) {
-		ok, err := prompt.Confirm(o.streams.In, out, fmt.Sprintf("Shut down all %d nodes of this cluster?", len(targets)))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("not confirmed; nothing was done")
-		}
+	if err := prompt.Proceed(o.streams.In, out, o.globals.Yes, fmt.Sprintf("Shut down all %d nodes of this cluster?", len(targets)), "nothing was done"); err != nil {
+		return err
 	}
 	if o.TakeBackup {
 		dir, err := o.takeBackup(ctx)

@@ -121,14 +121,8 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 		return nil
 	}
-	if !o.globals.Yes && prompt.IsTerminal(o.streams.In) {
-		ok, err := prompt.Confirm(o.streams.In, out, fmt.Sprintf("Redeploy %v on every control-plane node?", o.Targets))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("not confirmed; nothing changed")
-		}
+	if err := prompt.Proceed(o.streams.In, out, o.globals.Yes, fmt.Sprintf("Redeploy %v on every control-plane node?", o.Targets), "nothing changed"); err != nil {
+		return err
 	}
 	for _, op := range ops {
 		fmt.Fprintf(out, "Redeploying %s (%s spec.forceRedeploymentReason=%s)\n", op.Name, op.Object, reason)
