@@ -354,6 +354,10 @@ func TestMemberReplaceStopsForAUserProvisionedHostAndContinues(t *testing.T) {
 	if r.code != 3 || !strings.Contains(r.stdout, "Resuming") {
 		t.Fatalf("without a new host the re-run must stop again: %s", r)
 	}
+	// While it is in progress, no other replacement starts, and the one in
+	// progress continues only for the member it removed.
+	refuse(t, b, 1, "a replacement of the member of master-0 is in progress", "master-1", "--force", "--yes")
+	refuse(t, b, 1, "does not match the replacement in progress, of member "+oldID, "master-0", "--member-id", "abc123", "--force", "--yes")
 
 	// The administrator builds the new host and removes the old Node.
 	if _, err := b.AddHost(ctx, "master-3", true); err != nil {
