@@ -12,10 +12,13 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/klog/v2"
 
+	"github.com/oc-recover/oc-recover/cmd/oc-recover/pausegc"
 	"github.com/oc-recover/oc-recover/pkg/cmd"
 )
 
 func main() {
+	pausegc.Resume()
+
 	// The first SIGINT/SIGTERM cancels ctx so the running command can remove
 	// its debug pods and namespaces; after that the default handling is back,
 	// so a second Ctrl-C kills the process at once.
