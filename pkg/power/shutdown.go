@@ -154,7 +154,7 @@ func (s *Shutdown) Run(ctx context.Context, targets []Target, r *ShutdownReport)
 		}
 		phases[len(phases)-1] = append(phases[len(phases)-1], i)
 	}
-	var scheduled []int
+	var scheduled, unanswered []int
 	problem := false
 	for _, phase := range phases {
 		role := targets[phase[0]].Role
@@ -167,7 +167,12 @@ func (s *Shutdown) Run(ctx context.Context, targets []Target, r *ShutdownReport)
 			if stop || ctx.Err() != nil {
 				return
 			}
-			out, err := host(ctx, sessions[i], HostCommand)
+			// A scheduling under way is not cut off by Ctrl-C: the host
+			// may already have taken it, and only an answer tells whether
+			// it needs taking back.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hostCommandTimeout)
+			defer cancel()
+			out, err := host(sctx, sessions[i], HostCommand)
 			now := time.Now()
 			mu.Lock()
 			defer mu.Unlock()
@@ -175,6 +180,11 @@ func (s *Shutdown) Run(ctx context.Context, targets []Target, r *ShutdownReport)
 			if err != nil {
 				problem = true
 				n.Outcome, n.Detail = Failed, err.Error()
+				if errors.Is(err, errNoAnswer) {
+					// No exit code came back: the host may have scheduled
+					// it, so it is cancelled along with the others.
+					unanswered = append(unanswered, i)
+				}
 				return
 			}
 			n.Outcome, n.Detail, n.At = Scheduled, out, &now
@@ -203,22 +213,34 @@ func (s *Shutdown) Run(ctx context.Context, targets []Target, r *ShutdownReport)
 	if !problem {
 		why = "interrupted"
 	}
-	s.logf("Cancelling the %d shutdown(s) already scheduled (%s)", len(scheduled), why)
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	if len(unanswered) > 0 {
+		s.logf("Cancelling the %d shutdown(s) already scheduled, and on the %d node(s) whose answer did not come back (%s)", len(scheduled), len(unanswered), why)
+	} else {
+		s.logf("Cancelling the %d shutdown(s) already scheduled (%s)", len(scheduled), why)
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hostCommandTimeout)
 	defer cancel()
 	stuck := 0
-	s.parallel(len(scheduled), func(j int) {
-		i := scheduled[j]
+	takeBack := append(append([]int(nil), scheduled...), unanswered...)
+	s.parallel(len(takeBack), func(j int) {
+		i := takeBack[j]
+		uncertain := j >= len(scheduled)
 		_, err := host(cctx, sessions[i], CancelCommand)
 		mu.Lock()
 		defer mu.Unlock()
 		n := r.node(targets[i].Node)
-		if err != nil {
+		switch {
+		case err != nil && uncertain:
+			stuck++
+			n.Outcome, n.Detail = CancelFailed, fmt.Sprintf("%s; `%s` failed too: %v; THIS HOST MAY POWER OFF", n.Detail, CancelCommand, err)
+		case err != nil:
 			stuck++
 			n.Outcome, n.Detail = CancelFailed, fmt.Sprintf("scheduled, and `%s` failed: %v; THIS HOST POWERS OFF", CancelCommand, err)
-			return
+		case uncertain:
+			n.Detail = fmt.Sprintf("%s; `%s` run in case the host had scheduled it", n.Detail, CancelCommand)
+		default:
+			n.Outcome, n.Detail = Cancelled, fmt.Sprintf("scheduled, then cancelled with `%s` (%s)", CancelCommand, why)
 		}
-		n.Outcome, n.Detail = Cancelled, fmt.Sprintf("scheduled, then cancelled with `%s` (%s)", CancelCommand, why)
 	})
 	r.Scheduled = stuck
 	switch {
@@ -230,6 +252,14 @@ func (s *Shutdown) Run(ctx context.Context, targets []Target, r *ShutdownReport)
 	return ErrRolledBack
 }
 
+// hostCommandTimeout bounds scheduling and cancelling a shutdown on a host;
+// both answer at once when the host is well.
+const hostCommandTimeout = 30 * time.Second
+
+// errNoAnswer marks a host command whose exit code never came back (the
+// debug pod's stream broke): it may or may not have run.
+var errNoAnswer = errors.New("no answer from the host")
+
 // host runs command on the host and returns what it printed; a non-zero
 // exit is an error.
 func host(ctx context.Context, run debugnode.Runner, command string) (string, error) {
@@ -237,7 +267,7 @@ func host(ctx context.Context, run debugnode.Runner, command string) (string, er
 	code, err := run.Host(ctx, command, nil, &stdout, &stderr)
 	out := strings.TrimSpace(strings.TrimSpace(stdout.String()) + "\n" + strings.TrimSpace(stderr.String()))
 	if err != nil {
-		return out, fmt.Errorf("`%s` on %s: %w", command, run.Node(), err)
+		return out, fmt.Errorf("`%s` on %s: %w: %w", command, run.Node(), errNoAnswer, err)
 	}
 	if code != 0 {
 		return out, fmt.Errorf("`%s` on %s exited %d: %s", command, run.Node(), code, out)

@@ -226,3 +226,92 @@ func TestShutdownInterruptedCancelsWhatWasScheduled(t *testing.T) {
 		}
 	}
 }
+
+// midwayRunner is a host on which the administrator's Ctrl-C lands while
+// `shutdown -h 1` is running: the host takes it, and the answer comes back
+// only if the call was not cut off by the interruption.
+type midwayRunner struct {
+	*fakeRunner
+	c *cancelOn
+}
+
+func (r *midwayRunner) Host(ctx context.Context, script string, env map[string]string, stdout, stderr io.Writer) (int, error) {
+	code, err := r.fakeRunner.Host(ctx, script, env, stdout, stderr)
+	if r.node == r.c.node && script == HostCommand {
+		r.c.cancel()
+		if ctx.Err() != nil {
+			return -1, fmt.Errorf("stream closed: %w", ctx.Err())
+		}
+	}
+	return code, err
+}
+
+func TestShutdownInterruptedMidwayStillCancelsWhatTheHostTook(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := &cancelOn{fakeHosts: newFakeHosts(), node: "master-0", cancel: cancel}
+	start := func(ctx context.Context, node string) (debugnode.Runner, error) {
+		r, err := c.fakeHosts.start(ctx, node)
+		if err != nil {
+			return nil, err
+		}
+		return &midwayRunner{fakeRunner: r.(*fakeRunner), c: c}, nil
+	}
+	r := NewReport(fourNodes)
+	err := (&Shutdown{Start: start, Parallel: 1}).Run(ctx, fourNodes, r)
+	if err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("err = %v", err)
+	}
+	// master-0 scheduled it as the interruption came: it is cancelled like
+	// the workers; master-1 was never asked.
+	want := map[string]Outcome{"worker-0": Cancelled, "worker-1": Cancelled, "master-0": Cancelled, "master-1": NotScheduled}
+	for _, n := range r.Nodes {
+		if n.Outcome != want[n.Node] {
+			t.Errorf("%s: %s (%s), want %s", n.Node, n.Outcome, n.Detail, want[n.Node])
+		}
+	}
+	if indexOf(c.log, "master-0: "+CancelCommand) < 0 {
+		t.Errorf("no `%s` on master-0: %q", CancelCommand, c.log)
+	}
+}
+
+// brokenRunner's stream breaks on node while `shutdown -h 1` runs there: no
+// exit code comes back, so whether the host took it is unknown.
+type brokenRunner struct {
+	*fakeRunner
+	broken string
+}
+
+func (r *brokenRunner) Host(ctx context.Context, script string, env map[string]string, stdout, stderr io.Writer) (int, error) {
+	code, err := r.fakeRunner.Host(ctx, script, env, stdout, stderr)
+	if r.node == r.broken && script == HostCommand {
+		return -1, errors.New("error dialing backend: EOF")
+	}
+	return code, err
+}
+
+func TestShutdownCancelsOnAHostWhoseAnswerWasLost(t *testing.T) {
+	h := newFakeHosts()
+	start := func(ctx context.Context, node string) (debugnode.Runner, error) {
+		r, err := h.start(ctx, node)
+		if err != nil {
+			return nil, err
+		}
+		return &brokenRunner{fakeRunner: r.(*fakeRunner), broken: "master-0"}, nil
+	}
+	r := NewReport(fourNodes)
+	err := (&Shutdown{Start: start, Parallel: 1}).Run(context.Background(), fourNodes, r)
+	if !errors.Is(err, ErrRolledBack) {
+		t.Fatalf("err = %v, want ErrRolledBack", err)
+	}
+	if indexOf(h.log, "master-0: "+CancelCommand) < 0 {
+		t.Errorf("no `%s` on master-0, whose answer was lost: %q", CancelCommand, h.log)
+	}
+	m := r.Nodes[2]
+	if m.Node != "master-0" || m.Outcome != Failed || !strings.Contains(m.Detail, "no answer from the host") || !strings.Contains(m.Detail, "in case") {
+		t.Errorf("master-0: %s %q", m.Outcome, m.Detail)
+	}
+	if r.Nodes[0].Outcome != Cancelled || r.Nodes[1].Outcome != Cancelled || r.Nodes[3].Outcome != NotScheduled {
+		t.Errorf("report %+v", r.Nodes)
+	}
+}

@@ -245,26 +245,40 @@ var stepLine = regexp.MustCompile(`^\[(\d+)/(\d+)\] (.*)$`)
 // returns what was printed and whether the signal was sent.
 func runUntilStep(t *testing.T, b *box.Box, k int, sig syscall.Signal, args ...string) (string, bool) {
 	t.Helper()
+	return runUntil(t, b, func(line string) bool {
+		m := stepLine.FindStringSubmatch(line)
+		return m != nil && m[1] == fmt.Sprint(k) && !strings.HasSuffix(line, "already done")
+	}, sig, args...)
+}
+
+// runUntil runs the plugin and sends sig once it prints a line (on either
+// stream) that at matches; it returns what was printed, then the exit, and
+// whether the signal was sent.
+func runUntil(t *testing.T, b *box.Box, at func(line string) bool, sig syscall.Signal, args ...string) (string, bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kubectl-recover"), args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+b.Kubeconfig, "HOME="+t.TempDir())
-	var all, stderr bytes.Buffer
-	stdout, err := cmd.StdoutPipe()
+	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
+	defer pr.Close()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
+	var all bytes.Buffer
 	sent := false
-	sc := bufio.NewScanner(stdout)
+	sc := bufio.NewScanner(pr)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
 		fmt.Fprintln(&all, line)
-		if m := stepLine.FindStringSubmatch(line); m != nil && !sent && m[1] == fmt.Sprint(k) && !strings.HasSuffix(line, "already done") {
+		if !sent && at(line) {
 			_ = cmd.Process.Signal(sig)
 			sent = true
 		}
@@ -272,9 +286,9 @@ func runUntilStep(t *testing.T, b *box.Box, k int, sig syscall.Signal, args ...s
 	if err := sc.Err(); err != nil {
 		fmt.Fprintf(&all, "(reading the output: %v)\n", err)
 	}
-	_, _ = io.Copy(io.Discard, stdout)
+	_, _ = io.Copy(io.Discard, pr)
 	werr := cmd.Wait()
-	fmt.Fprintf(&all, "%s(exit: %v)\n", stderr.String(), werr)
+	fmt.Fprintf(&all, "(exit: %v)\n", werr)
 	return all.String(), sent
 }
 

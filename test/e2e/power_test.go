@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -482,6 +483,19 @@ func TestShutdownAndStartupFullCycle(t *testing.T) {
 	if r := run(t, b, "", "kubectl-recover", "backup", "--output-dir", filepath.Join(backupDir, "before-shutdown")); r.code != 0 {
 		t.Fatalf("backup: %s", r)
 	}
+
+	// Ctrl-C once the workers' shutdowns are scheduled, as the control
+	// plane's are being scheduled: every shutdown a host took is taken back
+	// before its (8 s) minute is up, and the debug pods are removed.
+	out, sent := runUntil(t, b, func(line string) bool {
+		return strings.HasPrefix(line, "Scheduling `shutdown -h 1` on 3 control-plane node(s)")
+	}, syscall.SIGINT, "shutdown", "--backup-dir", backupDir, "--yes")
+	if !sent || !strings.Contains(out, "Cancelling the ") || !strings.Contains(out, "(interrupted)") || strings.Contains(out, "(exit: <nil>)") {
+		t.Fatalf("Ctrl-C while scheduling the control plane's shutdowns:\n%s", out)
+	}
+	assertNothingScheduled(t, b)
+	waitNoDebugNamespaces(t, b)
+	t.Logf("interrupted shutdown:\n%s", out)
 
 	start := time.Now()
 	r := run(t, b, "", "kubectl-recover", "shutdown", "--backup-dir", backupDir, "--yes")
