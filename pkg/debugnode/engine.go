@@ -79,7 +79,6 @@ type Session struct {
 	Namespace string
 	Pod       string
 	closed    bool
-	hasZstd   *bool
 }
 
 var _ Runner = (*Session)(nil)

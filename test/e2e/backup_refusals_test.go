@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -191,15 +192,25 @@ func TestBackupOnAFullDiskLeavesNothingComplete(t *testing.T) {
 	assertNoLeftovers(t, context.Background())
 }
 
-// slowTar throttles the host's tar so a download lasts long enough to be
-// interrupted in the middle.
-const slowTar = `#!/bin/bash
-/usr/bin/tar "$@" | while :; do
-  n=$(dd bs=16384 count=1 iflag=fullblock 2>&1 >&3 | awk '/bytes/ {print $1}')
+// slowTool throttles a host tool (tar for the backup script, zstd for the
+// download) to block bytes every 50 ms, so a backup lasts long enough to
+// be interrupted in the middle.
+func slowTool(name string, block int) string {
+	return `#!/bin/bash
+/usr/bin/` + name + ` "$@" | while :; do
+  n=$(dd bs=` + strconv.Itoa(block) + ` count=1 iflag=fullblock 2>&1 >&3 | awk '/bytes/ {print $1}')
   [ "${n:-0}" = 0 ] && break
   sleep 0.05
 done 3>&1
 `
+}
+
+// slowBackups makes backups from node slow for the test's duration.
+func slowBackups(t *testing.T, node string) {
+	replaceHostTool(t, shared, node, "tar", slowTool("tar", 16384))
+	// zstd's output is the compressed file, a few times smaller.
+	replaceHostTool(t, shared, node, "zstd", slowTool("zstd", 4096))
+}
 
 // startBackup runs a backup in the background and returns it with a
 // reader of its progress output.
@@ -249,7 +260,7 @@ func exitCodeOf(err error) int {
 // The debug pod deleted in the middle of the download: the backup fails,
 // removes its *.part files, and a re-run succeeds.
 func TestBackupSurvivesItsDebugPodBeingDeletedMidDownload(t *testing.T) {
-	replaceHostTool(t, shared, "master-1", "tar", slowTar)
+	slowBackups(t, "master-1")
 	dir := filepath.Join(t.TempDir(), "out")
 	cmd, progress, _ := startBackup(t, shared, "--node", "master-1", "--output-dir", dir)
 	waitForLine(t, progress, "Downloading snapshot_")
@@ -272,7 +283,9 @@ func TestBackupSurvivesItsDebugPodBeingDeletedMidDownload(t *testing.T) {
 	assertNoLeftovers(t, ctx)
 
 	// Without the fault, the same command succeeds into the same directory.
-	replaceHostTool(t, shared, "master-1", "tar", "#!/bin/bash\nexec /usr/bin/tar \"$@\"\n")
+	for _, tool := range []string{"tar", "zstd"} {
+		replaceHostTool(t, shared, "master-1", tool, "#!/bin/bash\nexec /usr/bin/"+tool+" \"$@\"\n")
+	}
 	if r := run(t, shared, "", "kubectl-recover", "backup", "--node", "master-1", "--output-dir", dir); r.code != 0 {
 		t.Fatalf("re-run after the fault: %s", r)
 	}
@@ -281,7 +294,7 @@ func TestBackupSurvivesItsDebugPodBeingDeletedMidDownload(t *testing.T) {
 // Ctrl-C in the middle of a download: no namespace or pod is left in the
 // cluster, no file that looks complete on disk.
 func TestBackupInterruptedLeavesNothingBehind(t *testing.T) {
-	replaceHostTool(t, shared, "master-1", "tar", slowTar)
+	slowBackups(t, "master-1")
 	for _, when := range []string{"Started debug pod", "Running the backup script", "Downloading snapshot_"} {
 		t.Run(when, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "out")

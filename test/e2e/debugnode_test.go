@@ -154,6 +154,70 @@ func TestDebugNodeDownloadIsExactAndChecked(t *testing.T) {
 	}
 }
 
+// A download that is cut short, carries extra bytes, or whose bytes do not
+// hash as on the host fails, naming the file and node, on the zstd path
+// and on the uncompressed one; and the uncompressed one is exact too.
+func TestDebugNodeDownloadFailsOnACutStreamOrAWrongHash(t *testing.T) {
+	ctx := context.Background()
+	data := make([]byte, 8<<20+777)
+	if _, err := rand.Read(data); err != nil {
+		t.Fatal(err)
+	}
+	root := shared.Node("master-0").Sandbox.Root
+	if err := os.MkdirAll(filepath.Join(root, "home/core/assets/backup"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const hostPath = "/home/core/assets/backup/checked.db"
+	if err := os.WriteFile(filepath.Join(root, hostPath), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	compressed := newEngine(t, shared)
+	plain := newEngine(t, shared)
+	plain.NoCompression = true
+	download := func(e *debugnode.Engine) (debugnode.Transfer, []byte, error) {
+		s, err := e.Start(ctx, "master-0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close(ctx)
+		var got bytes.Buffer
+		tr, err := s.Download(ctx, hostPath, &got, nil)
+		return tr, got.Bytes(), err
+	}
+
+	tr, got, err := download(plain)
+	if err != nil || tr.Compressed || !bytes.Equal(got, data) || tr.SHA256 != tr.HostSHA256 || tr.Size != int64(len(data)) {
+		t.Fatalf("uncompressed download: err %v, compressed %v, exact %v, size %d", err, tr.Compressed, bytes.Equal(got, data), tr.Size)
+	}
+
+	for _, c := range []struct {
+		name, tool, script, want string
+		engine                   *debugnode.Engine
+	}{
+		{"zstd stream cut", "zstd", "#!/bin/bash\n/usr/bin/zstd \"$@\" | head -c 100000\n", "stream ended after", compressed},
+		{"plain stream cut", "cat", "#!/bin/bash\n/usr/bin/cat \"$@\" | head -c 100000\n", "stream ended after", plain},
+		{"zstd stream too long", "zstd", "#!/bin/bash\n/usr/bin/zstd \"$@\"; printf extra | /usr/bin/zstd -q -c\n", "more than the announced size", compressed},
+		{"plain stream too long", "cat", "#!/bin/bash\n/usr/bin/cat \"$@\"; echo extra\n", "more than the announced size", plain},
+		{"zstd stream corrupted", "zstd", "#!/bin/bash\n/usr/bin/zstd \"$@\" | /usr/bin/zstd -d -q -c | tr a b | /usr/bin/zstd -q -c\n", "sha256 mismatch", compressed},
+		{"host hash differs", "openssl", "#!/bin/bash\necho 0000000000000000000000000000000000000000000000000000000000000000 \"$3\"\n", "sha256 mismatch", compressed},
+		{"host hash differs, plain", "openssl", "#!/bin/bash\necho 0000000000000000000000000000000000000000000000000000000000000000 \"$3\"\n", "sha256 mismatch", plain},
+		{"host hash fails", "openssl", "#!/bin/bash\necho no digest for you >&2; exit 3\n", "no digest for you", compressed},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			replaceHostTool(t, shared, "master-0", c.tool, c.script)
+			_, _, err := download(c.engine)
+			if err == nil {
+				t.Fatal("the download succeeded")
+			}
+			for _, want := range []string{c.want, hostPath, "master-0"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+		})
+	}
+}
+
 // On a node whose kubelet is gone the debug pod never runs: Start says so
 // and removes the namespace it made.
 func TestDebugNodeStartOnStoppedNodeFailsAndCleansUp(t *testing.T) {
