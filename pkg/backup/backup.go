@@ -2,7 +2,6 @@ package backup
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -190,7 +189,7 @@ func Take(ctx context.Context, start StartRunner, cl *Cluster, opts Options, p P
 	}
 
 	p.Step("Verifying the backup locally (sha256 trailer, bbolt consistency, test restore)")
-	report, err := checkFiles(opts.OutputDir, m.Files, ".part")
+	report, err := checkFiles(opts.OutputDir, m.Files, ".part", "the node's copy (its sha256 computed on "+cl.Node+")")
 	if err != nil {
 		return nil, err
 	}
@@ -288,18 +287,16 @@ func hostOutput(s string) string {
 }
 
 // download streams a host file to part, fsyncs it, and returns what
-// arrived (the engine has already compared sha256 with the host's).
+// arrived, with the host's sha256: checkFiles then hashes the file as it is
+// on disk and compares, so the bytes are hashed once on each end.
 func download(ctx context.Context, s debugnode.Runner, hostPath, part string, p Progress) (File, error) {
 	name := strings.TrimSuffix(filepath.Base(part), ".part")
 	f, err := os.OpenFile(part, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return File{}, err
 	}
-	w := bufio.NewWriterSize(f, 4<<20)
-	t, err := s.Download(ctx, hostPath, w, func(done, total int64) { p.Transfer(name, done, total) })
-	if err == nil {
-		err = w.Flush()
-	}
+	// No buffering here: the download writes in chunks of its own.
+	t, err := s.Fetch(ctx, hostPath, f, func(done, total int64) { p.Transfer(name, done, total) })
 	if err == nil {
 		err = f.Sync()
 	}
@@ -314,13 +311,14 @@ func download(ctx context.Context, s debugnode.Runner, hostPath, part string, p 
 	if resourcesName.MatchString(name) {
 		kind = KindStaticResources
 	}
-	return File{Name: name, Kind: kind, Size: t.Size, SHA256: t.SHA256}, nil
+	return File{Name: name, Kind: kind, Size: t.Size, SHA256: t.HostSHA256}, nil
 }
 
 // checkFiles verifies the artefacts on disk (with suffix, e.g. ".part"):
-// sizes and sha256 against files, the snapshot as a restore needs it, and
-// the static resources as a readable tar.gz.
-func checkFiles(dir string, files []File, suffix string) (etcd.SnapshotReport, error) {
+// sizes and sha256 against files (which come from against: the node's copy,
+// or backup.json), the snapshot as a restore needs it, and the static
+// resources as a readable tar.gz.
+func checkFiles(dir string, files []File, suffix, against string) (etcd.SnapshotReport, error) {
 	var report etcd.SnapshotReport
 	if ts := timestampOf(files); ts == "" {
 		return report, fmt.Errorf("the snapshot and the static resources come from two different backups (their timestamps differ): %s", fileNames(files))
@@ -336,7 +334,7 @@ func checkFiles(dir string, files []File, suffix string) (etcd.SnapshotReport, e
 				return report, err
 			}
 			if f.SHA256 != "" && (r.SHA256 != f.SHA256 || r.Size != f.Size) {
-				return report, fmt.Errorf("%s does not match %s: sha256 %s size %d, recorded %s size %d", f.Name, ManifestName, r.SHA256, r.Size, f.SHA256, f.Size)
+				return report, fmt.Errorf("%s does not match %s: sha256 %s size %d, there %s size %d", f.Name, against, r.SHA256, r.Size, f.SHA256, f.Size)
 			}
 			report = r
 		case KindStaticResources:
@@ -345,7 +343,7 @@ func checkFiles(dir string, files []File, suffix string) (etcd.SnapshotReport, e
 				return report, fmt.Errorf("%s: %w", f.Name, err)
 			}
 			if f.SHA256 != "" && (sum != f.SHA256 || size != f.Size) {
-				return report, fmt.Errorf("%s does not match %s: sha256 %s size %d, recorded %s size %d", f.Name, ManifestName, sum, size, f.SHA256, f.Size)
+				return report, fmt.Errorf("%s does not match %s: sha256 %s size %d, there %s size %d", f.Name, against, sum, size, f.SHA256, f.Size)
 			}
 		}
 	}

@@ -44,7 +44,7 @@ func Verify(dir string) (*Verification, error) {
 	default:
 		return v, err
 	}
-	report, err := checkFiles(dir, v.Files, "")
+	report, err := checkFiles(dir, v.Files, "", ManifestName)
 	v.Snapshot = report
 	if err != nil {
 		return v, err

@@ -1,6 +1,7 @@
 package debugnode
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -11,7 +12,6 @@ import (
 	"hash"
 	"io"
 	"path"
-	"strconv"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
@@ -21,7 +21,7 @@ import (
 type Transfer struct {
 	Path       string
 	Size       int64
-	SHA256     string // of the bytes received
+	SHA256     string // of the bytes received (empty after Fetch)
 	HostSHA256 string // computed on the host
 	Compressed bool   // zstd on the wire
 }
@@ -38,23 +38,28 @@ const digestPrefix = "oc-recover-sha256 "
 // --no-check: the sha256 on both ends already covers the content.
 const zstdArgs = "--fast=3 -T1 --no-check -q -c"
 
-// downloadScript is the one host command of a download. It prints a header
-// line, "zstd <size>" or "plain <size>" (zstd when the host has it and
-// compress is set), then the file itself, compressed or not; meanwhile it
-// hashes the file, and prints the digest on stderr once the stream ended
-// well. stat, zstd or cat, and the hash read the file by name: should it
-// change in between, the size or the digests disagree and the download fails.
+// zstdMagic starts every zstd frame; a plain tar stream starts with a name.
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
+// downloadScript is the one host command of a download: a tar stream of the
+// file, as kubectl cp sends it, through zstd when the host has it and
+// compress is set; meanwhile it hashes the file, and prints the digest on
+// stderr once the stream ended well. tar writes 1 MiB records (-b 2048)
+// rather than its default 10 KiB, for fewer system calls on both ends of
+// the pipe. tar and the hash read the file by name: should it change in
+// between, the digests disagree and the download fails.
 func downloadScript(hostPath string, compress bool) string {
+	dir, base := path.Split(hostPath)
 	useZstd := "command -v zstd >/dev/null"
 	if !compress {
 		useZstd = "false"
 	}
-	return "f=" + ShellQuote(hostPath) + "\n" +
-		`size=$(stat -L -c %s -- "$f") || exit 1` + "\n" +
+	return "set -o pipefail\n" +
+		"f=" + ShellQuote(hostPath) + "\n" +
 		"if " + useZstd + "; then\n" +
-		`  printf 'zstd %s\n' "$size" && zstd ` + zstdArgs + ` -- "$f" &` + "\n" +
+		"  tar -cf - -b 2048 -C " + ShellQuote(dir) + " -- " + ShellQuote(base) + " | zstd " + zstdArgs + " &\n" +
 		"else\n" +
-		`  printf 'plain %s\n' "$size" && cat -- "$f" &` + "\n" +
+		"  tar -cf - -b 2048 -C " + ShellQuote(dir) + " -- " + ShellQuote(base) + " &\n" +
 		"fi\n" +
 		"stream=$!\n" +
 		// openssl uses the CPU's SHA extensions, about four times as fast as
@@ -64,12 +69,30 @@ func downloadScript(hostPath string, compress bool) string {
 		`printf '` + digestPrefix + `%s\n' "${sum%% *}" >&2` + "\n"
 }
 
-// Download streams one host file (an absolute path) into dst, zstd-compressed
-// on the wire when the host has zstd, in a single exec that also computes
-// the file's sha256 on the host. The client decodes, hashes and writes on
-// separate goroutines. It fails unless exactly the size the host announced
-// arrived and both hashes agree.
+// Download streams one host file (an absolute path) into dst as a tar
+// stream, zstd-compressed on the wire when the host has zstd, in a single
+// exec that also computes the file's sha256 on the host. The client decodes,
+// hashes and writes on separate goroutines. It fails unless the archive
+// holds that one file, all of it arrived, and both hashes agree.
 func (s *Session) Download(ctx context.Context, hostPath string, dst io.Writer, progress func(done, total int64)) (Transfer, error) {
+	t, err := s.transfer(ctx, hostPath, dst, sha256.New(), progress)
+	if err == nil && t.SHA256 != t.HostSHA256 {
+		err = fmt.Errorf("download %s from %s: sha256 mismatch: host %s, received %s", hostPath, s.node, t.HostSHA256, t.SHA256)
+	}
+	return t, err
+}
+
+// Fetch is Download without hashing on the client: Transfer.SHA256 is
+// empty, and the caller must hash what it stored and compare it with
+// HostSHA256. It is for callers that read the file back anyway (backup
+// verifies it from disk), so that the bytes are hashed once, not twice.
+func (s *Session) Fetch(ctx context.Context, hostPath string, dst io.Writer, progress func(done, total int64)) (Transfer, error) {
+	return s.transfer(ctx, hostPath, dst, nil, progress)
+}
+
+// transfer runs the download's one exec and receives the file into dst,
+// hashing it into h unless h is nil.
+func (s *Session) transfer(ctx context.Context, hostPath string, dst io.Writer, h hash.Hash, progress func(done, total int64)) (Transfer, error) {
 	if !path.IsAbs(hostPath) {
 		return Transfer{}, fmt.Errorf("download %q: not an absolute path on the host", hostPath)
 	}
@@ -89,7 +112,7 @@ func (s *Session) Download(ctx context.Context, hostPath string, dst io.Writer, 
 	}()
 
 	var err error
-	t.Size, t.SHA256, t.Compressed, err = receive(pr, dst, progress, func(err error) { pr.CloseWithError(err) })
+	t.Size, t.Compressed, err = receive(pr, path.Base(hostPath), dst, h, progress, func(err error) { pr.CloseWithError(err) })
 	if err != nil {
 		// Ends the exec: its output has nowhere to go.
 		pr.CloseWithError(err)
@@ -107,8 +130,8 @@ func (s *Session) Download(ctx context.Context, hostPath string, dst io.Writer, 
 	if err != nil {
 		return t, fmt.Errorf("download %s from %s: %w", hostPath, s.node, err)
 	}
-	if t.SHA256 != t.HostSHA256 {
-		return t, fmt.Errorf("download %s from %s: sha256 mismatch: host %s, received %s", hostPath, s.node, t.HostSHA256, t.SHA256)
+	if h != nil {
+		t.SHA256 = hex.EncodeToString(h.Sum(nil))
 	}
 	return t, nil
 }
@@ -126,38 +149,65 @@ func splitDigest(stderr string) (digest, rest string) {
 	return digest, strings.TrimSpace(strings.Join(other, "\n"))
 }
 
-// receive reads the header line and the file from the stream, decoding
-// zstd if the header says so, and copies exactly the announced size into
-// dst while hashing it.
-func receive(stream io.Reader, dst io.Writer, progress func(done, total int64), abort func(error)) (size int64, sum string, compressed bool, err error) {
+// receive reads the tar stream (zstd-compressed or not, as its first bytes
+// tell), which must hold exactly one regular file named name, and copies
+// the file into dst, and into h unless h is nil.
+func receive(stream io.Reader, name string, dst io.Writer, h hash.Hash, progress func(done, total int64), abort func(error)) (size int64, compressed bool, err error) {
 	br := bufio.NewReaderSize(stream, 256<<10)
-	line, err := br.ReadSlice('\n')
+	magic, err := br.Peek(len(zstdMagic))
 	if err != nil {
-		return 0, "", false, fmt.Errorf("no header in the stream: %w", err)
-	}
-	mode, sizeText, _ := strings.Cut(strings.TrimSuffix(string(line), "\n"), " ")
-	size, perr := strconv.ParseInt(sizeText, 10, 64)
-	if perr != nil || size < 0 || (mode != "zstd" && mode != "plain") {
-		return 0, "", false, fmt.Errorf("unexpected header %q in the stream", line)
+		return 0, false, fmt.Errorf("no file in the stream: %w", err)
 	}
 	var src io.Reader = br
-	if mode == "zstd" {
+	if bytes.Equal(magic, zstdMagic) {
 		compressed = true
 		// One goroutine: the stream decoder's own concurrency costs more
 		// CPU than it saves when the host shares the cores.
 		dec, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
 		if err != nil {
-			return 0, "", compressed, err
+			return 0, compressed, err
 		}
 		defer dec.Close()
 		src = dec
 	}
-	h := sha256.New()
-	done, err := copyPipelined(src, dst, h, size, progress, abort)
+	tr := tar.NewReader(src)
+	hdr, err := tr.Next()
 	if err != nil {
-		return done, "", compressed, err
+		return 0, compressed, fmt.Errorf("no file in the stream: %w", err)
 	}
-	return done, hex.EncodeToString(h.Sum(nil)), compressed, nil
+	if hdr.Typeflag != tar.TypeReg || path.Base(hdr.Name) != name {
+		return 0, compressed, fmt.Errorf("unexpected entry %q in the stream", hdr.Name)
+	}
+	done, err := copyPipelined(tr, dst, h, hdr.Size, progress, abort)
+	if err != nil {
+		return done, compressed, err
+	}
+	if next, err := tr.Next(); err == nil {
+		return done, compressed, fmt.Errorf("%w: a second entry %q", errTooLong, next.Name)
+	} else if err != io.EOF {
+		return done, compressed, fmt.Errorf("after the file: %w", err)
+	}
+	// What follows the archive's end is tar's padding to a full record.
+	return done, compressed, onlyZeros(src)
+}
+
+// onlyZeros reads r to its end and fails on anything but zero bytes.
+func onlyZeros(r io.Reader) error {
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := r.Read(buf)
+		for _, c := range buf[:n] {
+			if c != 0 {
+				return fmt.Errorf("%w: data after the archive", errTooLong)
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("after the archive: %w", err)
+		}
+	}
 }
 
 const (
@@ -165,11 +215,11 @@ const (
 	chunkCount = 8
 )
 
-// errTooLong is returned when the stream holds more than the announced size.
-var errTooLong = errors.New("the stream holds more than the announced size")
+// errTooLong is returned when the stream holds more than the one file.
+var errTooLong = errors.New("the stream holds more than the file")
 
-// copyPipelined copies exactly size bytes from src into dst and h: reading
-// (and decoding), hashing and writing each on its own goroutine, handing
+// copyPipelined copies exactly size bytes from src into dst and h (unless
+// nil): reading (and decoding), hashing and writing each on its own goroutine, handing
 // chunks along through bounded channels. It fails if src ends early or
 // holds more. All goroutines have ended when it returns; a failing write
 // calls abort, which must make a blocked read of src return.
@@ -218,7 +268,9 @@ func copyPipelined(src io.Reader, dst io.Writer, h hash.Hash, size int64, progre
 	go func() {
 		defer close(toWrite)
 		for buf := range toHash {
-			h.Write(buf)
+			if h != nil {
+				h.Write(buf)
+			}
 			toWrite <- buf
 		}
 	}()

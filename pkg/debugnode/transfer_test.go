@@ -1,6 +1,7 @@
 package debugnode
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,35 +20,72 @@ func sum(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
+// tarOf is the stream tar -cf - sends for one file: a header, the data, the
+// end-of-archive blocks and the padding of the last record (zeros).
+func tarOf(t *testing.T, name string, data []byte, extra ...func(*tar.Writer)) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	tw := tar.NewWriter(&b)
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o600, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range extra {
+		f(tw)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return append(b.Bytes(), make([]byte, 10240)...)
+}
+
 func TestReceiveIsExactAndChecksTheSize(t *testing.T) {
 	data := bytes.Repeat([]byte("etcd snapshot "), 200_000) // several chunks
+	archive := tarOf(t, "snapshot.db", data)
 	enc, _ := zstd.NewWriter(nil)
-	compressedData := enc.EncodeAll(data, nil)
+	z := func(b []byte) []byte { return enc.EncodeAll(b, nil) }
+	secondEntry := tarOf(t, "snapshot.db", data, func(tw *tar.Writer) {
+		_ = tw.WriteHeader(&tar.Header{Name: "other", Mode: 0o600, Size: 1, Typeflag: tar.TypeReg})
+		_, _ = tw.Write([]byte("x"))
+	})
+	trailing := append(append([]byte(nil), archive...), "extra"...)
 	for _, c := range []struct {
 		name, stream, want string
 		compressed         bool
 	}{
-		{"plain", "plain 2800000\n" + string(data), "", false},
-		{"zstd", "zstd 2800000\n" + string(compressedData), "", true},
-		{"plain short", "plain 2800001\n" + string(data), "stream ended after 2800000 of 2800001 bytes", false},
-		{"plain long", "plain 2799999\n" + string(data), "more than the announced size", false},
-		{"zstd short", "zstd 2800000\n" + string(compressedData[:len(compressedData)/2]), "of 2800000 bytes", true},
-		{"zstd long", "zstd 2799999\n" + string(compressedData), "more than the announced size", true},
-		{"no header", "", "no header", false},
-		{"bad header", "gzip 12\n", "unexpected header", false},
+		{"plain", string(archive), "", false},
+		{"zstd", string(z(archive)), "", true},
+		{"plain short", string(archive[:len(data)/2]), "stream ended after", false},
+		{"zstd short", string(z(archive)[:len(z(archive))/2]), "of 2800000 bytes", true},
+		{"plain, cut in the header", string(archive[:100]), "no file in the stream", false},
+		{"plain, second entry", string(secondEntry), "a second entry", false},
+		{"zstd, second entry", string(z(secondEntry)), "a second entry", true},
+		{"plain, data after the archive", string(trailing), "data after the archive", false},
+		{"zstd, data after the archive", string(z(trailing)), "data after the archive", true},
+		{"another file", string(tarOf(t, "other.db", data)), "unexpected entry", false},
+		{"no stream", "", "no file in the stream", false},
+		{"not tar", "gzip 12\nxxxxxxxxxxxxxxxxxxxxxxxxx", "no file in the stream", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var got bytes.Buffer
 			var last int64
-			size, s, compressed, err := receive(strings.NewReader(c.stream), &got, func(done, total int64) { last = done }, func(error) {})
+			h := sha256.New()
+			size, compressed, err := receive(strings.NewReader(c.stream), "snapshot.db", &got, h, func(done, total int64) { last = done }, func(error) {})
 			if c.want != "" {
 				if err == nil || !strings.Contains(err.Error(), c.want) {
 					t.Fatalf("err = %v, want %q", err, c.want)
 				}
 				return
 			}
-			if err != nil || compressed != c.compressed || size != int64(len(data)) || last != size || s != sum(data) || !bytes.Equal(got.Bytes(), data) {
+			if err != nil || compressed != c.compressed || size != int64(len(data)) || last != size || hex.EncodeToString(h.Sum(nil)) != sum(data) || !bytes.Equal(got.Bytes(), data) {
 				t.Fatalf("err %v compressed %v size %d progress %d exact %v", err, compressed, size, last, bytes.Equal(got.Bytes(), data))
+			}
+			// Without a hash (Fetch), the same bytes arrive.
+			got.Reset()
+			if _, _, err := receive(strings.NewReader(c.stream), "snapshot.db", &got, nil, nil, func(error) {}); err != nil || !bytes.Equal(got.Bytes(), data) {
+				t.Fatalf("without a hash: err %v exact %v", err, bytes.Equal(got.Bytes(), data))
 			}
 		})
 	}
@@ -65,10 +103,15 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 // A failing write aborts the stream (here a pipe whose writer would
 // otherwise never end) and leaves no goroutine behind.
 func TestReceiveStopsOnAWriteError(t *testing.T) {
+	var hb bytes.Buffer
+	if err := tar.NewWriter(&hb).WriteHeader(&tar.Header{Name: "snapshot.db", Mode: 0o600, Size: 1 << 40, Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	header := hb.Bytes()
 	before := runtime.NumGoroutine()
 	pr, pw := io.Pipe()
 	go func() {
-		_, _ = pw.Write([]byte("plain 1000000000\n"))
+		_, _ = pw.Write(header) // then data, endlessly
 		buf := make([]byte, 64<<10)
 		for {
 			if _, err := pw.Write(buf); err != nil {
@@ -76,7 +119,7 @@ func TestReceiveStopsOnAWriteError(t *testing.T) {
 			}
 		}
 	}()
-	_, _, _, err := receive(pr, &failingWriter{}, nil, func(err error) { pr.CloseWithError(err) })
+	_, _, err := receive(pr, "snapshot.db", &failingWriter{}, nil, nil, func(err error) { pr.CloseWithError(err) })
 	if err == nil || err.Error() != "disk full" {
 		t.Fatalf("err = %v, want the write error", err)
 	}

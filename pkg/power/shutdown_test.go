@@ -55,6 +55,10 @@ func (r *fakeRunner) Download(context.Context, string, io.Writer, func(int64, in
 	return debugnode.Transfer{}, errors.New("not used")
 }
 
+func (r *fakeRunner) Fetch(context.Context, string, io.Writer, func(int64, int64)) (debugnode.Transfer, error) {
+	return debugnode.Transfer{}, errors.New("not used")
+}
+
 func (r *fakeRunner) Close(context.Context) error {
 	r.h.mu.Lock()
 	defer r.h.mu.Unlock()

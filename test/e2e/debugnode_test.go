@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -148,6 +149,14 @@ func TestDebugNodeDownloadIsExactAndChecked(t *testing.T) {
 		t.Errorf("progress ended at %d/%d", lastDone, lastTotal)
 	}
 
+	// Fetch brings the same bytes and the host's sha256, leaving the
+	// hashing of what it stored to the caller.
+	got.Reset()
+	ft, err := s.Fetch(ctx, "/home/core/assets/backup/big file.db", &got, nil)
+	if err != nil || !bytes.Equal(got.Bytes(), data) || ft.SHA256 != "" || ft.HostSHA256 != hex.EncodeToString(sum[:]) || ft.Size != int64(len(data)) {
+		t.Fatalf("fetch: err %v, exact %v, sha %q, host %s, size %d", err, bytes.Equal(got.Bytes(), data), ft.SHA256, ft.HostSHA256, ft.Size)
+	}
+
 	_, err = s.Download(ctx, "/home/core/assets/backup/missing.db", &bytes.Buffer{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "missing.db") {
 		t.Errorf("download of a missing file: err = %v, want one naming the file", err)
@@ -190,15 +199,20 @@ func TestDebugNodeDownloadFailsOnACutStreamOrAWrongHash(t *testing.T) {
 		t.Fatalf("uncompressed download: err %v, compressed %v, exact %v, size %d", err, tr.Compressed, bytes.Equal(got, data), tr.Size)
 	}
 
+	// "stream ended after" or "stream cut after" (when the host's exit
+	// status, from SIGPIPE, closes the stream first): either names it.
+	cut := fmt.Sprintf(" of %d bytes", len(data))
 	for _, c := range []struct {
 		name, tool, script, want string
 		engine                   *debugnode.Engine
 	}{
-		{"zstd stream cut", "zstd", "#!/bin/bash\n/usr/bin/zstd \"$@\" | head -c 100000\n", "stream ended after", compressed},
-		{"plain stream cut", "cat", "#!/bin/bash\n/usr/bin/cat \"$@\" | head -c 100000\n", "stream ended after", plain},
-		{"zstd stream too long", "zstd", "#!/bin/bash\n/usr/bin/zstd \"$@\"; printf extra | /usr/bin/zstd -q -c\n", "more than the announced size", compressed},
-		{"plain stream too long", "cat", "#!/bin/bash\n/usr/bin/cat \"$@\"; echo extra\n", "more than the announced size", plain},
-		{"zstd stream corrupted", "zstd", "#!/bin/bash\n/usr/bin/zstd \"$@\" | /usr/bin/zstd -d -q -c | tr a b | /usr/bin/zstd -q -c\n", "sha256 mismatch", compressed},
+		{"zstd stream cut", "zstd", "#!/bin/bash\n/usr/bin/zstd \"$@\" | head -c 1000000\n", cut, compressed},
+		{"plain stream cut", "tar", "#!/bin/bash\n/usr/bin/tar \"$@\" | head -c 100000\n", cut, plain},
+		{"zstd stream too long", "zstd", "#!/bin/bash\n/usr/bin/zstd \"$@\"; printf extra | /usr/bin/zstd -q -c\n", "data after the archive", compressed},
+		{"plain stream too long", "tar", "#!/bin/bash\n/usr/bin/tar \"$@\"; echo extra\n", "data after the archive", plain},
+		{"a second file in the archive", "tar", "#!/bin/bash\n/usr/bin/tar \"$@\" /etc/passwd\n", "a second entry", plain},
+		// Bytes 0x01 become 0x02 in the file's data; tar's headers are text.
+		{"zstd stream corrupted", "zstd", "#!/bin/bash\n/usr/bin/zstd \"$@\" | /usr/bin/zstd -d -q -c | tr '\\001' '\\002' | /usr/bin/zstd -q -c\n", "sha256 mismatch", compressed},
 		{"host hash differs", "openssl", "#!/bin/bash\necho 0000000000000000000000000000000000000000000000000000000000000000 \"$3\"\n", "sha256 mismatch", compressed},
 		{"host hash differs, plain", "openssl", "#!/bin/bash\necho 0000000000000000000000000000000000000000000000000000000000000000 \"$3\"\n", "sha256 mismatch", plain},
 		{"host hash fails", "openssl", "#!/bin/bash\necho no digest for you >&2; exit 3\n", "no digest for you", compressed},
