@@ -203,10 +203,16 @@ type cancellingRunner struct {
 	c *cancelOn
 }
 
+// Host takes the command, and the Ctrl-C lands while `shutdown -h 1` runs
+// on the chosen node: its answer comes back only if the call was not cut
+// off by the interruption.
 func (r *cancellingRunner) Host(ctx context.Context, script string, env map[string]string, stdout, stderr io.Writer) (int, error) {
 	code, err := r.fakeRunner.Host(ctx, script, env, stdout, stderr)
 	if r.node == r.c.node && script == HostCommand {
 		r.c.cancel()
+		if ctx.Err() != nil {
+			return -1, fmt.Errorf("stream closed: %w", ctx.Err())
+		}
 	}
 	return code, err
 }
@@ -231,38 +237,12 @@ func TestShutdownInterruptedCancelsWhatWasScheduled(t *testing.T) {
 	}
 }
 
-// midwayRunner is a host on which the administrator's Ctrl-C lands while
-// `shutdown -h 1` is running: the host takes it, and the answer comes back
-// only if the call was not cut off by the interruption.
-type midwayRunner struct {
-	*fakeRunner
-	c *cancelOn
-}
-
-func (r *midwayRunner) Host(ctx context.Context, script string, env map[string]string, stdout, stderr io.Writer) (int, error) {
-	code, err := r.fakeRunner.Host(ctx, script, env, stdout, stderr)
-	if r.node == r.c.node && script == HostCommand {
-		r.c.cancel()
-		if ctx.Err() != nil {
-			return -1, fmt.Errorf("stream closed: %w", ctx.Err())
-		}
-	}
-	return code, err
-}
-
 func TestShutdownInterruptedMidwayStillCancelsWhatTheHostTook(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c := &cancelOn{fakeHosts: newFakeHosts(), node: "master-0", cancel: cancel}
-	start := func(ctx context.Context, node string) (debugnode.Runner, error) {
-		r, err := c.fakeHosts.start(ctx, node)
-		if err != nil {
-			return nil, err
-		}
-		return &midwayRunner{fakeRunner: r.(*fakeRunner), c: c}, nil
-	}
 	r := NewReport(fourNodes)
-	err := (&Shutdown{Start: start, Parallel: 1}).Run(ctx, fourNodes, r)
+	err := (&Shutdown{Start: c.start, Parallel: 1}).Run(ctx, fourNodes, r)
 	if err == nil || !strings.Contains(err.Error(), "interrupted") {
 		t.Fatalf("err = %v", err)
 	}
