@@ -4,12 +4,16 @@
 package clients
 
 import (
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+
 	configclient "github.com/openshift/client-go/config/clientset/versioned"
 	imageclient "github.com/openshift/client-go/image/clientset/versioned"
 	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
 	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/oc-recover/oc-recover/pkg/exitcode"
 )
 
 // Set is every typed client, sharing one REST config.
@@ -42,4 +46,20 @@ func New(cfg *rest.Config) (*Set, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// FromGetter builds the clients from the command line's kubeconfig flags: a
+// kubeconfig that cannot be loaded is a usage error (exit 2). qps and burst,
+// when not 0, raise client-go's client-side rate limit (5 requests a second
+// by default) for commands that send many requests in parallel.
+func FromGetter(f genericclioptions.RESTClientGetter, qps float32, burst int) (*Set, error) {
+	cfg, err := f.ToRESTConfig()
+	if err != nil {
+		return nil, exitcode.Usage(err)
+	}
+	if qps != 0 || burst != 0 {
+		cfg = rest.CopyConfig(cfg)
+		cfg.QPS, cfg.Burst = qps, burst
+	}
+	return New(cfg)
 }

@@ -106,15 +106,11 @@ func (o *Options) Validate() error {
 
 // Complete builds the clients.
 func (o *Options) Complete(f genericclioptions.RESTClientGetter) error {
-	cfg, err := f.ToRESTConfig()
-	if err != nil {
-		return exitcode.Usage(err)
-	}
-	set, err := clients.New(cfg)
+	set, err := clients.FromGetter(f, 0, 0)
 	if err != nil {
 		return err
 	}
-	o.config, o.images = cfg, set.Image
+	o.config, o.images = set.Config, set.Image
 	o.clients = backup.Clients{Kube: set.Kube, Config: set.OCConfig, Operator: set.Operator}
 	return nil
 }

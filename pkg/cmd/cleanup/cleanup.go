@@ -13,8 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/oc-recover/oc-recover/pkg/clients"
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
-	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/options"
 	"github.com/oc-recover/oc-recover/pkg/prompt"
 )
@@ -61,15 +61,11 @@ func NewCmdCleanup(f genericclioptions.RESTClientGetter, globals *options.Global
 
 // Complete builds the client.
 func (o *Options) Complete(f genericclioptions.RESTClientGetter) error {
-	cfg, err := f.ToRESTConfig()
-	if err != nil {
-		return exitcode.Usage(err)
-	}
-	client, err := kubernetes.NewForConfig(cfg)
+	set, err := clients.FromGetter(f, 0, 0)
 	if err != nil {
 		return err
 	}
-	o.client = client
+	o.client = set.Kube
 	return nil
 }
 

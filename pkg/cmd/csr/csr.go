@@ -17,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/rest"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/clients"
@@ -146,13 +145,7 @@ func (o *ApproveOptions) Validate() error {
 // client-side rate limit is raised well above client-go's default of 5
 // requests a second.
 func (o *ApproveOptions) Complete(f genericclioptions.RESTClientGetter) error {
-	cfg, err := f.ToRESTConfig()
-	if err != nil {
-		return exitcode.Usage(err)
-	}
-	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst = 500, 1000
-	set, err := clients.New(cfg)
+	set, err := clients.FromGetter(f, 500, 1000)
 	if err != nil {
 		return err
 	}

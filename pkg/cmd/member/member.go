@@ -83,15 +83,11 @@ func (o *StatusOptions) Validate() error {
 
 // Complete builds the clients.
 func (o *StatusOptions) Complete(f genericclioptions.RESTClientGetter) error {
-	cfg, err := f.ToRESTConfig()
-	if err != nil {
-		return exitcode.Usage(err)
-	}
-	set, err := clients.New(cfg)
+	set, err := clients.FromGetter(f, 0, 0)
 	if err != nil {
 		return err
 	}
-	o.clients = member.Clients{Kube: set.Kube, Machine: set.Machine, Operator: set.Operator, Config: cfg}
+	o.clients = member.Clients{Kube: set.Kube, Machine: set.Machine, Operator: set.Operator, Config: set.Config}
 	return nil
 }
 

@@ -126,13 +126,12 @@ func (o *ReplaceOptions) Validate(args []string) error {
 
 // Complete builds the clients.
 func (o *ReplaceOptions) Complete(f genericclioptions.RESTClientGetter) error {
-	cfg, err := f.ToRESTConfig()
+	set, err := clients.FromGetter(f, 0, 0)
 	if err != nil {
-		return exitcode.Usage(err)
+		return err
 	}
-	o.config = cfg
-	o.set, err = clients.New(cfg)
-	return err
+	o.config, o.set = set.Config, set
+	return nil
 }
 
 func (o *ReplaceOptions) engine() *debugnode.Engine {

@@ -142,14 +142,12 @@ func (o *ShutdownOptions) Validate() error {
 
 // Complete builds the clients.
 func (o *ShutdownOptions) Complete(f genericclioptions.RESTClientGetter) error {
-	cfg, err := f.ToRESTConfig()
+	set, err := clients.FromGetter(f, 50, 100)
 	if err != nil {
-		return exitcode.Usage(err)
+		return err
 	}
-	o.config = rest.CopyConfig(cfg)
-	o.config.QPS, o.config.Burst = 50, 100
-	o.set, err = clients.New(o.config)
-	return err
+	o.config, o.set = set.Config, set
+	return nil
 }
 
 func (o *ShutdownOptions) engine() *debugnode.Engine {

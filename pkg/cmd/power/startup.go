@@ -13,7 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/rest"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/clients"
@@ -119,13 +118,8 @@ func (o *StartupOptions) Validate() error {
 
 // Complete builds the clients; approvals go out in parallel.
 func (o *StartupOptions) Complete(f genericclioptions.RESTClientGetter) error {
-	cfg, err := f.ToRESTConfig()
-	if err != nil {
-		return exitcode.Usage(err)
-	}
-	cfg = rest.CopyConfig(cfg)
-	cfg.QPS, cfg.Burst = 500, 1000
-	if o.set, err = clients.New(cfg); err != nil {
+	var err error
+	if o.set, err = clients.FromGetter(f, 500, 1000); err != nil {
 		return err
 	}
 	o.approver = &csr.Approver{Kube: o.set.Kube, Machine: o.set.Machine}

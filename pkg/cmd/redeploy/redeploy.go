@@ -12,6 +12,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/oc-recover/oc-recover/pkg/clients"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/options"
 	"github.com/oc-recover/oc-recover/pkg/prompt"
@@ -87,12 +88,12 @@ func (o *Options) Validate(args []string) error {
 
 // Complete builds the client.
 func (o *Options) Complete(f genericclioptions.RESTClientGetter) error {
-	cfg, err := f.ToRESTConfig()
+	set, err := clients.FromGetter(f, 0, 0)
 	if err != nil {
-		return exitcode.Usage(err)
+		return err
 	}
-	o.client, err = operatorclient.NewForConfig(cfg)
-	return err
+	o.client = set.Operator
+	return nil
 }
 
 // Run redeploys each target in turn.
