@@ -474,3 +474,14 @@ func NodesNotReady(nodes []corev1.Node) []string {
 	sort.Strings(out)
 	return out
 }
+
+// DryRun sets the outcome a dry run reports: WouldApprove for the CSRs
+// decided for approval, Pending for the others. Nothing is sent.
+func DryRun(ds []Decision) {
+	for i := range ds {
+		ds[i].Outcome = Pending
+		if ds[i].Approve {
+			ds[i].Outcome = WouldApprove
+		}
+	}
+}

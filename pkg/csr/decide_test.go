@@ -331,3 +331,14 @@ func TestNodesNotReady(t *testing.T) {
 		t.Errorf("NodesNotReady = %v", got)
 	}
 }
+
+func TestDryRunReportsWhatWouldBeApprovedAndApprovesNothing(t *testing.T) {
+	ds := []csr.Decision{{Name: "a", Approve: true}, {Name: "b", Approve: false}, {Name: "c", Approve: true, Outcome: csr.Approved}}
+	csr.DryRun(ds)
+	want := []csr.Outcome{csr.WouldApprove, csr.Pending, csr.WouldApprove}
+	for i, d := range ds {
+		if d.Outcome != want[i] {
+			t.Errorf("%s: %s, want %s", d.Name, d.Outcome, want[i])
+		}
+	}
+}

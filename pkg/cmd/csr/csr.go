@@ -181,12 +181,7 @@ func (o *ApproveOptions) dryRun(ctx context.Context, s *session) error {
 		return err
 	}
 	ds := csr.Decide(snap.CSRs, snap.Nodes, snap.Machines, s.newNodes)
-	for i := range ds {
-		ds[i].Outcome = csr.Pending
-		if ds[i].Approve {
-			ds[i].Outcome = csr.WouldApprove
-		}
-	}
+	csr.DryRun(ds)
 	r := report(ds)
 	r.DryRun = true
 	if o.Watch {

@@ -194,12 +194,7 @@ func (o *StartupOptions) round(ctx context.Context, s *startupRun) error {
 		}
 	}
 	if o.globals.DryRun {
-		for i := range ds {
-			ds[i].Outcome = csr.Pending
-			if ds[i].Approve {
-				ds[i].Outcome = csr.WouldApprove
-			}
-		}
+		csr.DryRun(ds)
 	} else {
 		if toApprove > 0 && !s.confirmed && !o.globals.Yes && prompt.IsTerminal(o.streams.In) {
 			for _, d := range ds {
