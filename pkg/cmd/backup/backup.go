@@ -77,15 +77,7 @@ func NewCmdBackup(f genericclioptions.RESTClientGetter, globals *options.GlobalO
 		Long:    backupLong,
 		Example: backupExample,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(f); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    options.RunE(f, o),
 	}
 	cmd.Flags().StringVar(&o.OutputDir, "output-dir", "", "Directory for the backup; must be new or empty (default ./backup-<cluster>-<timestamp>).")
 	cmd.Flags().StringVar(&o.Node, "node", "", "Control-plane node to take the backup on (default: the first healthy one).")

@@ -107,15 +107,7 @@ func newCmdApprove(f genericclioptions.RESTClientGetter, globals *options.Global
 		Long:    approveLong,
 		Example: approveExample,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(f); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    options.RunE(f, o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, output.FlagUsage)
 	cmd.Flags().BoolVar(&o.Watch, "watch", o.Watch, "Keep approving valid CSRs as they arrive until every node is Ready, or until --timeout.")

@@ -62,15 +62,7 @@ func newCmdStatus(f genericclioptions.RESTClientGetter, globals *options.GlobalO
 			{{root}} member status
 			{{root}} member status -o json`),
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(f); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE: options.RunE(f, o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", output.Table, output.FlagUsage)
 	return cmd

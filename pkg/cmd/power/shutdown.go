@@ -100,15 +100,7 @@ func NewCmdShutdown(f genericclioptions.RESTClientGetter, globals *options.Globa
 		Long:    shutdownLong,
 		Example: shutdownExample,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(f); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    options.RunE(f, o),
 	}
 	cmd.Flags().StringVar(&o.RestartBy, "restart-by", o.RestartBy, "When you will start the cluster again at the latest: an RFC 3339 time or a duration from now (30d, 36h). Refused if the kubelet signer expires before.")
 	cmd.Flags().BoolVar(&o.TakeBackup, "backup", false, "Take a backup into --backup-dir first (when none is recent enough).")

@@ -89,15 +89,7 @@ func NewCmdStartup(f genericclioptions.RESTClientGetter, globals *options.Global
 		Long:    startupLong,
 		Example: startupExample,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			if err := o.Complete(f); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    options.RunE(f, o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "Format of the final report: table, json or yaml (progress then goes to stderr).")
 	cmd.Flags().DurationVar(&o.Interval, "interval", o.Interval, "How often to look again.")
