@@ -298,4 +298,17 @@ func TestShutdownCancelsOnAHostWhoseAnswerWasLost(t *testing.T) {
 	if r.Nodes[0].Outcome != Cancelled || r.Nodes[1].Outcome != Cancelled || r.Nodes[3].Outcome != NotScheduled {
 		t.Errorf("report %+v", r.Nodes)
 	}
+
+	// The cancellation there fails too: that host may power off, and the
+	// run says so.
+	h = newFakeHosts()
+	h.failScript["master-0"] = CancelCommand
+	r = NewReport(fourNodes)
+	err = (&Shutdown{Start: start, Parallel: 1}).Run(context.Background(), fourNodes, r)
+	if !errors.Is(err, ErrPartlyScheduled) || r.Scheduled != 1 {
+		t.Fatalf("err = %v, %d counted as possibly scheduled, want ErrPartlyScheduled and 1", err, r.Scheduled)
+	}
+	if m := r.Nodes[2]; m.Outcome != CancelFailed || !strings.Contains(m.Detail, "MAY POWER OFF") {
+		t.Errorf("master-0: %s %q", m.Outcome, m.Detail)
+	}
 }
