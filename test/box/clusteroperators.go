@@ -101,20 +101,11 @@ func (c *clusterOperators) seed(ctx context.Context) error {
 }
 
 func (c *clusterOperators) run(ctx context.Context) {
-	ticker := time.NewTicker(c.period)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
+	everyPeriod(ctx, c.period, func() {
+		if nodes, err := c.b.nodeLister.List(labels.Everything()); err == nil {
+			c.sync(ctx, nodes)
 		}
-		nodes, err := c.b.nodeLister.List(labels.Everything())
-		if err != nil {
-			continue
-		}
-		c.sync(ctx, nodes)
-	}
+	})
 }
 
 // syncNow brings the operators up to date with the nodes as the API has

@@ -75,16 +75,7 @@ func (c *machineController) run(ctx context.Context) {
 	if c.ignored == nil {
 		c.ignored = map[types.UID]bool{}
 	}
-	ticker := time.NewTicker(c.period)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
-		c.sync(ctx)
-	}
+	everyPeriod(ctx, c.period, func() { c.sync(ctx) })
 }
 
 func (c *machineController) sync(ctx context.Context) {

@@ -15,24 +15,17 @@ import (
 // then finalize the namespace so that it goes away. Without it a deleted
 // namespace would stay Terminating for ever.
 func (b *Box) namespaceController(ctx context.Context) {
-	ticker := time.NewTicker(200 * time.Millisecond)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	everyPeriod(ctx, 200*time.Millisecond, func() {
 		list, err := b.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 		if err != nil {
-			continue
+			return
 		}
 		for i := range list.Items {
 			if ns := &list.Items[i]; ns.DeletionTimestamp != nil {
 				b.finalizeNamespace(ctx, ns)
 			}
 		}
-	}
+	})
 }
 
 func (b *Box) finalizeNamespace(ctx context.Context, ns *corev1.Namespace) {

@@ -32,20 +32,13 @@ type revisionRoller struct {
 }
 
 func (r *revisionRoller) run(ctx context.Context) {
-	ticker := time.NewTicker(r.period)
-	defer ticker.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ticker.C:
-		}
+	everyPeriod(ctx, r.period, func() {
 		for _, op := range staticPodOperators {
 			if err := r.step(ctx, op); err != nil && ctx.Err() == nil {
 				klogf("revision roller %s: %v", op.Resource, err)
 			}
 		}
-	}
+	})
 }
 
 // staticPodOperatorObject reads and writes the parts of the four operator

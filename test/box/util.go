@@ -1,10 +1,12 @@
 package box
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log"
 	"sync"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 	remotecommandconsts "k8s.io/apimachinery/pkg/util/remotecommand"
@@ -26,4 +28,19 @@ func klogf(format string, args ...any) {
 	boxLogMu.Lock()
 	defer boxLogMu.Unlock()
 	fmt.Fprintf(boxLog, format+"\n", args...)
+}
+
+// everyPeriod calls fn once a period, the first time after one period, until
+// ctx ends: the loop of the box's simulated controllers.
+func everyPeriod(ctx context.Context, period time.Duration, fn func()) {
+	ticker := time.NewTicker(period)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		fn()
+	}
 }
