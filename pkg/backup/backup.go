@@ -20,6 +20,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/etcd"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/writebehind"
 )
 
 // ManifestName is the file describing a backup directory.
@@ -181,7 +182,7 @@ func Take(ctx context.Context, start StartRunner, cl *Cluster, opts Options, p P
 	for _, name := range names {
 		part := filepath.Join(opts.OutputDir, name+".part")
 		parts = append(parts, part)
-		f, err := download(ctx, s, hostDir+"/"+name, part, p)
+		f, err := Download(ctx, s, hostDir+"/"+name, part, p)
 		if err != nil {
 			return nil, err
 		}
@@ -286,19 +287,23 @@ func hostOutput(s string) string {
 	return strings.Join(keep, "\n")
 }
 
-// download streams a host file to part, fsyncs it, and returns what
+// Download streams a host file to part as a backup does, and returns what
 // arrived, with the host's sha256: checkFiles then hashes the file as it is
-// on disk and compares, so the bytes are hashed once on each end.
-func download(ctx context.Context, s debugnode.Runner, hostPath, part string, p Progress) (File, error) {
+// on disk and compares, so the bytes are hashed once on each end. The file
+// goes to the disk while it arrives (write-behind), is fsynced, and is
+// dropped from the page cache, so that the verification that follows reads
+// back what the disk holds. A failed download leaves no part behind.
+func Download(ctx context.Context, s debugnode.Runner, hostPath, part string, p Progress) (File, error) {
 	name := strings.TrimSuffix(filepath.Base(part), ".part")
 	f, err := os.OpenFile(part, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return File{}, err
 	}
 	// No buffering here: the download writes in chunks of its own.
-	t, err := s.Fetch(ctx, hostPath, f, func(done, total int64) { p.Transfer(name, done, total) })
+	w := writebehind.New(f)
+	t, err := s.Fetch(ctx, hostPath, w, func(done, total int64) { p.Transfer(name, done, total) })
 	if err == nil {
-		err = f.Sync()
+		err = w.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
