@@ -44,22 +44,44 @@ var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 // downloadScript is the one host command of a download: a tar stream of the
 // file, as kubectl cp sends it, through zstd when the host has it and
 // compress is set; meanwhile it hashes the file, and prints the digest on
-// stderr once the stream ended well. tar writes 1 MiB records (-b 2048)
-// rather than its default 10 KiB, for fewer system calls on both ends of
-// the pipe. tar and the hash read the file by name: should it change in
-// between, the digests disagree and the download fails.
+// stderr once the stream ended well. tar and the hash read the file by
+// name: should it change in between, the digests disagree and the download
+// fails.
+//
+// Compressed, zstd reads the file itself rather than from tar through a
+// pipe, which saves about a third of the host's CPU for the stream: tar
+// writes only the file's header (its first 512-byte block, cut off with
+// head), and three zstd frames carry that header, the file, and the zeros
+// that pad it to a block and end the archive. What arrives decoded is, byte
+// for byte, `tar -cf - -b 1` of the file. That needs the header in one
+// block: a name of 100 bytes or more takes GNU tar an extra one, and such a
+// file is streamed by tar into zstd. Uncompressed, tar writes 1 MiB records
+// (-b 2048) rather than its default 10 KiB, for fewer system calls on both
+// ends of the pipe.
 func downloadScript(hostPath string, compress bool) string {
 	dir, base := path.Split(hostPath)
 	useZstd := "command -v zstd >/dev/null"
 	if !compress {
 		useZstd = "false"
 	}
+	tarArgs := "-C " + ShellQuote(dir) + " -- " + ShellQuote(base)
+	headerFirst := "false"
+	if len(base) < 100 {
+		headerFirst = `size=$(stat -c %s -- "$f")`
+	}
 	return "set -o pipefail\n" +
 		"f=" + ShellQuote(hostPath) + "\n" +
-		"if " + useZstd + "; then\n" +
-		"  tar -cf - -b 2048 -C " + ShellQuote(dir) + " -- " + ShellQuote(base) + " | zstd " + zstdArgs + " &\n" +
+		"if " + useZstd + " && " + headerFirst + "; then\n" +
+		"  {\n" +
+		// tar ends on SIGPIPE once head has its block: not a failure.
+		"    ( set +o pipefail; tar --format=gnu -cf - -b 1 " + tarArgs + " 2>/dev/null | head -c 512 ) | zstd " + zstdArgs + " &&\n" +
+		"    zstd " + zstdArgs + ` -- "$f" &&` + "\n" +
+		"    head -c $(( (512 - size % 512) % 512 + 1024 )) /dev/zero | zstd " + zstdArgs + "\n" +
+		"  } &\n" +
+		"elif " + useZstd + "; then\n" +
+		"  tar -cf - -b 2048 " + tarArgs + " | zstd " + zstdArgs + " &\n" +
 		"else\n" +
-		"  tar -cf - -b 2048 -C " + ShellQuote(dir) + " -- " + ShellQuote(base) + " &\n" +
+		"  tar -cf - -b 2048 " + tarArgs + " &\n" +
 		"fi\n" +
 		"stream=$!\n" +
 		// openssl uses the CPU's SHA extensions, about four times as fast as

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -160,6 +161,93 @@ func TestDebugNodeDownloadIsExactAndChecked(t *testing.T) {
 	_, err = s.Download(ctx, "/home/core/assets/backup/missing.db", &bytes.Buffer{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "missing.db") {
 		t.Errorf("download of a missing file: err = %v, want one naming the file", err)
+	}
+}
+
+// Compressed, the host's zstd reads the file itself, framed by the header
+// tar writes for it and the zeros that end the archive: what the client
+// decodes must be, byte for byte, the tar archive of the file (tar -cf -
+// -b 1), for sizes on and off a 512-byte block and an empty file. A name
+// too long for one header block goes the way of tar piped into zstd, and
+// still arrives exactly.
+func TestDebugNodeCompressedStreamIsTheFilesTarArchive(t *testing.T) {
+	ctx := context.Background()
+	const dir = "/home/core/assets/backup/"
+	root := shared.Node("master-0").Sandbox.Root
+	if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The host's zstd, wrapped: it notes its arguments and keeps a copy of
+	// what it sends, for each of its runs.
+	const argsFile, streamFile = dir + "zstd-args", dir + "stream.zst"
+	replaceHostTool(t, shared, "master-0", "zstd", "#!/bin/bash\nset -o pipefail\nprintf '%s\\n' \"$*\" >> "+argsFile+"\n/usr/bin/zstd \"$@\" | tee -a "+streamFile+"\n")
+	s, err := newEngine(t, shared).Start(ctx, "master-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(ctx)
+
+	longName := strings.Repeat("n", 110) + ".db"
+	for _, c := range []struct {
+		name string
+		size int
+	}{{"empty.db", 0}, {"blocks.db", 3 * 512}, {"odd.db", 1<<20 + 3}, {longName, 70_001}} {
+		t.Run(fmt.Sprint(c.size), func(t *testing.T) {
+			data := make([]byte, c.size)
+			if _, err := rand.Read(data); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, dir, c.name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range []string{argsFile, streamFile} {
+				if err := os.Remove(filepath.Join(root, f)); err != nil && !os.IsNotExist(err) {
+					t.Fatal(err)
+				}
+			}
+			var got bytes.Buffer
+			tr, err := s.Download(ctx, dir+c.name, &got, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), data) || !tr.Compressed {
+				t.Fatalf("download: exact %v, compressed %v", bytes.Equal(got.Bytes(), data), tr.Compressed)
+			}
+			args, err := os.ReadFile(filepath.Join(root, argsFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			readsTheFile := strings.Contains(string(args), dir+c.name)
+			if c.name == longName {
+				if readsTheFile {
+					t.Errorf("zstd read a file whose name takes tar two header blocks itself: %s", args)
+				}
+				return
+			}
+			if !readsTheFile {
+				t.Errorf("zstd did not read the file itself (arguments: %s)", args)
+			}
+			sent, err := os.ReadFile(filepath.Join(root, streamFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec, err := zstd.NewReader(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dec.Close()
+			decoded, err := dec.DecodeAll(sent, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var archive bytes.Buffer
+			if code, err := s.Host(ctx, "tar --format=gnu -cf - -b 1 -C "+dir+" -- "+c.name, nil, &archive, os.Stderr); err != nil || code != 0 {
+				t.Fatalf("tar on the host: exit %d, %v", code, err)
+			}
+			if !bytes.Equal(decoded, archive.Bytes()) {
+				t.Errorf("the decoded stream (%d bytes) is not the file's tar archive (%d bytes)", len(decoded), archive.Len())
+			}
+		})
 	}
 }
 
