@@ -67,11 +67,9 @@ type Runner interface {
 	// Host runs script with bash as root in the host's root filesystem
 	// (chroot /host), with env exported, and returns its exit code.
 	Host(ctx context.Context, script string, env map[string]string, stdout, stderr io.Writer) (int, error)
-	// Download streams the host file path into dst, and checks what
-	// arrived against the host's sha256.
-	Download(ctx context.Context, path string, dst io.Writer, progress func(done, total int64)) (Transfer, error)
 	// Fetch streams the host file path into dst and returns the host's
-	// sha256, for the caller to check what it stored against.
+	// sha256, for the caller to check what it stored against. (Session's
+	// Download also hashes on receipt; no domain package needs that.)
 	Fetch(ctx context.Context, path string, dst io.Writer, progress func(done, total int64)) (Transfer, error)
 	Close(ctx context.Context) error
 }

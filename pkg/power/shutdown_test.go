@@ -51,10 +51,6 @@ func (r *fakeRunner) Host(_ context.Context, script string, _ map[string]string,
 	return 0, nil
 }
 
-func (r *fakeRunner) Download(context.Context, string, io.Writer, func(int64, int64)) (debugnode.Transfer, error) {
-	return debugnode.Transfer{}, errors.New("not used")
-}
-
 func (r *fakeRunner) Fetch(context.Context, string, io.Writer, func(int64, int64)) (debugnode.Transfer, error) {
 	return debugnode.Transfer{}, errors.New("not used")
 }
