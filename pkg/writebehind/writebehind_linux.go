@@ -28,12 +28,17 @@ func finishWriteback(f *os.File, off, n int64) error {
 }
 
 func syncRange(f *os.File, off, n int64, flags int) error {
-	err := unix.SyncFileRange(int(f.Fd()), off, n, flags)
+	return syncRangeError(f.Name(), unix.SyncFileRange(int(f.Fd()), off, n, flags))
+}
+
+// syncRangeError tells a failed write-back (the disk failed or is full: the
+// download must fail) from a file the kernel does not write behind.
+func syncRangeError(name string, err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, unix.EIO), errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT):
-		return &os.PathError{Op: "write", Path: f.Name(), Err: err}
+		return &os.PathError{Op: "write", Path: name, Err: err}
 	default:
 		// ESPIPE (a pipe), EINVAL, ENOSYS: not a file the kernel writes
 		// behind; the final fsync still makes it durable.

@@ -2,9 +2,11 @@ package writebehind
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -136,5 +138,24 @@ func TestWriterOnAPipeOnlyWrites(t *testing.T) {
 	}
 	if !w.off {
 		t.Error("write-behind is still on for a pipe, which sync_file_range refuses")
+	}
+}
+
+// A write-back that failed on the disk fails the download, naming the file;
+// a file the kernel does not write behind only turns write-behind off.
+func TestSyncRangeErrorTellsAFailedDiskFromAnUnsupportedFile(t *testing.T) {
+	for _, errno := range []unix.Errno{unix.EIO, unix.ENOSPC, unix.EDQUOT} {
+		err := syncRangeError("/backup/snapshot.db.part", errno)
+		if !errors.Is(err, errno) || errors.Is(err, errUnsupported) || !strings.Contains(err.Error(), "snapshot.db.part") {
+			t.Errorf("%v: got %v, want a write error naming the file", errno, err)
+		}
+	}
+	for _, errno := range []unix.Errno{unix.ESPIPE, unix.EINVAL, unix.ENOSYS} {
+		if err := syncRangeError("/backup/snapshot.db.part", errno); !errors.Is(err, errUnsupported) {
+			t.Errorf("%v: got %v, want write-behind turned off", errno, err)
+		}
+	}
+	if err := syncRangeError("/backup/snapshot.db.part", nil); err != nil {
+		t.Errorf("no error: got %v", err)
 	}
 }
