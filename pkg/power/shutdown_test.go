@@ -213,15 +213,24 @@ func (r *cancellingRunner) Host(ctx context.Context, script string, env map[stri
 	return code, err
 }
 
-func TestShutdownInterruptedCancelsWhatWasScheduled(t *testing.T) {
+// runInterruptedOn runs a shutdown of fourNodes, one host at a time, that
+// the administrator interrupts while node schedules it; the run must say
+// it was interrupted.
+func runInterruptedOn(t *testing.T, node string) (*cancelOn, *ShutdownReport) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := &cancelOn{fakeHosts: newFakeHosts(), node: "worker-1", cancel: cancel}
+	c := &cancelOn{fakeHosts: newFakeHosts(), node: node, cancel: cancel}
 	r := NewReport(fourNodes)
 	err := (&Shutdown{Start: c.start, Parallel: 1}).Run(ctx, fourNodes, r)
 	if err == nil || !strings.Contains(err.Error(), "interrupted") {
 		t.Fatalf("err = %v", err)
 	}
+	return c, r
+}
+
+func TestShutdownInterruptedCancelsWhatWasScheduled(t *testing.T) {
+	c, r := runInterruptedOn(t, "worker-1")
 	want := map[string]Outcome{"worker-0": Cancelled, "worker-1": Cancelled, "master-0": NotScheduled, "master-1": NotScheduled}
 	for _, n := range r.Nodes {
 		if n.Outcome != want[n.Node] {
@@ -234,14 +243,7 @@ func TestShutdownInterruptedCancelsWhatWasScheduled(t *testing.T) {
 }
 
 func TestShutdownInterruptedMidwayStillCancelsWhatTheHostTook(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	c := &cancelOn{fakeHosts: newFakeHosts(), node: "master-0", cancel: cancel}
-	r := NewReport(fourNodes)
-	err := (&Shutdown{Start: c.start, Parallel: 1}).Run(ctx, fourNodes, r)
-	if err == nil || !strings.Contains(err.Error(), "interrupted") {
-		t.Fatalf("err = %v", err)
-	}
+	c, r := runInterruptedOn(t, "master-0")
 	// master-0 scheduled it as the interruption came: it is cancelled like
 	// the workers; master-1 was never asked.
 	want := map[string]Outcome{"worker-0": Cancelled, "worker-1": Cancelled, "master-0": Cancelled, "master-1": NotScheduled}
