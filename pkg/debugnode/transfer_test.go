@@ -51,12 +51,17 @@ func TestReceiveIsExactAndChecksTheSize(t *testing.T) {
 		_, _ = tw.Write([]byte("x"))
 	})
 	trailing := append(append([]byte(nil), archive...), "extra"...)
+	// As a host with zstd sends it: the header, the file and the zeros
+	// that pad and end the archive, each its own frame.
+	end := 512 + len(data)
+	threeFrames := append(append(z(archive[:512]), z(archive[512:end])...), z(archive[end:])...)
 	for _, c := range []struct {
 		name, stream, want string
 		compressed         bool
 	}{
 		{"plain", string(archive), "", false},
 		{"zstd", string(z(archive)), "", true},
+		{"zstd in three frames", string(threeFrames), "", true},
 		{"plain short", string(archive[:len(data)/2]), "stream ended after", false},
 		{"zstd short", string(z(archive)[:len(z(archive))/2]), "of 2800000 bytes", true},
 		{"plain, cut in the header", string(archive[:100]), "no file in the stream", false},
