@@ -121,7 +121,14 @@ func (e *Engine) Start(ctx context.Context, node string) (s *Session, err error)
 		deadline = 2 * time.Hour
 	}
 	image := e.ResolveImage(ctx)
-	ns, err := e.Client.CoreV1().Namespaces().Create(ctx, debugNamespace(node), metav1.CreateOptions{})
+	// The namespace's name is generated: should a Ctrl-C cut the request
+	// off after the apiserver made it, nothing would know what to remove.
+	// So its creation is not cut off (it answers at once when the API is
+	// well), and an interruption meanwhile is noticed right after, with
+	// the name in hand for the clean-up below.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	ns, err := e.Client.CoreV1().Namespaces().Create(cctx, debugNamespace(node), metav1.CreateOptions{})
+	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("create debug namespace: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/test/box"
@@ -319,6 +321,76 @@ func TestDebugNodeDownloadFailsOnACutStreamOrAWrongHash(t *testing.T) {
 		})
 	}
 }
+
+// Ctrl-C while the debug namespace is being created: the apiserver creates
+// it, under a generated name that only its answer tells. Start must still
+// learn the name and remove the namespace, not leave it behind.
+func TestDebugNodeStartInterruptedWhileCreatingTheNamespaceLeavesNothing(t *testing.T) {
+	ctx, interrupt := context.WithCancel(context.Background())
+	defer interrupt()
+	before := map[string]bool{}
+	list, err := shared.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: debugnode.ManagedByLabel + "=" + debugnode.ManagedByValue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range list.Items {
+		before[n.Name] = true
+	}
+	t.Cleanup(func() {
+		// Should the test fail, the next ones must not find its namespace.
+		list, _ := shared.Kube.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{LabelSelector: debugnode.ManagedByLabel + "=" + debugnode.ManagedByValue})
+		for _, n := range list.Items {
+			if !before[n.Name] {
+				_ = debugnode.DeleteNamespace(context.Background(), shared.Kube, n.Name)
+			}
+		}
+	})
+	createdOnServer := false
+	cfg := rest.CopyConfig(shared.Admin)
+	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := rt.RoundTrip(req)
+			if req.Method == http.MethodPost && req.URL.Path == "/api/v1/namespaces" {
+				createdOnServer = err == nil && resp.StatusCode == http.StatusCreated
+				// The namespace exists now; the interruption lands before
+				// its answer is read, as net/http then reports it.
+				interrupt()
+				if req.Context().Err() != nil {
+					if resp != nil {
+						resp.Body.Close()
+					}
+					return nil, req.Context().Err()
+				}
+			}
+			return resp, err
+		})
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &debugnode.Engine{Client: client, Config: cfg, Deadline: time.Minute}
+	if s, err := e.Start(ctx, "master-0"); err == nil {
+		s.Close(context.Background())
+		t.Fatal("Start succeeded although interrupted")
+	}
+	list, err = shared.Kube.CoreV1().Namespaces().List(context.Background(), metav1.ListOptions{LabelSelector: debugnode.ManagedByLabel + "=" + debugnode.ManagedByValue})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !createdOnServer {
+		t.Fatal("the apiserver did not create the namespace: the interruption came too early to test anything")
+	}
+	for _, n := range list.Items {
+		if !before[n.Name] && n.DeletionTimestamp == nil {
+			t.Errorf("debug namespace %s left behind after the interruption", n.Name)
+		}
+	}
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // On a node whose kubelet is gone the debug pod never runs: Start says so
 // and removes the namespace it made.
