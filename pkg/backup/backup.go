@@ -1,9 +1,6 @@
 package backup
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +11,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
@@ -25,11 +21,6 @@ import (
 
 // ManifestName is the file describing a backup directory.
 const ManifestName = "backup.json"
-
-// hostBackupRoot is where backups are written on the host, as in the seeds;
-// each run uses a directory of its own below it, so that it removes exactly
-// what it made.
-const hostBackupRoot = "/home/core/assets/backup"
 
 // Manifest is backup.json: what was backed up, from where, and how to check it.
 type Manifest struct {
@@ -46,7 +37,11 @@ type Manifest struct {
 	Files              []File    `json:"files"`
 	EncryptionType     string    `json:"encryptionType,omitempty"`
 	Forced             []string  `json:"forced,omitempty"`
-	Tool               string    `json:"tool"`
+	// Dirty: taken during a rollout (--force); the files are named
+	// __POSSIBLY_DIRTY__ where the host script names them so, and a restore
+	// refuses the backup without --force.
+	Dirty bool   `json:"dirty,omitempty"`
+	Tool  string `json:"tool"`
 }
 
 // EtcdInfo is what the snapshot holds.
@@ -66,14 +61,19 @@ type File struct {
 	SHA256 string `json:"sha256"`
 }
 
+// DirtyMark is what cluster-backup.sh --force adds to its file names.
+const DirtyMark = "__POSSIBLY_DIRTY__"
+
 const (
 	KindSnapshot        = "snapshot"
 	KindStaticResources = "static-resources"
 )
 
 var (
-	snapshotName  = regexp.MustCompile(`^snapshot_(\d{4}-\d{2}-\d{2}_\d{6})\.db$`)
-	resourcesName = regexp.MustCompile(`^static_kuberesources_(\d{4}-\d{2}-\d{2}_\d{6})\.tar\.gz$`)
+	// The host script's file names; with --force (4.6 and later) it adds
+	// DirtyMark before the extension.
+	snapshotName  = regexp.MustCompile(`^snapshot_(\d{4}-\d{2}-\d{2}_\d{6})(__POSSIBLY_DIRTY__)?\.db$`)
+	resourcesName = regexp.MustCompile(`^static_kuberesources_(\d{4}-\d{2}-\d{2}_\d{6})(__POSSIBLY_DIRTY__)?\.tar\.gz$`)
 )
 
 // Progress receives what a backup is doing, for the command to show.
@@ -91,6 +91,9 @@ type Options struct {
 	KeepOnNode bool
 	Tool       string // oc-recover's version, recorded in backup.json
 	Now        time.Time
+	// SilenceTimeout ends a host script that prints nothing for this long
+	// (default DefaultSilenceTimeout).
+	SilenceTimeout time.Duration
 }
 
 // StartRunner starts work on a node's host (debugnode.Engine.Runner).
@@ -142,7 +145,11 @@ func PrepareOutputDir(dir string) (created bool, err error) {
 // removed on error.
 func Take(ctx context.Context, start StartRunner, cl *Cluster, opts Options, p Progress) (m *Manifest, err error) {
 	m = &Manifest{FormatVersion: 1, ClusterID: cl.ID, InfrastructureName: cl.InfrastructureName, Version: cl.Version,
-		Node: cl.Node, StartedAt: opts.Now.UTC(), EncryptionType: cl.Encryption, Forced: cl.Forced, Tool: opts.Tool}
+		Node: cl.Node, StartedAt: opts.Now.UTC(), EncryptionType: cl.Encryption, Forced: cl.Forced, Dirty: cl.Dirty, Tool: opts.Tool}
+	silence := opts.SilenceTimeout
+	if silence <= 0 {
+		silence = DefaultSilenceTimeout
+	}
 	p.Step("Starting a debug pod on %s", cl.Node)
 	s, err := start(ctx, cl.Node)
 	if err != nil {
@@ -154,22 +161,32 @@ func Take(ctx context.Context, start StartRunner, cl *Cluster, opts Options, p P
 		}
 	}()
 
-	hostDir := fmt.Sprintf("%s/oc-recover-%s", hostBackupRoot, opts.Now.UTC().Format("20060102-150405"))
+	hostDir := newHostDir(opts.Now)
 	defer func() {
+		if errors.Is(err, errDirExists) {
+			return
+		}
 		if opts.KeepOnNode && err == nil {
 			p.Step("Kept the host copy in %s on %s (--keep-on-node)", hostDir, cl.Node)
 			return
 		}
-		if _, rmErr := s.Host(context.WithoutCancel(ctx), "rm -rf -- "+debugnode.ShellQuote(hostDir), nil, io.Discard, io.Discard); rmErr == nil {
+		if _, rmErr := s.Host(context.WithoutCancel(ctx), "rm -rf -- "+debugnode.ShellQuote(hostDir)+" "+debugnode.ShellQuote(hostDir+".trace"), nil, io.Discard, io.Discard); rmErr == nil {
 			p.Step("Removed the host copy %s on %s", hostDir, cl.Node)
 		}
 	}()
 
-	names, script, err := runHostScript(ctx, s, hostDir, cl.ProxyEnv, p)
+	run, err := runHostScript(ctx, s, hostDir, cl, silence, p)
 	if err != nil {
 		return nil, err
 	}
-	m.HostScript = script
+	m.HostScript = "/usr/local/bin/cluster-backup.sh"
+	if run.forced {
+		m.HostScript += " --force"
+	}
+	names := []string{run.snapshot, run.resources}
+	if strings.Contains(run.snapshot, DirtyMark) {
+		m.Dirty = true
+	}
 
 	var parts []string
 	defer func() {
@@ -190,12 +207,12 @@ func Take(ctx context.Context, start StartRunner, cl *Cluster, opts Options, p P
 	}
 
 	p.Step("Verifying the backup locally (sha256 trailer, bbolt consistency, test restore)")
-	report, err := checkFiles(opts.OutputDir, m.Files, ".part", "the node's copy (its sha256 computed on "+cl.Node+")")
+	report, err := checkFiles(opts.OutputDir, m.Files, ".part", "the node's copy (its sha256 computed on "+cl.Node+")", cl.Encryption != "")
 	if err != nil {
 		return nil, err
 	}
 	m.Etcd = EtcdInfo{Revision: report.Revision, Hash: report.Hash, TotalKeys: report.TotalKeys, DBSize: report.DBSize, RestoreTested: report.RestoreTested}
-	m.Timestamp = timestampOf(m.Files)
+	m.Timestamp = strings.TrimSuffix(timestampOf(m.Files), DirtyMark)
 	for _, f := range m.Files {
 		final := filepath.Join(opts.OutputDir, f.Name)
 		if err := os.Rename(final+".part", final); err != nil {
@@ -211,80 +228,6 @@ func Take(ctx context.Context, start StartRunner, cl *Cluster, opts Options, p P
 		return nil, err
 	}
 	return m, syncDir(opts.OutputDir)
-}
-
-// runHostScript runs the etcd operator's backup script (4.4+), or the 4.3
-// one when that is what the host has, into hostDir, and returns the names
-// of the two files it wrote.
-func runHostScript(ctx context.Context, s debugnode.Runner, hostDir string, env map[string]string, p Progress) ([]string, string, error) {
-	script := `set -o pipefail
-if [ -x /usr/local/bin/cluster-backup.sh ]; then
-  echo "oc-recover: running /usr/local/bin/cluster-backup.sh"
-  /usr/local/bin/cluster-backup.sh "$OC_RECOVER_DIR"
-elif [ -x /usr/local/bin/etcd-snapshot-backup.sh ]; then
-  echo "oc-recover: running /usr/local/bin/etcd-snapshot-backup.sh"
-  /usr/local/bin/etcd-snapshot-backup.sh "$OC_RECOVER_DIR"
-else
-  echo "oc-recover: neither /usr/local/bin/cluster-backup.sh nor /usr/local/bin/etcd-snapshot-backup.sh exists on this host" >&2
-  exit 127
-fi
-rc=$?
-echo "oc-recover: files:"
-ls -1 "$OC_RECOVER_DIR" 2>/dev/null | sed 's/^/oc-recover: file /'
-exit $rc`
-	envs := map[string]string{"OC_RECOVER_DIR": hostDir}
-	for k, v := range env {
-		envs[k] = v
-		envs[strings.ToLower(k)] = v
-	}
-	var output bytes.Buffer
-	lines := &lineWriter{emit: func(line string) {
-		if !strings.HasPrefix(line, "oc-recover: file ") && line != "oc-recover: files:" {
-			p.HostOutput(line)
-		}
-	}}
-	p.Step("Running the backup script on the host")
-	// stdout and stderr arrive on two goroutines; one lock keeps lines whole.
-	both := &lockedWriter{w: io.MultiWriter(&output, lines)}
-	code, err := s.Host(ctx, script, envs, both, both)
-	lines.flush()
-	if err != nil {
-		return nil, "", err
-	}
-	var usedScript string
-	var snapshot, resources string
-	for _, line := range strings.Split(output.String(), "\n") {
-		if rest, ok := strings.CutPrefix(line, "oc-recover: running "); ok {
-			usedScript = rest
-		}
-		if name, ok := strings.CutPrefix(line, "oc-recover: file "); ok {
-			switch {
-			case snapshotName.MatchString(name):
-				snapshot = name
-			case resourcesName.MatchString(name):
-				resources = name
-			}
-		}
-	}
-	if code != 0 {
-		return nil, "", fmt.Errorf("the backup script on %s failed (exit %d); its output:\n%s", s.Node(), code, hostOutput(output.String()))
-	}
-	// The script must have said where the snapshot went: a run that printed
-	// no file name did not do what it was asked.
-	if snapshot == "" || resources == "" || !strings.Contains(output.String(), snapshot) {
-		return nil, "", fmt.Errorf("the backup script on %s exited 0 but did not report a snapshot_<ts>.db and a static_kuberesources_<ts>.tar.gz in %s; its output:\n%s", s.Node(), hostDir, hostOutput(output.String()))
-	}
-	return []string{snapshot, resources}, usedScript, nil
-}
-
-func hostOutput(s string) string {
-	var keep []string
-	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
-		if !strings.HasPrefix(l, "oc-recover: file") {
-			keep = append(keep, "  | "+l)
-		}
-	}
-	return strings.Join(keep, "\n")
 }
 
 // Download streams a host file to part as a backup does, and returns what
@@ -322,8 +265,9 @@ func Download(ctx context.Context, s debugnode.Runner, hostPath, part string, p 
 // checkFiles verifies the artefacts on disk (with suffix, e.g. ".part"):
 // sizes and sha256 against files (which come from against: the node's copy,
 // or backup.json), the snapshot as a restore needs it, and the static
-// resources as a readable tar.gz.
-func checkFiles(dir string, files []File, suffix, against string) (etcd.SnapshotReport, error) {
+// resources as a readable tar.gz holding what a restore needs (with
+// encrypted, the encryption configuration too).
+func checkFiles(dir string, files []File, suffix, against string, encrypted bool) (etcd.SnapshotReport, error) {
 	var report etcd.SnapshotReport
 	if ts := timestampOf(files); ts == "" {
 		return report, fmt.Errorf("the snapshot and the static resources come from two different backups (their timestamps differ): %s", fileNames(files))
@@ -343,7 +287,7 @@ func checkFiles(dir string, files []File, suffix, against string) (etcd.Snapshot
 			}
 			report = r
 		case KindStaticResources:
-			sum, size, err := checkTarGz(path)
+			sum, size, err := checkTarGz(path, encrypted)
 			if err != nil {
 				return report, fmt.Errorf("%s: %w", f.Name, err)
 			}
@@ -360,45 +304,8 @@ func checkFiles(dir string, files []File, suffix, against string) (etcd.Snapshot
 	return report, nil
 }
 
-// checkTarGz reads the whole archive: a truncated or altered one fails
-// here, not at restore time. It returns the file's sha256 and size.
-func checkTarGz(path string) (string, int64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", 0, err
-	}
-	defer f.Close()
-	h := newSHA256()
-	counted := &countingReader{r: io.TeeReader(f, h)}
-	zr, err := gzip.NewReader(counted)
-	if err != nil {
-		return "", 0, fmt.Errorf("not a gzip archive: %w", err)
-	}
-	tr := tar.NewReader(zr)
-	entries := 0
-	for {
-		_, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", 0, fmt.Errorf("damaged archive: %w", err)
-		}
-		if _, err := io.Copy(io.Discard, tr); err != nil {
-			return "", 0, fmt.Errorf("damaged archive: %w", err)
-		}
-		entries++
-	}
-	if entries == 0 {
-		return "", 0, fmt.Errorf("the archive is empty")
-	}
-	if _, err := io.Copy(io.Discard, counted); err != nil {
-		return "", 0, err
-	}
-	return hexSum(h), counted.n, nil
-}
-
-// timestampOf returns the <ts> shared by all files, or "" when they differ.
+// timestampOf returns the <ts> shared by all files, with DirtyMark when
+// they carry it, or "" when they differ.
 func timestampOf(files []File) string {
 	ts := ""
 	for _, f := range files {
@@ -409,10 +316,10 @@ func timestampOf(files []File) string {
 		if m == nil {
 			return ""
 		}
-		if ts != "" && ts != m[1] {
+		if ts != "" && ts != m[1]+m[2] {
 			return ""
 		}
-		ts = m[1]
+		ts = m[1] + m[2]
 	}
 	return ts
 }
@@ -469,40 +376,4 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
-
-// lineWriter splits a stream into lines for emit.
-type lineWriter struct {
-	buf  []byte
-	emit func(string)
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			return len(p), nil
-		}
-		w.emit(string(w.buf[:i]))
-		w.buf = w.buf[i+1:]
-	}
-}
-
-func (w *lineWriter) flush() {
-	if len(w.buf) > 0 {
-		w.emit(string(w.buf))
-		w.buf = nil
-	}
 }

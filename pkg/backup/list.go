@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -12,19 +13,46 @@ import (
 type Entry struct {
 	Dir      string    `json:"dir"`
 	Manifest *Manifest `json:"manifest,omitempty"`
-	Problem  string    `json:"problem,omitempty"`
+	// Files are the backup files of a directory without backup.json
+	// (copied from a host by hand, or written by the cluster's own backup
+	// job), as their names say.
+	Files   []File `json:"files,omitempty"`
+	Problem string `json:"problem,omitempty"`
 }
 
-// Created is when the backup was taken (zero when unknown).
+// Created is when the backup was taken (zero when unknown): backup.json's
+// start, else the time in the file names (the host's clock, UTC on RHCOS).
 func (e Entry) Created() time.Time {
-	if e.Manifest == nil {
+	if e.Manifest != nil {
+		return e.Manifest.StartedAt
+	}
+	ts, err := time.Parse("2006-01-02_150405", strings.TrimSuffix(timestampOf(e.Files), DirtyMark))
+	if err != nil {
 		return time.Time{}
 	}
-	return e.Manifest.StartedAt
+	return ts
 }
 
-// List finds the backups directly under parent (directories with a
-// backup.json), newest first.
+// Dirty says whether the backup was taken during a rollout (--force).
+func (e Entry) Dirty() bool {
+	files := e.Files
+	if e.Manifest != nil {
+		if e.Manifest.Dirty {
+			return true
+		}
+		files = e.Manifest.Files
+	}
+	for _, f := range files {
+		if strings.Contains(f.Name, DirtyMark) {
+			return true
+		}
+	}
+	return false
+}
+
+// List finds the backups directly under parent, newest first: directories
+// with a backup.json, and those holding one snapshot and one static
+// resources archive of the host script without it.
 func List(parent string) ([]Entry, error) {
 	entries, err := os.ReadDir(parent)
 	if err != nil {
@@ -37,6 +65,14 @@ func List(parent string) ([]Entry, error) {
 		}
 		dir := filepath.Join(parent, e.Name())
 		if _, err := os.Stat(filepath.Join(dir, ManifestName)); err != nil {
+			if files, err := findFiles(dir); err == nil {
+				for i := range files {
+					if st, err := os.Stat(filepath.Join(dir, files[i].Name)); err == nil {
+						files[i].Size = st.Size()
+					}
+				}
+				out = append(out, Entry{Dir: dir, Files: files, Problem: "no " + ManifestName + ": not verified by oc-recover"})
+			}
 			continue
 		}
 		entry := Entry{Dir: dir}

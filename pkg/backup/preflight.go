@@ -1,4 +1,5 @@
-// Package backup takes, verifies and lists etcd backups (seeds 003 ch.1):
+// Package backup takes, verifies and lists etcd backups (OpenShift 4.5
+// documentation, Backup and restore, 1 "Backing up etcd"):
 // run the etcd operator's backup script on one healthy control-plane host,
 // bring the snapshot and the static-pod resources to the administrator's
 // disk, and prove there that they restore.
@@ -26,7 +27,8 @@ import (
 // FirstRotationGuard is how long after installation a backup is refused
 // (without --force): the control plane's first certificate rotation happens
 // in the first 24 hours, and a backup from before it cannot be restored
-// after it (seeds 003 §1.1).
+// after it (OpenShift 4.5 documentation, Backup and restore, 1.1 "Backing
+// up etcd data").
 const FirstRotationGuard = 24 * time.Hour
 
 // Clients are the API clients a backup needs.
@@ -50,6 +52,26 @@ type Cluster struct {
 	Node       string
 	// Forced lists the checks --force overrode.
 	Forced []string
+	// Rollouts are the static-pod operators found rolling out; a backup
+	// then is possibly dirty, and is taken only with --force.
+	Rollouts []Rollout
+	// Dirty: the backup is taken during a rollout (--force); the host
+	// script is given --force where it takes it, which names the files
+	// __POSSIBLY_DIRTY__, and backup.json records it either way.
+	Dirty bool
+}
+
+// PreflightOptions are what the user asked of a backup's pre-flight.
+type PreflightOptions struct {
+	// Node is --node: the control-plane node to take the backup on; empty
+	// picks the first fit one.
+	Node string
+	// Force is --force: take the backup within 24 hours of installation, or
+	// during a rollout.
+	Force bool
+	Now   time.Time
+	// Command is how the user runs the plugin ("oc recover"), for advice.
+	Command string
 }
 
 // ControlPlaneNode is one control-plane node and why it may or may not serve
@@ -61,7 +83,8 @@ type ControlPlaneNode struct {
 }
 
 // Preflight checks everything that can be checked before touching a host.
-func Preflight(ctx context.Context, c Clients, node string, force bool, now time.Time) (*Cluster, error) {
+func Preflight(ctx context.Context, c Clients, o PreflightOptions) (*Cluster, error) {
+	force, now := o.Force, o.Now
 	if err := requireClusterAdmin(ctx, c.Kube); err != nil {
 		return nil, err
 	}
@@ -95,11 +118,25 @@ func Preflight(ctx context.Context, c Clients, node string, force bool, now time
 			cl.Encryption = string(t)
 		}
 	}
-	nodes, err := ControlPlaneNodes(ctx, c)
+	if cl.Rollouts, err = Rollouts(ctx, c.Config); err != nil {
+		return nil, err
+	}
+	if len(cl.Rollouts) > 0 {
+		if !force {
+			return nil, rolloutRefusal(cl.Rollouts, o.Command)
+		}
+		var what []string
+		for _, r := range cl.Rollouts {
+			what = append(what, r.String())
+		}
+		cl.Dirty = true
+		cl.Forced = append(cl.Forced, "backup during a rollout, marked possibly dirty: "+strings.Join(what, "; "))
+	}
+	nodes, err := ControlPlaneNodes(ctx, c, scriptUsesLocalAPI(cl.Version))
 	if err != nil {
 		return nil, err
 	}
-	cl.Node, err = chooseNode(nodes, node)
+	cl.Node, err = chooseNode(nodes, o.Node)
 	return cl, err
 }
 
@@ -159,9 +196,13 @@ func proxyEnv(p *configv1.Proxy) map[string]string {
 }
 
 // ControlPlaneNodes lists the control-plane nodes with their fitness for a
-// backup: node Ready, etcd pod running with every container ready, and the
-// member not reported unhealthy by the etcd operator (seeds 003 §2.2).
-func ControlPlaneNodes(ctx context.Context, c Clients) ([]ControlPlaneNode, error) {
+// backup: node Ready, etcd pod running with every container ready, the
+// member not reported unhealthy by the etcd operator (OpenShift 4.5
+// documentation, Backup and restore, 2.2 "Identifying an unhealthy etcd
+// member"), and, when localAPI says the host script reads the cluster
+// through the node's own kube-apiserver, that kube-apiserver pod running
+// and ready.
+func ControlPlaneNodes(ctx context.Context, c Clients, localAPI bool) ([]ControlPlaneNode, error) {
 	nodes, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "node-role.kubernetes.io/master"})
 	if err != nil {
 		return nil, fmt.Errorf("list control-plane nodes: %w", err)
@@ -173,6 +214,16 @@ func ControlPlaneNodes(ctx context.Context, c Clients) ([]ControlPlaneNode, erro
 	podByNode := map[string]*corev1.Pod{}
 	for i := range pods.Items {
 		podByNode[pods.Items[i].Spec.NodeName] = &pods.Items[i]
+	}
+	apiservers := map[string]*corev1.Pod{}
+	if localAPI {
+		list, err := c.Kube.CoreV1().Pods("openshift-kube-apiserver").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("list kube-apiserver pods: %w", err)
+		}
+		for i := range list.Items {
+			apiservers[list.Items[i].Name] = &list.Items[i]
+		}
 	}
 	unhealthy := map[string]bool{}
 	if etcd, err := c.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{}); err == nil {
@@ -198,6 +249,8 @@ func ControlPlaneNodes(ctx context.Context, c Clients) ([]ControlPlaneNode, erro
 			cp.Healthy, cp.Reason = false, "etcd pod "+podByNode[n.Name].Name+" not running and ready"
 		case unhealthy[n.Name]:
 			cp.Healthy, cp.Reason = false, "etcd member unhealthy"
+		case localAPI && !podReady(apiservers["kube-apiserver-"+n.Name]):
+			cp.Healthy, cp.Reason = false, "its own kube-apiserver (pod kube-apiserver-"+n.Name+") is not running and ready, and the backup script reads the cluster operators through it"
 		}
 		out = append(out, cp)
 	}
@@ -215,7 +268,7 @@ func nodeReady(n *corev1.Node) bool {
 }
 
 func podReady(p *corev1.Pod) bool {
-	if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
+	if p == nil || p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
 		return false
 	}
 	for _, cs := range p.Status.ContainerStatuses {

@@ -12,6 +12,7 @@ import (
 	operatorfake "github.com/openshift/client-go/operator/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
@@ -46,7 +47,7 @@ func TestControlPlaneNodesJudgesEachNode(t *testing.T) {
 	ops := operatorfake.NewSimpleClientset(&operatorv1.Etcd{ObjectMeta: metav1.ObjectMeta{Name: "cluster"},
 		Status: operatorv1.EtcdStatus{StaticPodOperatorStatus: operatorv1.StaticPodOperatorStatus{OperatorStatus: operatorv1.OperatorStatus{
 			Conditions: []operatorv1.OperatorCondition{{Type: "EtcdMembersAvailable", Message: "3 of 5 members are available, m3 is unhealthy, m1 is unhealthy"}}}}}})
-	nodes, err := ControlPlaneNodes(context.Background(), Clients{Kube: kube, Operator: ops})
+	nodes, err := ControlPlaneNodes(context.Background(), Clients{Kube: kube, Operator: ops}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,17 +116,17 @@ func TestPreflightRefusesEarlyBackupsUnlessForced(t *testing.T) {
 	cv := &configv1.ClusterVersion{ObjectMeta: metav1.ObjectMeta{Name: "version"}, Spec: configv1.ClusterVersionSpec{ClusterID: "abc"},
 		Status: configv1.ClusterVersionStatus{History: []configv1.UpdateHistory{{State: configv1.CompletedUpdate, Version: "4.14.8", StartedTime: metav1.NewTime(now.Add(-5 * time.Hour))}}}}
 	clients := Clients{
-		Kube:     fake.NewSimpleClientset(master("m0", true), etcdPod("m0", corev1.PodRunning, true)),
-		Config:   configfake.NewSimpleClientset(cv),
+		Kube:     fake.NewSimpleClientset(master("m0", true), etcdPod("m0", corev1.PodRunning, true), apiserverPod("m0", true)),
+		Config:   configfake.NewSimpleClientset(append(clusterOperators(nil), cv)...),
 		Operator: operatorfake.NewSimpleClientset(),
 	}
 	// The fake clientset allows every access review.
 	allowAll(clients.Kube.(*fake.Clientset))
-	_, err := Preflight(context.Background(), clients, "", false, now)
+	_, err := Preflight(context.Background(), clients, PreflightOptions{Now: now})
 	if err == nil || !strings.Contains(err.Error(), "installed 5h0m0s ago") {
 		t.Fatalf("5h after installation: %v", err)
 	}
-	cl, err := Preflight(context.Background(), clients, "", true, now)
+	cl, err := Preflight(context.Background(), clients, PreflightOptions{Force: true, Now: now})
 	if err != nil || len(cl.Forced) != 1 || cl.Node != "m0" || cl.Version != "4.14.8" {
 		t.Fatalf("--force: %+v %v", cl, err)
 	}
@@ -138,5 +139,114 @@ func TestDefaultOutputDir(t *testing.T) {
 	}
 	if got := DefaultOutputDir(&Cluster{ID: "38b943bb-7fd1"}, now); got != "backup-38b943bb-20261121-030405" {
 		t.Errorf("without: %s", got)
+	}
+}
+
+// clusterOperators are the four static-pod operators' ClusterOperators,
+// settled (Progressing=False) except those in progressing, which map an
+// operator to its Progressing status and message.
+func clusterOperators(progressing map[string][2]string) []runtime.Object {
+	var out []runtime.Object
+	for _, name := range StaticPodOperators {
+		status, message := configv1.ConditionFalse, "NodeInstallerProgressing: 3 nodes are at revision 7"
+		if p, ok := progressing[name]; ok {
+			status, message = configv1.ConditionStatus(p[0]), p[1]
+			if p[0] == "" {
+				continue // no ClusterOperator at all
+			}
+		}
+		out = append(out, &configv1.ClusterOperator{ObjectMeta: metav1.ObjectMeta{Name: name},
+			Status: configv1.ClusterOperatorStatus{Conditions: []configv1.ClusterOperatorStatusCondition{
+				{Type: configv1.OperatorAvailable, Status: configv1.ConditionTrue},
+				{Type: configv1.OperatorProgressing, Status: status, Message: message}}}})
+	}
+	return out
+}
+
+func installedLongAgo(now time.Time, version string) *configv1.ClusterVersion {
+	return &configv1.ClusterVersion{ObjectMeta: metav1.ObjectMeta{Name: "version"}, Spec: configv1.ClusterVersionSpec{ClusterID: "abc"},
+		Status: configv1.ClusterVersionStatus{History: []configv1.UpdateHistory{{State: configv1.CompletedUpdate, Version: version, StartedTime: metav1.NewTime(now.Add(-30 * 24 * time.Hour))}}}}
+}
+
+func apiserverPod(node string, ready bool) *corev1.Pod {
+	p := etcdPod(node, corev1.PodRunning, ready)
+	p.Name, p.Namespace, p.Labels = "kube-apiserver-"+node, "openshift-kube-apiserver", map[string]string{"app": "openshift-kube-apiserver"}
+	return p
+}
+
+// During a rollout of any of the four static-pod operators (or when one's
+// state cannot be read) the backup is refused, naming the operator and its
+// message and the two ways on; with --force it is taken, marked dirty, and
+// the override recorded.
+func TestPreflightRefusesDuringARolloutUnlessForced(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name        string
+		progressing map[string][2]string
+		want        []string
+	}{
+		{"kube-apiserver rolling out", map[string][2]string{"kube-apiserver": {"True", "NodeInstallerProgressing: 1 node is at revision 7; 2 nodes are at revision 8"}},
+			[]string{"kube-apiserver is rolling out", "Progressing=True: NodeInstallerProgressing: 1 node is at revision 7; 2 nodes are at revision 8", "kubectl get clusteroperators kube-apiserver kube-controller-manager kube-scheduler etcd", "`kubectl recover backup` again", "--force", "__POSSIBLY_DIRTY__"}},
+		{"two operators", map[string][2]string{"etcd": {"True", "NodeInstallerProgressing: 1 node is at revision 4"}, "kube-scheduler": {"Unknown", ""}},
+			[]string{"kube-scheduler, etcd are rolling out", "kube-scheduler (Progressing=Unknown)", "etcd (Progressing=True: NodeInstallerProgressing"}},
+		{"an operator missing", map[string][2]string{"kube-controller-manager": {"", ""}},
+			[]string{"kube-controller-manager (Progressing=Unknown: clusteroperator kube-controller-manager not found)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clients := Clients{
+				Kube:     fake.NewSimpleClientset(master("m0", true), etcdPod("m0", corev1.PodRunning, true), apiserverPod("m0", true)),
+				Config:   configfake.NewSimpleClientset(append(clusterOperators(tc.progressing), installedLongAgo(now, "4.14.8"))...),
+				Operator: operatorfake.NewSimpleClientset(),
+			}
+			allowAll(clients.Kube.(*fake.Clientset))
+			_, err := Preflight(context.Background(), clients, PreflightOptions{Now: now, Command: "kubectl recover"})
+			if err == nil {
+				t.Fatal("a backup during a rollout was not refused")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("refusal lacks %q:\n%v", w, err)
+				}
+			}
+			cl, err := Preflight(context.Background(), clients, PreflightOptions{Now: now, Force: true})
+			if err != nil || !cl.Dirty || len(cl.Forced) != 1 || !strings.Contains(cl.Forced[0], "possibly dirty") || len(cl.Rollouts) != len(tc.progressing) {
+				t.Fatalf("--force during a rollout: %+v %v", cl, err)
+			}
+		})
+	}
+	clients := Clients{
+		Kube:     fake.NewSimpleClientset(master("m0", true), etcdPod("m0", corev1.PodRunning, true), apiserverPod("m0", true)),
+		Config:   configfake.NewSimpleClientset(append(clusterOperators(nil), installedLongAgo(now, "4.14.8"))...),
+		Operator: operatorfake.NewSimpleClientset(),
+	}
+	allowAll(clients.Kube.(*fake.Clientset))
+	if cl, err := Preflight(context.Background(), clients, PreflightOptions{Now: now}); err != nil || cl.Dirty || len(cl.Forced) != 0 {
+		t.Fatalf("settled operators: %+v %v", cl, err)
+	}
+}
+
+// From 4.6 the host script asks the node's own kube-apiserver for the
+// operators' state: a node whose kube-apiserver pod is not ready is passed
+// over; 4.5's script does not ask, so there it does not matter.
+func TestPreflightNeedsTheNodesOwnAPIServerFrom46(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct{ version, want string }{{"4.14.8", "m1"}, {"4.6.1", "m1"}, {"4.5.41", "m0"}} {
+		clients := Clients{
+			Kube: fake.NewSimpleClientset(master("m0", true), etcdPod("m0", corev1.PodRunning, true), apiserverPod("m0", false),
+				master("m1", true), etcdPod("m1", corev1.PodRunning, true), apiserverPod("m1", true)),
+			Config:   configfake.NewSimpleClientset(append(clusterOperators(nil), installedLongAgo(now, tc.version))...),
+			Operator: operatorfake.NewSimpleClientset(),
+		}
+		allowAll(clients.Kube.(*fake.Clientset))
+		cl, err := Preflight(context.Background(), clients, PreflightOptions{Now: now})
+		if err != nil || cl.Node != tc.want {
+			t.Errorf("%s: node %v, %v; want %s", tc.version, cl, err, tc.want)
+		}
+		if tc.want == "m1" {
+			_, err := Preflight(context.Background(), clients, PreflightOptions{Now: now, Node: "m0"})
+			if err == nil || !strings.Contains(err.Error(), "its own kube-apiserver (pod kube-apiserver-m0) is not running and ready") {
+				t.Errorf("%s --node m0: %v", tc.version, err)
+			}
+		}
 	}
 }

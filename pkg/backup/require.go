@@ -62,8 +62,8 @@ func (r Requirement) Check(ctx context.Context, config configclient.Interface, n
 
 // TakeInto takes a backup from the first healthy control-plane node into a
 // new directory under parent, named as `backup` names it.
-func TakeInto(ctx context.Context, c Clients, start StartRunner, parent, tool string, now time.Time, p Progress) (string, *Manifest, error) {
-	cl, err := Preflight(ctx, c, "", false, now)
+func TakeInto(ctx context.Context, c Clients, start StartRunner, parent, tool, command string, now time.Time, p Progress) (string, *Manifest, error) {
+	cl, err := Preflight(ctx, c, PreflightOptions{Now: now, Command: command})
 	if err != nil {
 		return "", nil, err
 	}

@@ -17,6 +17,19 @@ type Verification struct {
 	Manifest *Manifest           `json:"manifest,omitempty"`
 	Files    []File              `json:"files"`
 	Snapshot etcd.SnapshotReport `json:"snapshot"`
+	// Dirty: the backup was taken during a rollout (--force): its files
+	// are named __POSSIBLY_DIRTY__, or backup.json says so.
+	Dirty bool `json:"dirty"`
+}
+
+// RefuseDirty is the restore's rule for a possibly dirty backup: refused
+// unless the user says --force.
+func (v *Verification) RefuseDirty(force bool, command string) error {
+	if !v.Dirty || force {
+		return nil
+	}
+	return fmt.Errorf("backup %s was taken during a rollout of a static-pod operator (its files are marked %s): its static pod resources may not match its snapshot. Restore an earlier clean backup (`%s backup list %s`), or pass --force to restore this one anyway",
+		v.Dir, DirtyMark, command, filepath.Dir(filepath.Clean(v.Dir)))
 }
 
 // Verify checks a backup directory as `backup` does right after download:
@@ -44,7 +57,11 @@ func Verify(dir string) (*Verification, error) {
 	default:
 		return v, err
 	}
-	report, err := checkFiles(dir, v.Files, "", ManifestName)
+	v.Dirty = m != nil && m.Dirty
+	for _, f := range v.Files {
+		v.Dirty = v.Dirty || strings.Contains(f.Name, DirtyMark)
+	}
+	report, err := checkFiles(dir, v.Files, "", ManifestName, m != nil && m.EncryptionType != "")
 	v.Snapshot = report
 	if err != nil {
 		return v, err

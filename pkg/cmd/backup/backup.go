@@ -29,17 +29,27 @@ import (
 var backupLong = templates.LongDesc(`
 	Take an etcd backup and bring it to this machine, verified.
 
-	On one healthy control-plane node, through a temporary debug pod, runs the
-	etcd operator's /usr/local/bin/cluster-backup.sh (or the 4.3
-	etcd-snapshot-backup.sh), with the cluster-wide proxy exported. Downloads
-	snapshot_<ts>.db and static_kuberesources_<ts>.tar.gz into --output-dir,
-	checks them against the host's sha256, then proves them here: the
-	snapshot's sha256 trailer, bbolt consistency, its revision and key count,
-	and a test restore into a throw-away etcd data directory. Writes
+	On one healthy control-plane node (Ready, etcd pod and member healthy, and
+	from 4.6 its own kube-apiserver ready, which the script asks), through a
+	temporary debug pod, runs the etcd operator's
+	/usr/local/bin/cluster-backup.sh into a directory of this run's own, with
+	the cluster-wide proxy exported. Downloads snapshot_<ts>.db and
+	static_kuberesources_<ts>.tar.gz into --output-dir, checks them against
+	the host's sha256, then proves them here: the snapshot's sha256 trailer,
+	bbolt consistency, its revision and key count, a test restore into a
+	throw-away etcd data directory, and the archive's kube-apiserver,
+	kube-controller-manager, kube-scheduler and etcd pod manifests. Writes
 	backup.json, and removes the copy on the node unless --keep-on-node.
 
 	Refused within 24 hours of installation (the first certificate rotation
-	makes such a backup unrestorable) unless --force. A failed run leaves no
+	makes such a backup unrestorable), and while kube-apiserver,
+	kube-controller-manager, kube-scheduler or etcd is rolling out (the
+	snapshot could be paired with resources of another revision), unless
+	--force: then the script is given --force too where it takes it (4.6
+	and later), the files are named __POSSIBLY_DIRTY__, and backup.json
+	records it. Backups on one node run their host scripts one at a time.
+	A host script that prints nothing for --silence-timeout is stopped and
+	reported with the command it was waiting on. A failed run leaves no
 	file that looks complete, and no debug pod or namespace.`)
 
 var backupExample = templates.Examples(`
@@ -60,6 +70,7 @@ type Options struct {
 	Force      bool
 	KeepOnNode bool
 	Keep       int
+	Silence    time.Duration
 
 	globals *options.GlobalOptions
 	streams genericiooptions.IOStreams
@@ -81,7 +92,8 @@ func NewCmdBackup(f genericclioptions.RESTClientGetter, globals *options.GlobalO
 	}
 	cmd.Flags().StringVar(&o.OutputDir, "output-dir", "", "Directory for the backup; must be new or empty (default ./backup-<cluster>-<timestamp>).")
 	cmd.Flags().StringVar(&o.Node, "node", "", "Control-plane node to take the backup on (default: the first healthy one).")
-	cmd.Flags().BoolVar(&o.Force, "force", false, "Take the backup even within 24 hours of installation; recorded in backup.json.")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "Take the backup even within 24 hours of installation or during a rollout (then marked __POSSIBLY_DIRTY__); recorded in backup.json.")
+	cmd.Flags().DurationVar(&o.Silence, "silence-timeout", backup.DefaultSilenceTimeout, "Stop the host's backup script when it prints nothing for this long, and report what it was waiting on.")
 	cmd.Flags().BoolVar(&o.KeepOnNode, "keep-on-node", false, "Leave the backup's copy on the node in /home/core/assets/backup.")
 	cmd.Flags().IntVar(&o.Keep, "keep", 0, "After a successful backup, keep only the N newest backups of this cluster in the output directory's parent.")
 	cmd.AddCommand(newCmdVerify(streams), newCmdList(streams))
@@ -92,6 +104,9 @@ func NewCmdBackup(f genericclioptions.RESTClientGetter, globals *options.GlobalO
 func (o *Options) Validate() error {
 	if o.Keep < 0 {
 		return exitcode.Usagef("--keep must be a positive number of backups, got %d", o.Keep)
+	}
+	if o.Silence < time.Second {
+		return exitcode.Usagef("--silence-timeout must be at least 1s, got %s", o.Silence)
 	}
 	return nil
 }
@@ -115,7 +130,7 @@ func (o *Options) Run(ctx context.Context) error {
 	out := o.streams.Out
 	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
 
-	cl, err := backup.Preflight(ctx, o.clients, o.Node, o.Force, now)
+	cl, err := backup.Preflight(ctx, o.clients, backup.PreflightOptions{Node: o.Node, Force: o.Force, Now: now, Command: o.globals.CommandName})
 	if err != nil {
 		return err
 	}
@@ -129,7 +144,11 @@ func (o *Options) Run(ctx context.Context) error {
 	if o.globals.DryRun {
 		fmt.Fprintf(out, "Plan (dry run, nothing changed):\n")
 		fmt.Fprintf(out, "  1. create a debug namespace openshift-recover-* and a privileged debug pod on %s (image %s)\n", cl.Node, o.engine(nil).ResolveImage(ctx))
-		fmt.Fprintf(out, "  2. on the host: /usr/local/bin/cluster-backup.sh /home/core/assets/backup/oc-recover-<ts>%s\n", proxyNote(cl.ProxyEnv))
+		force := ""
+		if cl.Dirty {
+			force = "--force (where the script takes it) "
+		}
+		fmt.Fprintf(out, "  2. on the host, one backup script at a time: /usr/local/bin/cluster-backup.sh %s/home/core/assets/backup/oc-recover-<ts>-<random>%s\n", force, proxyNote(cl.ProxyEnv))
 		fmt.Fprintf(out, "  3. download snapshot_<ts>.db and static_kuberesources_<ts>.tar.gz to %s, verify sha256 against the host\n", dir)
 		fmt.Fprintf(out, "  4. verify locally: sha256 trailer, bbolt consistency, test restore; write backup.json\n")
 		if !o.KeepOnNode {
@@ -142,7 +161,7 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	p.Step("Backing up etcd of cluster %s (OpenShift %s) from %s into %s", cl.ID, cl.Version, cl.Node, dir)
-	m, err := backup.Take(ctx, o.engine(o.streams.ErrOut).Runner, cl, backup.Options{OutputDir: dir, KeepOnNode: o.KeepOnNode, Tool: "oc-recover " + version.Get().GitVersion, Now: now}, p)
+	m, err := backup.Take(ctx, o.engine(o.streams.ErrOut).Runner, cl, backup.Options{OutputDir: dir, KeepOnNode: o.KeepOnNode, Tool: "oc-recover " + version.Get().GitVersion, Now: now, SilenceTimeout: o.Silence}, p)
 	if err != nil {
 		if created {
 			removeIfEmpty(dir)
@@ -157,7 +176,10 @@ func (o *Options) Run(ctx context.Context) error {
 		fmt.Fprintf(out, "  %-48s %10s  sha256 %s\n", f.Name, progress.HumanBytes(f.Size), f.SHA256)
 	}
 	fmt.Fprintf(out, "  %s\n", backup.ManifestName)
-	fmt.Fprintf(out, "Verified: sha256 trailer, bbolt consistency, revision %d, %d keys, test restore %s.\n", m.Etcd.Revision, m.Etcd.TotalKeys, map[bool]string{true: "OK", false: "skipped"}[m.Etcd.RestoreTested])
+	fmt.Fprintf(out, "Verified: sha256 trailer, bbolt consistency, revision %d, %d keys, test restore %s, static pod manifests present.\n", m.Etcd.Revision, m.Etcd.TotalKeys, map[bool]string{true: "OK", false: "skipped"}[m.Etcd.RestoreTested])
+	if m.Dirty {
+		fmt.Fprintf(out, "WARNING: possibly dirty: taken during a rollout with --force (%s); a restore refuses it without --force. Take a clean backup once the rollout is done.\n", backup.DirtyMark)
+	}
 	if m.EncryptionType != "" {
 		fmt.Fprintf(out, "etcd encryption is on (%s): %s holds the encryption keys. Store it apart from the snapshot, e.g. on another system, but keep both: a restore needs the two.\n",
 			m.EncryptionType, m.Files[1].Name)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -48,10 +49,23 @@ func newCmdList(streams genericiooptions.IOStreams) *cobra.Command {
 				return nil
 			}
 			w := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "NAME\tTAKEN\tAGE\tVERSION\tNODE\tREVISION\tSIZE")
+			fmt.Fprintln(w, "NAME\tTAKEN\tAGE\tVERSION\tNODE\tREVISION\tSIZE\tNOTE")
 			for _, e := range entries {
+				note := e.Problem
+				if e.Dirty() {
+					note = strings.TrimPrefix(note+"; possibly dirty (taken during a rollout)", "; ")
+				}
+				if e.Manifest == nil && len(e.Files) > 0 {
+					var size int64
+					for _, f := range e.Files {
+						size += f.Size
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t-\t-\t-\t%s\t%s\n", filepath.Base(e.Dir), e.Created().UTC().Format(time.RFC3339),
+						time.Since(e.Created()).Round(time.Minute), progress.HumanBytes(size), note)
+					continue
+				}
 				if e.Manifest == nil {
-					fmt.Fprintf(w, "%s\t-\t-\t-\t-\t-\t%s\n", filepath.Base(e.Dir), e.Problem)
+					fmt.Fprintf(w, "%s\t-\t-\t-\t-\t-\t-\t%s\n", filepath.Base(e.Dir), note)
 					continue
 				}
 				m := e.Manifest
@@ -59,8 +73,8 @@ func newCmdList(streams genericiooptions.IOStreams) *cobra.Command {
 				for _, f := range m.Files {
 					size += f.Size
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", filepath.Base(e.Dir), m.StartedAt.UTC().Format(time.RFC3339),
-					time.Since(m.StartedAt).Round(time.Minute), m.Version, m.Node, m.Etcd.Revision, progress.HumanBytes(size))
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", filepath.Base(e.Dir), m.StartedAt.UTC().Format(time.RFC3339),
+					time.Since(m.StartedAt).Round(time.Minute), m.Version, m.Node, m.Etcd.Revision, progress.HumanBytes(size), note)
 			}
 			return w.Flush()
 		},

@@ -25,7 +25,11 @@ func newCmdVerify(streams genericiooptions.IOStreams) *cobra.Command {
 			files backup.json lists are present with their sizes and sha256, they
 			come from one backup, the snapshot's sha256 trailer and bbolt structure
 			are sound and it restores into a throw-away etcd data directory, and
-			the static resources archive reads to the end.`),
+			the static resources archive reads to the end and holds the
+			kube-apiserver, kube-controller-manager, kube-scheduler and etcd pod
+			manifests (and, with etcd encryption on, the encryption configuration).
+			A backup taken during a rollout (files named __POSSIBLY_DIRTY__) is
+			verified like any other and reported as possibly dirty.`),
 		Example: templates.Examples(`
 			{{root}} backup verify ./backup-mycluster-20261120-030000
 			{{root}} backup verify ./backup-mycluster-20261120-030000 -o json`),
@@ -50,6 +54,9 @@ func newCmdVerify(streams genericiooptions.IOStreams) *cobra.Command {
 				fmt.Fprintf(streams.Out, "  %s\n", f.Name)
 			}
 			fmt.Fprintf(streams.Out, "  revision %d, %d keys, database %s, test restore OK\n", v.Snapshot.Revision, v.Snapshot.TotalKeys, progress.HumanBytes(v.Snapshot.DBSize))
+			if v.Dirty {
+				fmt.Fprintf(streams.Out, "WARNING: possibly dirty: taken during a rollout with --force (%s); its static pod resources may not match its snapshot, and a restore refuses it without --force.\n", backup.DirtyMark)
+			}
 			return nil
 		},
 	}

@@ -241,7 +241,7 @@ func (o *ReplaceOptions) requireBackup(ctx context.Context, rec *member.Record, 
 func (o *ReplaceOptions) takeBackup(ctx context.Context, now time.Time) (string, error) {
 	bc := backup.Clients{Kube: o.set.Kube, Config: o.set.OCConfig, Operator: o.set.Operator}
 	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
-	dir, m, err := backup.TakeInto(ctx, bc, o.engine().Runner, o.BackupDir, "oc-recover "+version.Get().GitVersion, now, p)
+	dir, m, err := backup.TakeInto(ctx, bc, o.engine().Runner, o.BackupDir, "oc-recover "+version.Get().GitVersion, o.globals.CommandName, now, p)
 	if err != nil {
 		return "", err
 	}

@@ -330,7 +330,7 @@ func (o *ShutdownOptions) requireBackup(ctx context.Context, r *power.ShutdownRe
 func (o *ShutdownOptions) takeBackup(ctx context.Context) (string, error) {
 	bc := backup.Clients{Kube: o.set.Kube, Config: o.set.OCConfig, Operator: o.set.Operator}
 	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
-	dir, m, err := backup.TakeInto(ctx, bc, o.engine().Runner, o.BackupDir, "oc-recover "+version.Get().GitVersion, o.now, p)
+	dir, m, err := backup.TakeInto(ctx, bc, o.engine().Runner, o.BackupDir, "oc-recover "+version.Get().GitVersion, o.globals.CommandName, o.now, p)
 	if err != nil {
 		return "", err
 	}
