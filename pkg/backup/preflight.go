@@ -72,6 +72,10 @@ type PreflightOptions struct {
 	Now   time.Time
 	// Command is how the user runs the plugin ("oc recover"), for advice.
 	Command string
+	// ForceAdvice replaces the advice to pass --force during a rollout,
+	// for commands that take a backup on the way and whose --force means
+	// something else.
+	ForceAdvice string
 }
 
 // ControlPlaneNode is one control-plane node and why it may or may not serve
@@ -123,7 +127,7 @@ func Preflight(ctx context.Context, c Clients, o PreflightOptions) (*Cluster, er
 	}
 	if len(cl.Rollouts) > 0 {
 		if !force {
-			return nil, rolloutRefusal(cl.Rollouts, o.Command)
+			return nil, rolloutRefusal(cl.Rollouts, o.Command, o.ForceAdvice)
 		}
 		var what []string
 		for _, r := range cl.Rollouts {

@@ -63,7 +63,8 @@ func (r Requirement) Check(ctx context.Context, config configclient.Interface, n
 // TakeInto takes a backup from the first healthy control-plane node into a
 // new directory under parent, named as `backup` names it.
 func TakeInto(ctx context.Context, c Clients, start StartRunner, parent, tool, command string, now time.Time, p Progress) (string, *Manifest, error) {
-	cl, err := Preflight(ctx, c, PreflightOptions{Now: now, Command: command})
+	cl, err := Preflight(ctx, c, PreflightOptions{Now: now, Command: command,
+		ForceAdvice: fmt.Sprintf("or take one anyway with `%s backup --force --output-dir %s/<name>` (marked __POSSIBLY_DIRTY__), then run this command again without --backup", command, parent)})
 	if err != nil {
 		return "", nil, err
 	}

@@ -64,8 +64,9 @@ func Rollouts(ctx context.Context, config configclient.Interface) ([]Rollout, er
 }
 
 // rolloutRefusal explains why a backup during a rollout is refused, and the
-// two ways on.
-func rolloutRefusal(rollouts []Rollout, command string) error {
+// two ways on: wait, or what forceAdvice says (empty: the backup command's
+// own --force).
+func rolloutRefusal(rollouts []Rollout, command, forceAdvice string) error {
 	var names, lines []string
 	for _, r := range rollouts {
 		names = append(names, r.Operator)
@@ -75,12 +76,14 @@ func rolloutRefusal(rollouts []Rollout, command string) error {
 	if len(rollouts) > 1 {
 		verb = "are"
 	}
+	if forceAdvice == "" {
+		forceAdvice = "or pass --force to take it now: the files are then named __POSSIBLY_DIRTY__, backup.json records it, and a restore refuses such a backup without --force"
+	}
 	return fmt.Errorf("refusing, nothing was done: %s %s rolling out a new revision (or its state is unknown):\n%s\n"+
 		"A backup taken now could pair the etcd snapshot with static pod resources of another revision, "+
 		"which is why the etcd operator's backup script (cluster-backup.sh, OpenShift 4.6 and later) refuses it too.\n"+
-		"Wait until `%s get clusteroperators %s` shows PROGRESSING False, then run `%s backup` again; "+
-		"or pass --force to take it now: the files are then named __POSSIBLY_DIRTY__, backup.json records it, and a restore refuses such a backup without --force",
-		strings.Join(names, ", "), verb, strings.Join(lines, "\n"), clientOf(command), strings.Join(StaticPodOperators, " "), command)
+		"Wait until `%s get clusteroperators %s` shows PROGRESSING False, then run `%s backup` again; %s",
+		strings.Join(names, ", "), verb, strings.Join(lines, "\n"), clientOf(command), strings.Join(StaticPodOperators, " "), command, forceAdvice)
 }
 
 // minorVersion returns the major and minor numbers of an OpenShift version
