@@ -213,19 +213,16 @@ func Take(ctx context.Context, start StartRunner, cl *Cluster, opts Options, p P
 	return m, syncDir(opts.OutputDir)
 }
 
-// runHostScript runs the etcd operator's backup script (4.4+), or the 4.3
-// one when that is what the host has, into hostDir, and returns the names
-// of the two files it wrote.
+// runHostScript runs the etcd operator's backup script (4.4+) into hostDir,
+// and returns the names of the two files it wrote. Releases without it
+// (4.3 and older) are refused before any host is touched (package era).
 func runHostScript(ctx context.Context, s debugnode.Runner, hostDir string, env map[string]string, p Progress) ([]string, string, error) {
 	script := `set -o pipefail
 if [ -x /usr/local/bin/cluster-backup.sh ]; then
   echo "oc-recover: running /usr/local/bin/cluster-backup.sh"
   /usr/local/bin/cluster-backup.sh "$OC_RECOVER_DIR"
-elif [ -x /usr/local/bin/etcd-snapshot-backup.sh ]; then
-  echo "oc-recover: running /usr/local/bin/etcd-snapshot-backup.sh"
-  /usr/local/bin/etcd-snapshot-backup.sh "$OC_RECOVER_DIR"
 else
-  echo "oc-recover: neither /usr/local/bin/cluster-backup.sh nor /usr/local/bin/etcd-snapshot-backup.sh exists on this host" >&2
+  echo "oc-recover: /usr/local/bin/cluster-backup.sh does not exist on this host" >&2
   exit 127
 fi
 rc=$?
