@@ -31,8 +31,8 @@ var backupLong = templates.LongDesc(`
 	Take an etcd backup and bring it to this machine, verified.
 
 	On one healthy control-plane node, through a temporary debug pod, runs the
-	etcd operator's /usr/local/bin/cluster-backup.sh (or the 4.3
-	etcd-snapshot-backup.sh), with the cluster-wide proxy exported. Downloads
+	etcd operator's /usr/local/bin/cluster-backup.sh (OpenShift 4.4 and
+	later), with the cluster-wide proxy exported. Downloads
 	snapshot_<ts>.db and static_kuberesources_<ts>.tar.gz into --output-dir,
 	checks them against the host's sha256, then proves them here: the
 	snapshot's sha256 trailer, bbolt consistency, its revision and key count,
