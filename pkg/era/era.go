@@ -90,7 +90,7 @@ func RequireSupported(ctx context.Context, c Clients) (*Release, error) {
 		return nil, &UnsupportedError{msg: "refusing, nothing was done: this cluster has no clusterversion/version (config.openshift.io/v1) and no /version/openshift, so it is not OpenShift 4 (nor OpenShift 3); " + supported}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read clusterversion/version (to tell the OpenShift release): %w", err)
+		return nil, readError("read clusterversion/version (to tell the OpenShift release)", err)
 	}
 	version, err := Version(cv)
 	if err != nil {
@@ -105,7 +105,7 @@ func RequireSupported(ctx context.Context, c Clients) (*Release, error) {
 	}
 	pods, err := c.Kube.CoreV1().Pods("openshift-etcd").List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("list pods in openshift-etcd (to tell how etcd is run): %w", err)
+		return nil, readError("list pods in openshift-etcd (to tell how etcd is run)", err)
 	}
 	for _, p := range pods.Items {
 		if strings.HasPrefix(p.Name, "etcd-member-") {
@@ -113,6 +113,15 @@ func RequireSupported(ctx context.Context, c Clients) (*Release, error) {
 		}
 	}
 	return rel, nil
+}
+
+// readError is a failure to read what decides: not a refusal. Forbidden
+// says what is missing (every command needs cluster-admin).
+func readError(what string, err error) error {
+	if apierrors.IsForbidden(err) {
+		return fmt.Errorf("%s: %w; oc-recover needs the cluster-admin role: log in as a cluster administrator (oc login, or a kubeconfig with cluster-admin)", what, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // Version returns the release clusterversion/version says the cluster runs:

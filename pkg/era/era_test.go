@@ -11,6 +11,7 @@ import (
 	configv1 "github.com/openshift/api/config/v1"
 	configfake "github.com/openshift/client-go/config/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	kubefake "k8s.io/client-go/kubernetes/fake"
@@ -182,5 +183,17 @@ func TestAnUnreachableAPIDecidesNothing(t *testing.T) {
 	_, err = RequireSupported(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), Config: cvErr, REST: restClient})
 	if err == nil || IsUnsupported(err) || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("err = %v, want a read error that is no refusal", err)
+	}
+}
+
+func TestAUserWithoutClusterAdminIsToldSo(t *testing.T) {
+	config := configfake.NewSimpleClientset(clusterVersion("4.14.3", "4.14.3"))
+	kube := kubefake.NewSimpleClientset()
+	kube.PrependReactor("list", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("no RBAC policy matched"))
+	})
+	_, err := RequireSupported(context.Background(), Clients{Kube: kube, Config: config, REST: versionServer(t, "")})
+	if err == nil || IsUnsupported(err) || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "needs the cluster-admin role") {
+		t.Fatalf("err = %v", err)
 	}
 }
