@@ -212,7 +212,7 @@ func refuse4(rel *Release, memberPod string) error {
 		// The version says 4.4 or later, the pods say 4.3: an update from
 		// 4.3 that has not moved etcd to the operator yet, or not finished.
 		docsRelease = "4.3"
-		what = fmt.Sprintf("this cluster reports %s but runs etcd in etcd-member-<node> pods (%s in openshift-etcd), the OpenShift 4.3 layout without the etcd operator; is an update from 4.3 still in progress?", rel, memberPod)
+		what = fmt.Sprintf("this cluster reports %s but runs etcd in etcd-member-<node> pods (%s in openshift-etcd), the OpenShift 4.3 layout without the etcd operator, as while an update from 4.3 is not finished", rel, memberPod)
 	}
 	docs := fmt.Sprintf(`the OpenShift Container Platform %s documentation, Backup and restore`, docsRelease)
 	if docsRelease == "4.3" {
