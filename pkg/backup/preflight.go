@@ -21,6 +21,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 )
 
@@ -100,7 +101,7 @@ func Preflight(ctx context.Context, c Clients, o PreflightOptions) (*Cluster, er
 	cl.ID = string(cv.Spec.ClusterID)
 	cl.Version, cl.InstalledAt = clusterVersion(cv)
 	if cl.Version == "" {
-		return nil, fmt.Errorf("clusterversion/version reports no version yet; is the installation finished?")
+		return nil, era.ErrNoVersion
 	}
 	if age := now.Sub(cl.InstalledAt); !cl.InstalledAt.IsZero() && age < FirstRotationGuard {
 		if !force {
@@ -162,13 +163,7 @@ func requireClusterAdmin(ctx context.Context, kube kubernetes.Interface) error {
 // clusterVersion returns the version the cluster runs (the newest completed
 // update) and when it was installed (the oldest history entry).
 func clusterVersion(cv *configv1.ClusterVersion) (string, time.Time) {
-	version := cv.Status.Desired.Version
-	for _, h := range cv.Status.History {
-		if h.State == configv1.CompletedUpdate {
-			version = h.Version
-			break
-		}
-	}
+	version, _ := era.Version(cv)
 	var installed time.Time
 	if n := len(cv.Status.History); n > 0 {
 		installed = cv.Status.History[n-1].StartedTime.Time

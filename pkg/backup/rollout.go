@@ -3,13 +3,14 @@ package backup
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	configv1 "github.com/openshift/api/config/v1"
 	configclient "github.com/openshift/client-go/config/clientset/versioned"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/oc-recover/oc-recover/pkg/era"
 )
 
 // StaticPodOperators are the cluster operators whose rollouts a backup
@@ -86,25 +87,13 @@ func rolloutRefusal(rollouts []Rollout, command, forceAdvice string) error {
 		strings.Join(names, ", "), verb, strings.Join(lines, "\n"), clientOf(command), strings.Join(StaticPodOperators, " "), command, forceAdvice)
 }
 
-// minorVersion returns the major and minor numbers of an OpenShift version
-// such as 4.14.8; ok is false when it cannot be read.
-func minorVersion(v string) (major, minor int, ok bool) {
-	parts := strings.SplitN(strings.TrimPrefix(v, "v"), ".", 3)
-	if len(parts) < 2 {
-		return 0, 0, false
-	}
-	major, err1 := strconv.Atoi(parts[0])
-	minor, err2 := strconv.Atoi(strings.TrimRightFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
-	return major, minor, err1 == nil && err2 == nil
-}
-
 // scriptUsesLocalAPI says whether the release's backup script reads the
 // operators' state through the node's own kube-apiserver (4.6 and later,
 // through localhost.kubeconfig): a node whose own API server does not
 // answer cannot take a backup there.
 func scriptUsesLocalAPI(version string) bool {
-	major, minor, ok := minorVersion(version)
-	return !ok || major > 4 || (major == 4 && minor >= 6)
+	rel, ok := era.Parse(version)
+	return !ok || rel.Major > 4 || (rel.Major == 4 && rel.Minor >= 6)
 }
 
 // clientOf is the client the user runs the plugin from ("oc" for "oc

@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 )
 
@@ -47,6 +48,10 @@ func New(cfg *rest.Config) (*Set, error) {
 	}
 	return s, nil
 }
+
+// Era is what era.RequireSupported reads, which every command that talks to
+// a cluster calls first.
+func (s *Set) Era() era.Clients { return era.Clients{Kube: s.Kube, Config: s.OCConfig} }
 
 // FromGetter builds the clients from the command line's kubeconfig flags: a
 // kubeconfig that cannot be loaded is a usage error (exit 2). qps and burst,

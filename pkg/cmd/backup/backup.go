@@ -19,6 +19,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/backup"
 	"github.com/oc-recover/oc-recover/pkg/clients"
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
+	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/options"
 	"github.com/oc-recover/oc-recover/pkg/progress"
@@ -130,6 +131,9 @@ func (o *Options) Run(ctx context.Context) error {
 	out := o.streams.Out
 	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
 
+	if _, err := era.RequireSupported(ctx, era.Clients{Kube: o.clients.Kube, Config: o.clients.Config}); err != nil {
+		return err
+	}
 	cl, err := backup.Preflight(ctx, o.clients, backup.PreflightOptions{Node: o.Node, Force: o.Force, Now: now, Command: o.globals.CommandName})
 	if err != nil {
 		return err

@@ -70,6 +70,13 @@ func (o *Options) Complete(f genericclioptions.RESTClientGetter) error {
 }
 
 // Run lists the leftovers and removes them.
+//
+// Unlike the other commands, cleanup does not call era.RequireSupported: it
+// only lists and deletes namespaces labelled
+// app.kubernetes.io/managed-by=oc-recover, which every Kubernetes release
+// serves alike, and on a release the others refuse (OpenShift 3.x, 4.0-4.3)
+// those can only be what an older oc-recover left there, which is exactly
+// what the user then needs removed.
 func (o *Options) Run(ctx context.Context) error {
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()

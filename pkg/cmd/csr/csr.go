@@ -21,6 +21,7 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/clients"
 	"github.com/oc-recover/oc-recover/pkg/csr"
+	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/options"
 	"github.com/oc-recover/oc-recover/pkg/output"
@@ -97,6 +98,7 @@ type ApproveOptions struct {
 	globals  *options.GlobalOptions
 	streams  genericiooptions.IOStreams
 	approver *csr.Approver
+	era      era.Clients
 }
 
 func newCmdApprove(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
@@ -142,6 +144,7 @@ func (o *ApproveOptions) Complete(f genericclioptions.RESTClientGetter) error {
 		return err
 	}
 	o.approver = &csr.Approver{Kube: set.Kube, Machine: set.Machine}
+	o.era = set.Era()
 	return nil
 }
 
@@ -156,6 +159,9 @@ type session struct {
 func (o *ApproveOptions) Run(ctx context.Context) error {
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
+	if _, err := era.RequireSupported(ctx, o.era); err != nil {
+		return err
+	}
 	s := &session{newNodes: sets.New(o.NewNodes...), declined: sets.New[string]()}
 	switch {
 	case o.globals.DryRun:

@@ -15,6 +15,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/clients"
+	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/member"
 	"github.com/oc-recover/oc-recover/pkg/options"
@@ -38,6 +39,7 @@ type StatusOptions struct {
 	globals *options.GlobalOptions
 	streams genericiooptions.IOStreams
 	clients member.Clients
+	era     era.Clients
 }
 
 func newCmdStatus(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
@@ -80,6 +82,7 @@ func (o *StatusOptions) Complete(f genericclioptions.RESTClientGetter) error {
 		return err
 	}
 	o.clients = member.Clients{Kube: set.Kube, Machine: set.Machine, Operator: set.Operator, Config: set.Config}
+	o.era = set.Era()
 	return nil
 }
 
@@ -87,6 +90,9 @@ func (o *StatusOptions) Complete(f genericclioptions.RESTClientGetter) error {
 func (o *StatusOptions) Run(ctx context.Context) error {
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
+	if _, err := era.RequireSupported(ctx, o.era); err != nil {
+		return err
+	}
 	r, err := member.Gather(ctx, o.clients)
 	if err != nil {
 		return err

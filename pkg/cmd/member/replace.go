@@ -16,6 +16,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/backup"
 	"github.com/oc-recover/oc-recover/pkg/clients"
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
+	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/member"
 	"github.com/oc-recover/oc-recover/pkg/options"
@@ -143,6 +144,9 @@ func (o *ReplaceOptions) engine() *debugnode.Engine {
 func (o *ReplaceOptions) Run(ctx context.Context) error {
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
+	if _, err := era.RequireSupported(ctx, o.set.Era()); err != nil {
+		return err
+	}
 	out := o.streams.Out
 	now := time.Now()
 	rc := member.ReplaceClients{

@@ -21,6 +21,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/backup"
 	"github.com/oc-recover/oc-recover/pkg/clients"
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
+	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/options"
 	"github.com/oc-recover/oc-recover/pkg/output"
@@ -160,6 +161,9 @@ func (o *ShutdownOptions) human() io.Writer {
 func (o *ShutdownOptions) Run(ctx context.Context) error {
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
+	if _, err := era.RequireSupported(ctx, o.set.Era()); err != nil {
+		return err
+	}
 	out := o.human()
 	nodes, err := o.set.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {

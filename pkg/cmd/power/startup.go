@@ -17,6 +17,7 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/clients"
 	"github.com/oc-recover/oc-recover/pkg/csr"
+	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/options"
 	"github.com/oc-recover/oc-recover/pkg/output"
@@ -135,6 +136,8 @@ type startupRun struct {
 	confirmed bool
 	progress  string
 	apiError  string
+	// release is set once the API has answered era.RequireSupported.
+	release *era.Release
 }
 
 // Run approves and waits until the cluster is up or the time is up.
@@ -146,7 +149,7 @@ func (o *StartupOptions) Run(ctx context.Context) error {
 	for {
 		err := o.round(ctx, s)
 		switch {
-		case errors.Is(err, errNotConfirmed):
+		case errors.Is(err, errNotConfirmed), era.IsUnsupported(err):
 			return err
 		case err != nil && ctx.Err() != nil:
 			return o.finish(ctx, s)
@@ -174,6 +177,15 @@ var errNotConfirmed = errors.New("not confirmed; nothing approved")
 // round reads the cluster, approves what is valid, and judges the nodes
 // and cluster operators.
 func (o *StartupOptions) round(ctx context.Context, s *startupRun) error {
+	// The API may not answer yet: that decides nothing, and the next round
+	// asks again; only an answer that names an unsupported release stops.
+	if s.release == nil {
+		rel, err := era.RequireSupported(ctx, o.set.Era())
+		if err != nil {
+			return err
+		}
+		s.release = rel
+	}
 	snap, err := o.approver.Read(ctx)
 	if err != nil {
 		return err

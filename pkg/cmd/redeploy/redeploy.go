@@ -13,6 +13,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/clients"
+	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/options"
 	"github.com/oc-recover/oc-recover/pkg/prompt"
@@ -45,6 +46,7 @@ type Options struct {
 	globals *options.GlobalOptions
 	streams genericiooptions.IOStreams
 	client  operatorclient.Interface
+	era     era.Clients
 }
 
 // NewCmdRedeploy returns the redeploy command.
@@ -93,6 +95,7 @@ func (o *Options) Complete(f genericclioptions.RESTClientGetter) error {
 		return err
 	}
 	o.client = set.Operator
+	o.era = set.Era()
 	return nil
 }
 
@@ -108,6 +111,9 @@ func (o *Options) Run(ctx context.Context) error {
 			return exitcode.Usage(err)
 		}
 		ops = append(ops, op)
+	}
+	if _, err := era.RequireSupported(ctx, o.era); err != nil {
+		return err
 	}
 	reason := redeploy.NewReason(time.Now())
 	if o.globals.DryRun {
