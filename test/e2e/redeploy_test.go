@@ -63,11 +63,12 @@ func TestRedeployRollsANewRevisionToEveryNode(t *testing.T) {
 
 	// A stopped node holds the rollout back: redeploy times out and says
 	// where it stands; once the node is back, a re-run finishes that rollout
-	// instead of starting another.
+	// instead of starting another. The timeout leaves the two running
+	// nodes ample time to install the revision however loaded the machine.
 	if err := b.StopMachine(ctx, "master-2"); err != nil {
 		t.Fatal(err)
 	}
-	r = run(t, b, "", "kubectl-recover", "redeploy", "kube-scheduler", "--timeout", "5s")
+	r = run(t, b, "", "kubectl-recover", "redeploy", "kube-scheduler", "--timeout", "30s")
 	if r.code != 1 || !strings.Contains(r.stderr, "1 node is at revision 6; 2 nodes are at revision 7") || !strings.Contains(r.stderr, "--timeout") {
 		t.Fatalf("redeploy with a stopped node: %s", r)
 	}
