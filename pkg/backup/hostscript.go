@@ -94,7 +94,7 @@ args=()
 if [ "$OC_RECOVER_FORCE" = 1 ] && grep -q -e '__POSSIBLY_DIRTY__' "$script"; then
   args=(--force)
 fi
-echo "oc-recover: running $script ${args[*]} $dir"
+echo "oc-recover: running $script${args[*]:+ ${args[*]}} $dir"
 echo "oc-recover: script output begins"
 BASH_XTRACEFD=8 bash -x "$script" "${args[@]}" "$dir" 8>"$dir.trace"
 rc=$?
