@@ -730,7 +730,7 @@ func (k *FakeKubelet) hostCommand(pod *corev1.Pod, c *corev1.Container, argv []s
 		hc.Env = append(hc.Env, e.Name+"="+e.Value)
 	}
 	if _, mirror := pod.Annotations[mirrorPodAnnotation]; mirror {
-		return hc
+		return staticPodCommand(pod, hc)
 	}
 	hc.ContainerRoot = filepath.Join(k.containerDir, string(pod.UID), c.Name)
 	hostVolumes := map[string]bool{}
