@@ -352,7 +352,7 @@ func TestHostToolClusterRestore(t *testing.T) {
 	defer cancel()
 	untouched := func(what string) {
 		t.Helper()
-		r := hostRun(t, b, "master-0", "ls /etc/kubernetes/manifests; test ! -e /etc/kubernetes/manifests-stopped && test ! -e /var/lib/etcd-backup && test -d /var/lib/etcd/member && echo untouched")
+		r := hostRun(t, b, "master-0", "ls /etc/kubernetes/manifests; test ! -e /home/core/assets/manifests-stopped && test ! -e /var/lib/etcd-backup && test -d /var/lib/etcd/member && echo untouched")
 		want := "etcd-pod.yaml\nkube-apiserver-pod.yaml\nkube-controller-manager-pod.yaml\nkube-scheduler-pod.yaml\nuntouched\n"
 		if r.stdout != want || !b.Node("master-0").Etcd.Running() {
 			t.Errorf("%s changed the host: %s (member running: %v)", what, r, b.Node("master-0").Etcd.Running())
@@ -422,7 +422,8 @@ mv /var/lib/etcd/ /tmp/`)
 
 	// The kubelet starts the member from the restored data dir: a cluster
 	// of one, holding what the snapshot held.
-	etcdctl := ". /etc/kubernetes/static-pod-resources/etcd-certs/configmaps/etcd-scripts/etcd.env && etcdctl "
+	// etcdctl is not on an RHCOS host: the scripts' copy out of the etcd image is.
+	etcdctl := ". /etc/kubernetes/static-pod-resources/etcd-certs/configmaps/etcd-scripts/etcd.env && PATH=$PATH:/etc/kubernetes/static-pod-resources/bin etcdctl "
 	waitForHost(t, b, "master-0", etcdctl+"endpoint health >/dev/null 2>&1 && echo healthy", "healthy\n")
 	r = hostRun(t, b, "master-0", etcdctl+"member list -w simple | cut -d, -f3")
 	if r.stdout != " master-0\n" {
