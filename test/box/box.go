@@ -114,6 +114,7 @@ type Box struct {
 	csrSigner     *CertKey // signs the kubelets' certificates
 	operators     *clusterOperators
 	rollouts      *rollouts // the roller's rollouts, as the operators see them
+	nodeAPI       nodeAPIServers
 	cancel        context.CancelFunc
 	wg            sync.WaitGroup
 	stopOnce      sync.Once
@@ -255,6 +256,7 @@ func (b *Box) Stop() {
 		}
 		wg.Wait()
 		klogf("box stop: kubelets %v", time.Since(t0))
+		b.closeNodeAPIServers()
 		if b.stopAPIServer != nil {
 			b.stopAPIServer()
 		}

@@ -33,7 +33,7 @@ const localhostKubeconfig = "/etc/kubernetes/static-pod-resources/kube-apiserver
 // on control-plane hosts, what the etcd operator and the installer leave
 // there for the release's profile: cluster-backup.sh, etcd.env and
 // etcd-common-tools, the etcd image in podman's store, and the node's
-// localhost kubeconfig. etcdctl and etcdutl are not installed: the scripts
+// localhost kubeconfig naming its own kube-apiserver (started here). etcdctl and etcdutl are not installed: the scripts
 // copy them out of the etcd image.
 func (b *Box) installHostTools(root string, n *Node, masters []*Node) error {
 	p := profileFor(b.opts.Version)
@@ -69,11 +69,10 @@ func (b *Box) installHostTools(root string, n *Node, masters []*Node) error {
 	if err := installEtcdImage(root, p); err != nil {
 		return err
 	}
-	kc := filepath.Join(root, localhostKubeconfig)
-	if err := os.MkdirAll(filepath.Dir(kc), 0o755); err != nil {
+	if err := b.writeLocalhostKubeconfig(root, n); err != nil {
 		return err
 	}
-	return b.WriteKubeconfig(kc, AdminToken)
+	return b.startNodeAPIServer(n)
 }
 
 // installHostFile writes one of hostToolFiles at path on the host.

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/oc-recover/oc-recover/test/box"
 )
 
@@ -214,5 +217,60 @@ PATH=/root/wrap:$PATH cluster-backup.sh --force /home/core/corrupt`)
 				t.Errorf("a failed backup left files: %s", r)
 			}
 		})
+	}
+}
+
+// A node's own kube-apiserver stopped: that host's oc (the localhost
+// kubeconfig) gets no answer, so 4.6+'s backup there cannot check the
+// operators, and its mirror pod is not Ready; the other hosts still reach
+// theirs.
+func TestBoxStopNodeAPIServer(t *testing.T) {
+	b := startBox(t, box.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const oc = "oc get co kube-apiserver -o jsonpath='{.status.conditions[?(@.type==\"Available\")].status}' --request-timeout=5s"
+	podReady := func(want corev1.ConditionStatus) {
+		t.Helper()
+		err := box.WaitFor(ctx, 30*time.Second, "kube-apiserver-master-1 Ready="+string(want), func(ctx context.Context) (bool, string, error) {
+			p, err := b.Kube.CoreV1().Pods("openshift-kube-apiserver").Get(ctx, "kube-apiserver-master-1", metav1.GetOptions{})
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodReady {
+					return c.Status == want, string(c.Status), nil
+				}
+			}
+			return false, "no Ready condition", nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	kc := "KUBECONFIG=/etc/kubernetes/static-pod-resources/kube-apiserver-certs/secrets/node-kubeconfigs/localhost.kubeconfig "
+	if r := hostRun(t, b, "master-1", kc+oc); r.stdout != "True" {
+		t.Fatalf("oc on master-1: %s", r)
+	}
+	podReady(corev1.ConditionTrue)
+	if err := b.StopNodeAPIServer("master-1"); err != nil {
+		t.Fatal(err)
+	}
+	if r := hostRun(t, b, "master-1", kc+oc); r.code == 0 {
+		t.Errorf("oc on master-1 with its apiserver stopped: %s", r)
+	}
+	r := hostRun(t, b, "master-1", "cluster-backup.sh /home/core/backup")
+	if r.code != 1 || !strings.Contains(r.stdout, "Could not find the status of the kube-apiserver. Check if the API server is running. Pass the --force flag to skip checks.\n") {
+		t.Errorf("backup on master-1 with its apiserver stopped: %s", r)
+	}
+	if r := hostRun(t, b, "master-0", kc+oc); r.stdout != "True" {
+		t.Errorf("oc on master-0: %s", r)
+	}
+	podReady(corev1.ConditionFalse)
+	if err := b.StartNodeAPIServer("master-1"); err != nil {
+		t.Fatal(err)
+	}
+	podReady(corev1.ConditionTrue)
+	if r := hostRun(t, b, "master-1", kc+oc); r.stdout != "True" {
+		t.Errorf("oc on master-1 after its apiserver started: %s", r)
 	}
 }
