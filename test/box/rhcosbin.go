@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 )
 
 // rhcosTools are the executables of an RHCOS host's /usr/bin and /usr/sbin
@@ -73,6 +74,7 @@ func buildRHCOSBin() (string, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return "", err
 	}
+	removeStaleRHCOSBins(parent)
 	dir, err := os.MkdirTemp(parent, "rhcos-bin-")
 	if err != nil {
 		return "", err
@@ -109,6 +111,17 @@ func buildRHCOSBin() (string, error) {
 		}
 	}
 	return dir, nil
+}
+
+// removeStaleRHCOSBins removes the host bin dirs of earlier processes (a
+// day old: no test process runs that long).
+func removeStaleRHCOSBins(parent string) {
+	old, _ := filepath.Glob(filepath.Join(parent, "rhcos-bin-*"))
+	for _, d := range old {
+		if fi, err := os.Stat(d); err == nil && time.Since(fi.ModTime()) > 24*time.Hour {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // findSystemTool is the real file behind name in this machine's /usr/bin,
