@@ -113,6 +113,8 @@ type Box struct {
 	etcdPKI       *etcdTLS
 	csrSigner     *CertKey // signs the kubelets' certificates
 	operators     *clusterOperators
+	rollouts      *rollouts // the roller's rollouts, as the operators see them
+	nodeAPI       nodeAPIServers
 	cancel        context.CancelFunc
 	wg            sync.WaitGroup
 	stopOnce      sync.Once
@@ -207,6 +209,7 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	b.startHostAgents(runCtx)
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); b.namespaceController(runCtx) }()
+	b.rollouts = newRollouts()
 	roller := &revisionRoller{b: b, period: 150 * time.Millisecond, installTime: time.Second, observed: map[string]string{}, started: map[string]time.Time{}}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); roller.run(runCtx) }()
@@ -253,6 +256,7 @@ func (b *Box) Stop() {
 		}
 		wg.Wait()
 		klogf("box stop: kubelets %v", time.Since(t0))
+		b.closeNodeAPIServers()
 		if b.stopAPIServer != nil {
 			b.stopAPIServer()
 		}
@@ -474,17 +478,13 @@ func (b *Box) seedCluster(ctx context.Context) error {
 			return err
 		}
 	}
-	tools, err := hostToolBinaries()
-	if err != nil {
-		return err
-	}
 	var eps []string
 	for _, n := range b.masters() {
 		eps = append(eps, n.Etcd.ClientURL())
 	}
 	nodes := b.NodeList()
 	for _, n := range nodes {
-		if err := b.provisionHost(n, tools, eps); err != nil {
+		if err := b.provisionHost(n, eps); err != nil {
 			return fmt.Errorf("provision %s: %w", n.Name, err)
 		}
 		k, err := b.newKubelet(n)
@@ -525,8 +525,8 @@ func (b *Box) newKubelet(n *Node) (*FakeKubelet, error) {
 // provisionHost puts on a host what the installer leaves there: the static
 // pods at their current revisions with their resources, etcd's certificates
 // and the host tools.
-func (b *Box) provisionHost(n *Node, tools map[string]string, endpoints []string) error {
-	if err := installHostTools(n.Sandbox.Root, tools, n, b.masters()); err != nil {
+func (b *Box) provisionHost(n *Node, endpoints []string) error {
+	if err := b.installHostTools(n.Sandbox.Root, n, b.masters()); err != nil {
 		return err
 	}
 	if !n.Master {
@@ -536,11 +536,14 @@ func (b *Box) provisionHost(n *Node, tools map[string]string, endpoints []string
 		return err
 	}
 	for _, op := range staticPodOperators {
-		pod := controlPlanePodManifest(op, op.Revision)
-		if op.Pod == "etcd" {
-			pod = etcdPodManifest(n.Name, op.Revision, endpoints)
-		}
-		if err := writeStaticPod(n.Sandbox.Root, op.Pod, op.Revision, pod); err != nil {
+		err := writeStaticPodRevisions(n.Sandbox.Root, op.Pod, op.Revision, func(rev int32) error {
+			pod := controlPlanePodManifest(op, rev)
+			if op.Pod == "etcd" {
+				pod = etcdPodManifest(n.Name, rev, endpoints)
+			}
+			return writeStaticPod(n.Sandbox.Root, op.Pod, rev, pod)
+		})
+		if err != nil {
 			return err
 		}
 	}

@@ -249,6 +249,10 @@ func (c *clusterOperators) sync(ctx context.Context, nodes []*corev1.Node) error
 	defer cancel()
 	for i, name := range ClusterOperatorNames {
 		want, affected := v.effect(name)
+		if msg, ok := c.b.rollouts.progressingMessage(name); ok {
+			// A static-pod operator rolling a revision out.
+			want.Progressing, want.Reason, want.Message, affected = true, "NodeInstaller", msg, true
+		}
 		last, known := c.written[name]
 		switch {
 		case affected:

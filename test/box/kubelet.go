@@ -730,7 +730,7 @@ func (k *FakeKubelet) hostCommand(pod *corev1.Pod, c *corev1.Container, argv []s
 		hc.Env = append(hc.Env, e.Name+"="+e.Value)
 	}
 	if _, mirror := pod.Annotations[mirrorPodAnnotation]; mirror {
-		return hc
+		return staticPodCommand(pod, hc)
 	}
 	hc.ContainerRoot = filepath.Join(k.containerDir, string(pod.UID), c.Name)
 	hostVolumes := map[string]bool{}
@@ -1141,7 +1141,7 @@ func (k *FakeKubelet) staticPodStatus(pod *corev1.Pod, state etcdContainerState)
 	}
 	st.ContainerStatuses = nil
 	for _, c := range pod.Spec.Containers {
-		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: c.Image, Ready: true, Started: ptr.To(true),
+		cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: c.Image, Ready: !k.apiServerStopped(c.Name), Started: ptr.To(true),
 			ContainerID: "cri-o://" + runtimeID(podID, c.Name, "0"),
 			State:       corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: *st.StartTime}}}
 		if old, ok := prev[c.Name]; ok && old.State.Running != nil && healthy {

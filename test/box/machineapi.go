@@ -326,15 +326,11 @@ func (b *Box) newHost(ctx context.Context, name string, master bool, machine str
 		return nil, err
 	}
 	n.Sandbox = sb
-	tools, err := hostToolBinaries()
-	if err != nil {
-		return nil, err
-	}
 	masters := b.masters()
 	if master {
 		masters = append(masters, n)
 	}
-	if err := installHostTools(sb.Root, tools, n, masters); err != nil {
+	if err := b.installHostTools(sb.Root, n, masters); err != nil {
 		return nil, err
 	}
 	if master {

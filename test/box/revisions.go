@@ -104,6 +104,15 @@ func (r *revisionRoller) step(ctx context.Context, op staticPodOperator) error {
 			return err
 		}
 		st := obj.status
+		r.b.rollouts.record(op, st)
+		update := obj.update
+		obj.update = func(ctx context.Context) error {
+			err := update(ctx)
+			if err == nil {
+				r.b.rollouts.record(op, st)
+			}
+			return err
+		}
 		// The operators' node controller: one node status per
 		// control-plane node.
 		if nodes, err := r.b.controlPlaneNodeNames(); err == nil && syncNodeStatuses(st, nodes) {
@@ -142,6 +151,9 @@ func (r *revisionRoller) step(ctx context.Context, op staticPodOperator) error {
 			r.mu.Unlock()
 			return nil
 		case behind >= 0:
+			if r.b.rollouts.isHeld(op.Resource) {
+				return nil // HoldRollout: the installer pods wait
+			}
 			ns := &st.NodeStatuses[behind]
 			node := r.b.Node(ns.NodeName)
 			if node == nil || node.Kubelet == nil || !node.Kubelet.serviceActive() {

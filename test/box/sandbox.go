@@ -13,9 +13,12 @@ import (
 // HostPath is the PATH of a simulated RHCOS host.
 const HostPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-// systemDirs are bound read-only from the test machine into every sandbox root
-// and container root, so the ordinary host tools (sh, tar, sha256sum, mv, ...)
-// exist. /usr/local is deliberately not among them: it belongs to the node.
+// systemDirs are bound read-only from the test machine into every container
+// root, so the ordinary tools (sh, tar, sha256sum, mv, ...) exist. A host
+// root gets the shared libraries and data (/usr/lib*, /usr/share) but not
+// this machine's executables: its /usr/bin and /usr/sbin hold only what an
+// RHCOS host has (rhcosBin), and it has no /usr/libexec. /usr/local is
+// deliberately not among them: it belongs to the node.
 var systemDirs = []string{"usr/bin", "usr/sbin", "usr/lib", "usr/lib64", "usr/libexec", "usr/share"}
 
 // systemEtc are the few files of /etc that the system tools need to run
@@ -40,6 +43,9 @@ type Sandbox struct {
 	Node string
 	// Root is where the host's "/" lives on the test machine.
 	Root string
+	// hostBin is bound as the host's /usr/bin and /usr/sbin: RHCOS's
+	// executables only (see rhcosBin).
+	hostBin string
 }
 
 // rhcosDirs is the part of a control-plane host's layout that the procedures touch.
@@ -59,7 +65,11 @@ var rhcosDirs = []string{
 
 // NewSandbox lays out a host root for node under dir.
 func NewSandbox(dir, node string) (*Sandbox, error) {
-	s := &Sandbox{Node: node, Root: filepath.Join(dir, "root")}
+	bin, err := rhcosBin()
+	if err != nil {
+		return nil, err
+	}
+	s := &Sandbox{Node: node, Root: filepath.Join(dir, "root"), hostBin: bin}
 	for _, d := range append(append([]string{}, rhcosDirs...), systemDirs...) {
 		if err := os.MkdirAll(filepath.Join(s.Root, d), 0o755); err != nil {
 			return nil, err
@@ -176,9 +186,15 @@ func (s *Sandbox) Command(ctx context.Context, hc HostCommand) (*exec.Cmd, error
 func (s *Sandbox) hostScript(hc HostCommand) string {
 	var b strings.Builder
 	b.WriteString("hostname " + shellQuote(s.Node) + "\n")
-	bindSystem := func(root string) {
+	bindSystem := func(root string, host bool) {
 		for _, d := range append(append(append([]string{}, systemDirs...), systemEtc...), systemDevices...) {
 			src := "/" + d
+			if host && (d == "usr/bin" || d == "usr/sbin") {
+				// An RHCOS host's executables, not this machine's.
+				src = s.hostBin
+			} else if host && d == "usr/libexec" {
+				continue
+			}
 			if _, err := os.Stat(src); err != nil {
 				continue
 			}
@@ -201,11 +217,10 @@ func (s *Sandbox) hostScript(hc HostCommand) string {
 			fmt.Fprintf(&b, "mount --bind %s %s\n", shellQuote(src), shellQuote(filepath.Join(root, p)))
 		}
 	}
-	bindSystem(s.Root)
-	shadowSystemClients(s.Root, func(name string) string { return filepath.Join(s.Root, "usr/local/bin", name) })
+	bindSystem(s.Root, true)
 	root := s.Root
 	if hc.ContainerRoot != "" {
-		bindSystem(hc.ContainerRoot)
+		bindSystem(hc.ContainerRoot, false)
 		shadowSystemClients(hc.ContainerRoot, func(string) string { return filepath.Join(s.Root, "usr/local/libexec/box/no-systemd") })
 		if hc.HostMountPath != "" {
 			fmt.Fprintf(&b, "mount --rbind %s %s\n", shellQuote(s.Root), shellQuote(filepath.Join(hc.ContainerRoot, hc.HostMountPath)))

@@ -130,7 +130,7 @@ func (b *Box) writeEtcdHostCerts(root string, masters []*Node) error {
 			return err
 		}
 	}
-	return nil
+	return b.writeReleaseCertLayout(root)
 }
 
 // etcdCertKinds are the certificates the etcd operator issues each

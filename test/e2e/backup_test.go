@@ -40,7 +40,7 @@ func TestBackupTakesAVerifiedBackup(t *testing.T) {
 			t.Errorf("%s: %v size %d mode %v", f.Name, err, f.Size, fi.Mode())
 		}
 	}
-	for _, want := range []string{"found latest etcd-pod", "Snapshot saved at", "test restore OK"} {
+	for _, want := range []string{"found latest etcd: /etc/kubernetes/static-pod-resources/etcd-pod-", "Snapshot saved at", "test restore OK"} {
 		if !strings.Contains(r.stdout+r.stderr, want) {
 			t.Errorf("output lacks %q:\n%s", want, r)
 		}

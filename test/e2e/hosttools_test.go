@@ -352,7 +352,7 @@ func TestHostToolClusterRestore(t *testing.T) {
 	defer cancel()
 	untouched := func(what string) {
 		t.Helper()
-		r := hostRun(t, b, "master-0", "ls /etc/kubernetes/manifests; test ! -e /etc/kubernetes/manifests-stopped && test ! -e /var/lib/etcd-backup && test -d /var/lib/etcd/member && echo untouched")
+		r := hostRun(t, b, "master-0", "ls /etc/kubernetes/manifests; test ! -e /home/core/assets/manifests-stopped && test ! -e /var/lib/etcd-backup && test -d /var/lib/etcd/member && echo untouched")
 		want := "etcd-pod.yaml\nkube-apiserver-pod.yaml\nkube-controller-manager-pod.yaml\nkube-scheduler-pod.yaml\nuntouched\n"
 		if r.stdout != want || !b.Node("master-0").Etcd.Running() {
 			t.Errorf("%s changed the host: %s (member running: %v)", what, r, b.Node("master-0").Etcd.Running())
@@ -422,7 +422,15 @@ mv /var/lib/etcd/ /tmp/`)
 
 	// The kubelet starts the member from the restored data dir: a cluster
 	// of one, holding what the snapshot held.
-	etcdctl := ". /etc/kubernetes/static-pod-resources/etcd-certs/configmaps/etcd-scripts/etcd.env && etcdctl "
+	// As an administrator on an RHCOS host: etcdctl is the scripts' copy out
+	// of the etcd image, etcd.env's certificate paths are the etcd pod's
+	// (static-pod-certs), its endpoints every member's; this host's member
+	// is the one restored.
+	etcdctl := `. /etc/kubernetes/static-pod-resources/etcd-certs/configmaps/etcd-scripts/etcd.env && ` +
+		`export ETCDCTL_CACERT=$(echo $ETCDCTL_CACERT | sed s,static-pod-certs,static-pod-resources/etcd-certs,) ` +
+		`ETCDCTL_CERT=$(echo $ETCDCTL_CERT | sed s,static-pod-certs,static-pod-resources/etcd-certs,) ` +
+		`ETCDCTL_KEY=$(echo $ETCDCTL_KEY | sed s,static-pod-certs,static-pod-resources/etcd-certs,) ` +
+		`ETCDCTL_ENDPOINTS=https://$NODE_master_0_IP:2379 && PATH=$PATH:/etc/kubernetes/static-pod-resources/bin etcdctl `
 	waitForHost(t, b, "master-0", etcdctl+"endpoint health >/dev/null 2>&1 && echo healthy", "healthy\n")
 	r = hostRun(t, b, "master-0", etcdctl+"member list -w simple | cut -d, -f3")
 	if r.stdout != " master-0\n" {

@@ -4,7 +4,8 @@
 # with etcdctl (ETCD_ETCDCTL_RESTORE): stop this host's control-plane static
 # pods, move the etcd data dir aside, put back the static pod resources of
 # the backup, restore a one-member etcd from its snapshot with the real
-# `etcdutl snapshot restore`, and start the static pods again, etcd first.
+# `etcdutl snapshot restore` (copied out of the etcd image, as the real
+# script does), and start the static pods again, etcd first.
 # Its messages are the real script's.
 set -o errexit
 set -o pipefail
@@ -62,7 +63,17 @@ if [ ! -f "${BACKUP_FILE}" ]; then
   exit 1
 fi
 
-if ! etcdutl snapshot status "${SNAPSHOT_FILE}" -w json; then
+# etcdctl and etcdutl come out of the etcd image, as in the real script
+# (RHCOS has neither); an image without etcdutl (4.10 and older) restores
+# with etcdctl.
+dl_etcdctl
+ETCD_CLIENT="${ETCD_ETCDUTL_BIN:-etcdctl}"
+# etcd.env names no local node: the host's name and its NODE_<name>_IP.
+NODE_NAME=$(hostname)
+NODE_IP_VAR="NODE_$(echo "${NODE_NAME}" | tr -- '-.' '__')_IP"
+NODE_IP="${!NODE_IP_VAR}"
+
+if ! "${ETCD_CLIENT}" snapshot status "${SNAPSHOT_FILE}" -w json; then
   echo "Backup integrity verification failed. Backup appears corrupted. Aborting!"
   exit 1
 fi
@@ -130,9 +141,9 @@ cp -p "${SNAPSHOT_FILE}" "${ETCD_DATA_DIR_BACKUP}/snapshot.db"
 echo "removing etcd data dir..."
 rm -rf "${ETCD_DATA_DIR}"
 
-echo "starting snapshot restore through etcdutl..."
+echo "starting snapshot restore through ${ETCD_CLIENT}..."
 UUID=$(new_uuid)
-if ! etcdutl snapshot restore "${SNAPSHOT_FILE}" \
+if ! "${ETCD_CLIENT}" snapshot restore "${SNAPSHOT_FILE}" \
   --name "${NODE_NAME}" \
   --initial-cluster "${NODE_NAME}=https://${NODE_IP}:2380" \
   --initial-cluster-token "openshift-etcd-${UUID}" \
