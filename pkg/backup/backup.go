@@ -170,9 +170,7 @@ func Take(ctx context.Context, start StartRunner, cl *Cluster, opts Options, p P
 			p.Step("Kept the host copy in %s on %s (--keep-on-node)", hostDir, cl.Node)
 			return
 		}
-		if _, rmErr := s.Host(context.WithoutCancel(ctx), "rm -rf -- "+debugnode.ShellQuote(hostDir)+" "+debugnode.ShellQuote(hostDir+".trace"), nil, io.Discard, io.Discard); rmErr == nil {
-			p.Step("Removed the host copy %s on %s", hostDir, cl.Node)
-		}
+		removeHostCopy(ctx, s, start, hostDir, p)
 	}()
 
 	run, err := runHostScript(ctx, s, hostDir, cl, silence, p)
@@ -376,4 +374,31 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// removeHostCopy removes the run's host directory (and its trace) through
+// the run's debug pod or, when that pod is gone (deleted, evicted), through
+// a new one, so that a failed run leaves nothing on the host either. It is
+// bounded, and runs to its end even after a Ctrl-C.
+func removeHostCopy(ctx context.Context, s debugnode.Runner, start StartRunner, hostDir string, p Progress) {
+	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	rm := "rm -rf -- " + debugnode.ShellQuote(hostDir) + " " + debugnode.ShellQuote(hostDir+".trace")
+	code, err := s.Host(bg, rm, nil, io.Discard, io.Discard)
+	if err == nil && code == 0 {
+		p.Step("Removed the host copy %s on %s", hostDir, s.Node())
+		return
+	}
+	again, startErr := start(bg, s.Node())
+	if startErr == nil {
+		code, err = again.Host(bg, rm, nil, io.Discard, io.Discard)
+		_ = again.Close(bg)
+		if err == nil && code == 0 {
+			p.Step("Removed the host copy %s on %s (through a new debug pod)", hostDir, s.Node())
+			return
+		}
+	} else {
+		err = startErr
+	}
+	p.Step("Could not remove the host copy %s on %s (%v); remove it there by hand", hostDir, s.Node(), err)
 }

@@ -113,6 +113,7 @@ type Box struct {
 	etcdPKI       *etcdTLS
 	csrSigner     *CertKey // signs the kubelets' certificates
 	operators     *clusterOperators
+	encryption    *encryptionController
 	rollouts      *rollouts // the roller's rollouts, as the operators see them
 	nodeAPI       nodeAPIServers
 	cancel        context.CancelFunc
@@ -213,6 +214,9 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	roller := &revisionRoller{b: b, period: 150 * time.Millisecond, installTime: time.Second, observed: map[string]string{}, started: map[string]time.Time{}}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); roller.run(runCtx) }()
+	b.encryption = &encryptionController{b: b, period: 250 * time.Millisecond}
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); b.encryption.run(runCtx) }()
 	machines := &machineController{b: b, period: 200 * time.Millisecond, runningDelay: time.Second, hosts: map[types.UID]*provisionedHost{}}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); machines.run(runCtx) }()

@@ -95,6 +95,22 @@ func (b *Box) StopNodeAPIServer(node string) error {
 	return nil
 }
 
+// HangNodeAPIServer makes node's own kube-apiserver hang: connections to
+// it are accepted and never answered (open ones dropped first), while its
+// mirror pod still says Ready, as in the first minute of a hang before the
+// kubelet's readiness probe fails. resume undoes it.
+func (b *Box) HangNodeAPIServer(node string) (resume func(), err error) {
+	b.nodeAPI.mu.Lock()
+	r := b.nodeAPI.relays[node]
+	b.nodeAPI.mu.Unlock()
+	if r == nil {
+		return nil, fmt.Errorf("no running kube-apiserver on %q in the box", node)
+	}
+	r.hung.Store(true)
+	r.dropAll()
+	return func() { r.hung.Store(false); r.dropAll() }, nil
+}
+
 // StartNodeAPIServer undoes StopNodeAPIServer.
 func (b *Box) StartNodeAPIServer(node string) error {
 	n := b.Node(node)

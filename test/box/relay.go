@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 )
 
 // relay forwards a listening address to a target, and can drop every
@@ -17,6 +18,9 @@ type relay struct {
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
+	// hung: new connections are accepted and read, but never forwarded nor
+	// answered, as by a server that hangs.
+	hung atomic.Bool
 }
 
 func newRelay(listen, target string) (*relay, error) {
@@ -54,6 +58,13 @@ func (r *relay) track(c net.Conn, on bool) {
 
 func (r *relay) pipe(client net.Conn) {
 	defer r.wg.Done()
+	if r.hung.Load() {
+		r.track(client, true)
+		_, _ = io.Copy(io.Discard, client) // until the client, dropAll or Close ends it
+		_ = client.Close()
+		r.track(client, false)
+		return
+	}
 	server, err := net.Dial("tcp", r.target)
 	if err != nil {
 		_ = client.Close()

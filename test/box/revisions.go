@@ -236,6 +236,13 @@ func (r *revisionRoller) install(op staticPodOperator, n *Node, revision int32) 
 		}
 		pod = etcdPodManifest(n.Name, revision, eps)
 	}
+	// The revision's secrets are in place before its manifest, as the
+	// installer pod copies them.
+	if mode := r.b.encryption.encrypted(); op.Pod == "kube-apiserver" && mode != "" {
+		if err := writeEncryptionConfig(n.Sandbox.Root, revision, mode); err != nil {
+			return err
+		}
+	}
 	return writeStaticPod(n.Sandbox.Root, op.Pod, revision, pod)
 }
 

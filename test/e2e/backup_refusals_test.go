@@ -281,6 +281,7 @@ func TestBackupSurvivesItsDebugPodBeingDeletedMidDownload(t *testing.T) {
 	}
 	assertNothingLooksComplete(t, dir)
 	assertNoLeftovers(t, ctx)
+	assertNoHostCopies(t, shared, "master-1")
 
 	// Without the fault, the same command succeeds into the same directory.
 	for _, tool := range []string{"tar", "zstd"} {
@@ -314,6 +315,7 @@ func TestBackupInterruptedLeavesNothingBehind(t *testing.T) {
 				assertNothingLooksComplete(t, dir)
 			}
 			assertNoLeftovers(t, context.Background())
+			assertNoHostCopies(t, shared, "master-1")
 		})
 	}
 }

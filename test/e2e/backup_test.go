@@ -3,15 +3,19 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	configv1 "github.com/openshift/api/config/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
+	"github.com/oc-recover/oc-recover/test/box"
 )
 
 // The whole of seeds 003 ch.1 in one command: the backup script runs on a
@@ -84,10 +88,17 @@ func TestBackupAdvisesOnEncryption(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		kas, err := shared.Operator.OperatorV1().KubeAPIServers().Get(ctx, "cluster", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
 		cfg.Spec.Encryption.Type = kind
 		if _, err := shared.Config.ConfigV1().APIServers().Update(ctx, cfg, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		// The operator rolls out a kube-apiserver revision that carries the
+		// encryption configuration (or no longer does); wait for it.
+		waitKubeAPIServerRolledOut(t, shared, kas.Status.LatestAvailableRevision)
 	}
 	setEncryption(configv1.EncryptionTypeAESCBC)
 	defer setEncryption("")
@@ -98,6 +109,49 @@ func TestBackupAdvisesOnEncryption(t *testing.T) {
 	}
 	m, err := backup.ReadManifest(dir)
 	if err != nil || m.EncryptionType != "aescbc" {
-		t.Errorf("backup.json encryptionType = %q (%v)", m.EncryptionType, err)
+		t.Fatalf("backup.json encryptionType = %q (%v)", m.EncryptionType, err)
 	}
+	kas := staticPodRevisions(t, filepath.Join(dir, m.Files[1].Name))["kube-apiserver"]
+	if !archiveHolds(t, filepath.Join(dir, m.Files[1].Name), strings.TrimPrefix(kas, "/etc/kubernetes/")+"/secrets/encryption-config/encryption-config") {
+		t.Errorf("the archive lacks %s's encryption configuration", kas)
+	}
+}
+
+// waitKubeAPIServerRolledOut waits until the kube-apiserver operator has
+// rolled a revision newer than after out to every node and its
+// ClusterOperator reports Progressing=False.
+func waitKubeAPIServerRolledOut(t *testing.T, b *box.Box, after int32) {
+	t.Helper()
+	err := box.WaitFor(context.Background(), 2*time.Minute, "kube-apiserver rolled out past revision "+fmt.Sprint(after), func(ctx context.Context) (bool, string, error) {
+		kas, err := b.Operator.OperatorV1().KubeAPIServers().Get(ctx, "cluster", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		latest := kas.Status.LatestAvailableRevision
+		for _, n := range kas.Status.NodeStatuses {
+			if n.CurrentRevision != latest {
+				return false, fmt.Sprintf("%s at %d of %d", n.NodeName, n.CurrentRevision, latest), nil
+			}
+		}
+		return latest > after, fmt.Sprintf("latest %d", latest), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitProgressing(t, b, "kube-apiserver", configv1.ConditionFalse)
+}
+
+// archiveHolds says whether a static resources archive holds a file.
+func archiveHolds(t *testing.T, archive, name string) bool {
+	t.Helper()
+	out, err := exec.Command("tar", "-tzf", archive).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.TrimPrefix(l, "./") == name {
+			return true
+		}
+	}
+	return false
 }
