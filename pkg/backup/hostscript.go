@@ -21,12 +21,12 @@ import (
 // OpenShift's documentation; each run uses a directory of its own below it.
 const hostBackupRoot = "/home/core/assets/backup"
 
-// hostLock serialises the backup scripts of concurrent oc-recover runs on
-// one host. The script is not safe to run twice at once: since 4.11 it
-// copies etcdctl out of the etcd image into one shared directory, and
-// copying over an etcdctl that another run is executing fails ("Text file
-// busy"). Downloads, which take longest, are not serialised.
-const hostLock = hostBackupRoot + "/.oc-recover.lock"
+// The backup scripts of concurrent oc-recover runs on one host run one at
+// a time, under a lock (flock) on hostBackupRoot itself, so that no lock
+// file is left behind. The script is not safe to run twice at once: since
+// 4.11 it copies etcdctl out of the etcd image into one shared directory,
+// and copying over an etcdctl that another run is executing fails ("Text
+// file busy"). Downloads, which take longest, are not serialised.
 
 // DefaultSilenceTimeout is how long the host script may print nothing
 // before the backup gives up on it (--silence-timeout). The quietest step
@@ -60,13 +60,15 @@ func newHostDir(now time.Time) string {
 	return fmt.Sprintf("%s/oc-recover-%s-%s", hostBackupRoot, now.UTC().Format("20060102-150405"), hex.EncodeToString(b[:]))
 }
 
-// wrapperScript runs the etcd operator's backup script on the host: it
-// makes this run's directory, takes the host lock (waiting for another
-// run's script, with a line every 10 s, up to OC_RECOVER_LOCK_WAIT
-// seconds; OC_RECOVER_LOCK_TICK apart), passes --force where the script takes it and the run asks
-// for it (OC_RECOVER_FORCE=1), traces the script's commands into a file
-// beside the directory (BASH_XTRACEFD; read back when it goes silent, to
-// say what it waits on), and lists the directory afterwards.
+// wrapperScript runs the etcd operator's backup script on the host. It
+// makes this run's directory; takes the host lock on the backup root,
+// waiting for another run's script (saying so at once, then every
+// OC_RECOVER_LOCK_TICK seconds, so the wait never looks like silence) up to
+// OC_RECOVER_LOCK_WAIT seconds; passes --force where the script takes it
+// and the run asks for it (OC_RECOVER_FORCE=1); traces the script's
+// commands into a file beside the directory (BASH_XTRACEFD; read back when
+// it goes silent, to say what it waits on); and lists the directory
+// afterwards.
 const wrapperScript = `set -o pipefail
 dir=$OC_RECOVER_DIR
 script=/usr/local/bin/cluster-backup.sh
@@ -80,16 +82,19 @@ if ! mkdir -m 0700 -- "$dir"; then
   exit 73
 fi
 echo "oc-recover: created $dir"
-exec 9>>"$OC_RECOVER_LOCK"
-waited=0
-until flock -w "$OC_RECOVER_LOCK_TICK" 9; do
-  waited=$((waited + OC_RECOVER_LOCK_TICK))
-  if [ "$waited" -ge "$OC_RECOVER_LOCK_WAIT" ]; then
-    echo "oc-recover: another oc-recover backup has been running the backup script on this host for ${waited}s; giving up" >&2
-    exit 75
-  fi
-  echo "oc-recover: waiting for another oc-recover backup to finish the backup script on this host (${waited}s)"
-done
+exec 9<"$OC_RECOVER_ROOT"
+if ! flock -n 9; then
+  echo "oc-recover: another oc-recover backup is running the backup script on this host; waiting for it to finish (up to ${OC_RECOVER_LOCK_WAIT}s)"
+  waited=0
+  until flock -w "$OC_RECOVER_LOCK_TICK" 9; do
+    waited=$((waited + OC_RECOVER_LOCK_TICK))
+    if [ "$waited" -ge "$OC_RECOVER_LOCK_WAIT" ]; then
+      echo "oc-recover: another oc-recover backup has been running the backup script on this host for ${waited}s; giving up" >&2
+      exit 75
+    fi
+    echo "oc-recover: still waiting for the other backup's script (${waited}s)"
+  done
+fi
 args=()
 if [ "$OC_RECOVER_FORCE" = 1 ] && grep -q -e '__POSSIBLY_DIRTY__' "$script"; then
   args=(--force)
@@ -114,7 +119,7 @@ type scriptRun struct {
 // of the two files it wrote. A script that prints nothing for silence is
 // stopped and reported with the command it was running.
 func runHostScript(ctx context.Context, s debugnode.Runner, hostDir string, cl *Cluster, silence time.Duration, p Progress) (scriptRun, error) {
-	envs := map[string]string{"OC_RECOVER_DIR": hostDir, "OC_RECOVER_ROOT": hostBackupRoot, "OC_RECOVER_LOCK": hostLock,
+	envs := map[string]string{"OC_RECOVER_DIR": hostDir, "OC_RECOVER_ROOT": hostBackupRoot,
 		"OC_RECOVER_LOCK_WAIT": fmt.Sprint(int(silence.Seconds())), "OC_RECOVER_LOCK_TICK": fmt.Sprint(lockTick(silence))}
 	if cl.Dirty {
 		envs["OC_RECOVER_FORCE"] = "1"

@@ -214,9 +214,21 @@ func TestBackupNeedsTheNodesOwnAPIServer(t *testing.T) {
 }
 
 // Three backups from one node at once: each writes into a host directory
-// of its own, their scripts run one at a time, and each reported success
-// is a complete backup of its own files.
+// of its own, their scripts run one at a time (the script notes when each
+// run starts and ends; it takes five seconds at least, so the runs meet),
+// and each reported success is a complete backup of its own files.
 func TestBackupThreeAtOnceOnOneNode(t *testing.T) {
+	const runs = "/home/core/assets/script-runs"
+	wrapHostTool(t, shared, "master-1", "cluster-backup.sh", `#!/bin/bash
+echo "start $(date +%s.%N)" >> `+runs+`
+sleep 5
+/usr/local/bin/cluster-backup.sh.orig "$@"
+rc=$?
+echo "end $(date +%s.%N)" >> `+runs+`
+exit $rc
+`)
+	runsFile := filepath.Join(shared.Node("master-1").Sandbox.Root, runs)
+	t.Cleanup(func() { _ = os.Remove(runsFile) })
 	parent := t.TempDir()
 	var wg sync.WaitGroup
 	results := make([]result, 3)
@@ -228,6 +240,27 @@ func TestBackupThreeAtOnceOnOneNode(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	// The scripts' runs alternate start, end, start, end: none overlapped.
+	log, err := os.ReadFile(runsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for _, l := range strings.Split(strings.TrimSpace(string(log)), "\n") {
+		events = append(events, strings.Fields(l)[0])
+	}
+	if got := strings.Join(events, " "); got != "start end start end start end" {
+		t.Errorf("the three scripts ran %s, want one at a time", got)
+	}
+	waited := 0
+	for _, r := range results {
+		if strings.Contains(r.stdout+r.stderr, "another oc-recover backup is running the backup script on this host; waiting for it") {
+			waited++
+		}
+	}
+	if waited < 1 {
+		t.Errorf("no run said it waited for another")
+	}
 	hostDir := regexp.MustCompile(`Removed the host copy (\S+) on master-1`)
 	seen := map[string]bool{}
 	for i, r := range results {
