@@ -46,11 +46,41 @@ type Manifest struct {
 
 // EtcdInfo is what the snapshot holds.
 type EtcdInfo struct {
-	Revision      int64  `json:"revision"`
-	Hash          uint32 `json:"hash"`
-	TotalKeys     int    `json:"totalKeys"`
-	DBSize        int64  `json:"dbSize"`
-	RestoreTested bool   `json:"restoreTested"`
+	// Revision is the newest revision in the snapshot.
+	Revision int64 `json:"revision"`
+	// Hash is etcd's crc32 of the database content (`etcdutl snapshot status`).
+	Hash uint32 `json:"hash"`
+	// LiveKeys counts the keys alive at Revision (etcdutl 3.6's totalKey).
+	// Files written before it was named so call it totalKeys.
+	LiveKeys int `json:"liveKeys"`
+	// BucketEntries counts every key/value entry of every bucket (etcdctl
+	// 3.4/3.5's totalKey); 0 in files written before it was recorded.
+	BucketEntries int   `json:"bucketEntries,omitempty"`
+	DBSize        int64 `json:"dbSize"`
+	RestoreTested bool  `json:"restoreTested"`
+}
+
+// UnmarshalJSON reads both names of the live-key count: liveKeys, and the
+// totalKeys of older backup.json files.
+func (e *EtcdInfo) UnmarshalJSON(data []byte) error {
+	type plain EtcdInfo
+	var v struct {
+		plain
+		// Shallower than plain's fields, so these two take the names.
+		LiveKeys  *int `json:"liveKeys"`
+		TotalKeys *int `json:"totalKeys"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	*e = EtcdInfo(v.plain)
+	switch {
+	case v.LiveKeys != nil:
+		e.LiveKeys = *v.LiveKeys
+	case v.TotalKeys != nil:
+		e.LiveKeys = *v.TotalKeys
+	}
+	return nil
 }
 
 // File is one artefact of the backup.
@@ -209,7 +239,7 @@ func Take(ctx context.Context, start StartRunner, cl *Cluster, opts Options, p P
 	if err != nil {
 		return nil, err
 	}
-	m.Etcd = EtcdInfo{Revision: report.Revision, Hash: report.Hash, TotalKeys: report.TotalKeys, DBSize: report.DBSize, RestoreTested: report.RestoreTested}
+	m.Etcd = EtcdInfo{Revision: report.Revision, Hash: report.Hash, LiveKeys: report.LiveKeys, BucketEntries: report.BucketEntries, DBSize: report.DBSize, RestoreTested: report.RestoreTested}
 	m.Timestamp = strings.TrimSuffix(timestampOf(m.Files), DirtyMark)
 	for _, f := range m.Files {
 		final := filepath.Join(opts.OutputDir, f.Name)

@@ -51,16 +51,23 @@ const (
 
 // snapshotStatusReport is what `etcdutl snapshot status` reports.
 type snapshotStatusReport struct {
-	Hash           uint32
-	Revision       int64
-	TotalKeys      int
+	Hash     uint32
+	Revision int64
+	// LiveKeys counts the keys alive at the newest revision: put and not
+	// deleted since. etcdutl 3.6 reports this as totalKey.
+	LiveKeys int
+	// BucketEntries counts every key/value entry of every bucket (all
+	// revisions of the key space, tombstones, leases, members, meta...).
+	// etcdctl/etcdutl 3.4 and 3.5 report this as totalKey.
+	BucketEntries  int
 	DBSize         int64
 	StorageVersion string
 }
 
 // snapshotStatus reads the database read-only as `etcdutl snapshot status`
 // does: bbolt's consistency check, a crc32 (Castagnoli) over every bucket
-// name, key and value, the newest revision, and the keys alive at it. Every
+// name, key and value, the newest revision, the keys alive at it, and the
+// entries of all buckets (etcdctl 3.4/3.5's totalKey). Every
 // revision key and every value of the key space must decode, or it fails.
 func snapshotStatus(path string) (snapshotStatusReport, error) {
 	var st snapshotStatusReport
@@ -98,6 +105,7 @@ func snapshotStatus(path string) (snapshotStatusReport, error) {
 			if err := b.ForEach(func(k, v []byte) error {
 				h.Write(k)
 				h.Write(v)
+				st.BucketEntries++
 				if !isKeySpace {
 					return nil
 				}
@@ -125,7 +133,7 @@ func snapshotStatus(path string) (snapshotStatusReport, error) {
 	if err != nil {
 		return st, err
 	}
-	st.TotalKeys = len(alive)
+	st.LiveKeys = len(alive)
 	st.Hash = h.Sum32()
 	return st, nil
 }

@@ -99,8 +99,9 @@ func TestVerifySnapshotReadsAndRestoresAWellFormedDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Revision != 4 || r.TotalKeys != 1 || r.StorageVersion != "3.6.0" || !r.RestoreTested || r.Hash == 0 {
-		t.Fatalf("report %+v: want revision 4, 1 key alive (/a deleted), version 3.6.0, restore tested", r)
+	// Entries: 3 revisions in key, 1 each in members, members_removed, meta.
+	if r.Revision != 4 || r.LiveKeys != 1 || r.BucketEntries != 6 || r.StorageVersion != "3.6.0" || !r.RestoreTested || r.Hash == 0 {
+		t.Fatalf("report %+v: want revision 4, 1 key alive (/a deleted), 6 bucket entries, version 3.6.0, restore tested", r)
 	}
 
 	// The restore keeps the key space, replaces the members with the new one

@@ -28,8 +28,13 @@ type SnapshotReport struct {
 	Hash uint32 `json:"hash"`
 	// Revision is the newest revision in the snapshot.
 	Revision int64 `json:"revision"`
-	// TotalKeys counts the live keys.
-	TotalKeys int `json:"totalKeys"`
+	// LiveKeys counts the keys alive at the newest revision (put and not
+	// deleted since); etcdutl 3.6's totalKey.
+	LiveKeys int `json:"liveKeys"`
+	// BucketEntries counts every key/value entry of every bucket of the
+	// database (every revision of the key space, tombstones, leases,
+	// members, meta); etcdctl 3.4/3.5's totalKey.
+	BucketEntries int `json:"bucketEntries"`
 	// DBSize is the bbolt database's size.
 	DBSize int64 `json:"dbSize"`
 	// StorageVersion is etcd's storage version recorded in the snapshot, if any.
@@ -59,7 +64,7 @@ func VerifySnapshot(path string, testRestore bool, scratchDir string) (SnapshotR
 	if err != nil {
 		return r, fmt.Errorf("%w: %s: %v", ErrSnapshotCorrupt, filepath.Base(path), err)
 	}
-	r.Hash, r.Revision, r.TotalKeys, r.DBSize, r.StorageVersion = status.Hash, status.Revision, status.TotalKeys, status.DBSize, status.StorageVersion
+	r.Hash, r.Revision, r.LiveKeys, r.BucketEntries, r.DBSize, r.StorageVersion = status.Hash, status.Revision, status.LiveKeys, status.BucketEntries, status.DBSize, status.StorageVersion
 	if !testRestore {
 		return r, nil
 	}

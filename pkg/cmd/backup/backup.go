@@ -180,7 +180,7 @@ func (o *Options) Run(ctx context.Context) error {
 		fmt.Fprintf(out, "  %-48s %10s  sha256 %s\n", f.Name, progress.HumanBytes(f.Size), f.SHA256)
 	}
 	fmt.Fprintf(out, "  %s\n", backup.ManifestName)
-	fmt.Fprintf(out, "Verified: sha256 trailer, bbolt consistency, revision %d, %d keys, test restore %s, static pod manifests present.\n", m.Etcd.Revision, m.Etcd.TotalKeys, map[bool]string{true: "OK", false: "skipped"}[m.Etcd.RestoreTested])
+	fmt.Fprintf(out, "Verified: sha256 trailer, bbolt consistency, revision %d, %d live keys, test restore %s, static pod manifests present.\n", m.Etcd.Revision, m.Etcd.LiveKeys, map[bool]string{true: "OK", false: "skipped"}[m.Etcd.RestoreTested])
 	if m.Dirty {
 		fmt.Fprintf(out, "WARNING: possibly dirty: taken during a rollout with --force (%s); a restore refuses it without --force. Take a clean backup once the rollout is done.\n", backup.DirtyMark)
 	}

@@ -53,7 +53,7 @@ func newCmdVerify(streams genericiooptions.IOStreams) *cobra.Command {
 			for _, f := range v.Files {
 				fmt.Fprintf(streams.Out, "  %s\n", f.Name)
 			}
-			fmt.Fprintf(streams.Out, "  revision %d, %d keys, database %s, test restore OK\n", v.Snapshot.Revision, v.Snapshot.TotalKeys, progress.HumanBytes(v.Snapshot.DBSize))
+			fmt.Fprintf(streams.Out, "  revision %d, %d live keys, database %s, test restore OK\n", v.Snapshot.Revision, v.Snapshot.LiveKeys, progress.HumanBytes(v.Snapshot.DBSize))
 			if v.Dirty {
 				fmt.Fprintf(streams.Out, "WARNING: possibly dirty: taken during a rollout with --force (%s); its static pod resources may not match its snapshot, and a restore refuses it without --force.\n", backup.DirtyMark)
 			}

@@ -249,7 +249,7 @@ func (o *ReplaceOptions) takeBackup(ctx context.Context, now time.Time) (string,
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(o.streams.Out, "Backup: %s (revision %d, %d keys, test restore OK).\n", dir, m.Etcd.Revision, m.Etcd.TotalKeys)
+	fmt.Fprintf(o.streams.Out, "Backup: %s (revision %d, %d live keys, test restore OK).\n", dir, m.Etcd.Revision, m.Etcd.LiveKeys)
 	return dir, nil
 }
 

@@ -338,6 +338,6 @@ func (o *ShutdownOptions) takeBackup(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(o.human(), "Backup: %s (revision %d, %d keys, test restore OK).\n", dir, m.Etcd.Revision, m.Etcd.TotalKeys)
+	fmt.Fprintf(o.human(), "Backup: %s (revision %d, %d live keys, test restore OK).\n", dir, m.Etcd.Revision, m.Etcd.LiveKeys)
 	return dir, nil
 }
