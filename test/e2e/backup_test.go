@@ -35,7 +35,7 @@ func TestBackupTakesAVerifiedBackup(t *testing.T) {
 	if len(m.Files) != 2 || m.Files[0].Kind != backup.KindSnapshot || m.Files[1].Kind != backup.KindStaticResources {
 		t.Fatalf("files = %+v", m.Files)
 	}
-	if m.Version != "4.14.8" || m.ClusterID != shared.ClusterID || m.Node != "master-0" || !m.Etcd.RestoreTested || m.Etcd.Revision == 0 || m.Etcd.TotalKeys < 100 {
+	if m.Version != "4.14.8" || m.ClusterID != shared.ClusterID || m.Node != "master-0" || !m.Etcd.RestoreTested || m.Etcd.Revision == 0 || m.Etcd.LiveKeys < 100 || m.Etcd.BucketEntries <= m.Etcd.LiveKeys {
 		t.Errorf("backup.json = %+v", m)
 	}
 	for _, f := range m.Files {
@@ -44,7 +44,7 @@ func TestBackupTakesAVerifiedBackup(t *testing.T) {
 			t.Errorf("%s: %v size %d mode %v", f.Name, err, f.Size, fi.Mode())
 		}
 	}
-	for _, want := range []string{"found latest etcd: /etc/kubernetes/static-pod-resources/etcd-pod-", "Snapshot saved at", "test restore OK"} {
+	for _, want := range []string{"found latest etcd: /etc/kubernetes/static-pod-resources/etcd-pod-", "Snapshot saved at", " live keys, test restore OK"} {
 		if !strings.Contains(r.stdout+r.stderr, want) {
 			t.Errorf("output lacks %q:\n%s", want, r)
 		}
