@@ -174,6 +174,7 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	}
 	b.tb = newProcessTB("cluster-in-a-box", b.Dir, opts.Log)
 	quietKlog()
+	quietEtcdClients()
 	defer func() {
 		if err != nil {
 			b.Stop()

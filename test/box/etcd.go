@@ -319,7 +319,7 @@ func (p *etcdTLS) newEtcdClient(endpoints ...string) (*clientv3.Client, error) {
 		Endpoints:   endpoints,
 		TLS:         tc,
 		DialTimeout: 2 * time.Second,
-		Logger:      quietZap(),
+		Logger:      etcdClientLogger(),
 	})
 }
 

@@ -4,7 +4,6 @@ import (
 	"net/url"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
-	"go.uber.org/zap"
 )
 
 type urlT = url.URL
@@ -17,5 +16,3 @@ func parseURL(s string) (url.URL, error) {
 	}
 	return *u, nil
 }
-
-func quietZap() *zap.Logger { return zap.NewNop() }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -149,7 +150,7 @@ func TestPortForwardToEtcdPodReachesItsMember(t *testing.T) {
 		t.Fatal("etcd-ca-bundle holds no certificate")
 	}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{"https://127.0.0.1:" + m[1]}, DialTimeout: 5 * time.Second,
-		TLS: &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool}})
+		TLS: &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool}, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}

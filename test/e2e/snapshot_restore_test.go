@@ -177,7 +177,7 @@ func TestSnapshotStatusAndRestoreMatchEtcdutl(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("etcd on the restored data dir did not become ready")
 	}
-	rc, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 10 * time.Second})
+	rc, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		t.Fatal(err)
 	}
