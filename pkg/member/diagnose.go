@@ -62,6 +62,18 @@ type Report struct {
 	Verdict        string `json:"verdict"`
 	Target         string `json:"target,omitempty"`
 	Procedure      string `json:"procedure"`
+
+	// Command is how the user runs the plugin ("oc recover", "kubectl
+	// recover"), for the commands Procedure advises; empty means "oc recover".
+	Command string `json:"-"`
+}
+
+// command is r.Command, or "oc recover" when the caller gave none.
+func (r *Report) command() string {
+	if r.Command == "" {
+		return "oc recover"
+	}
+	return r.Command
 }
 
 // Diagnose says why a member is unhealthy, checking in the seeds' order:
@@ -129,15 +141,15 @@ func Decide(r *Report) {
 				break
 			}
 		}
-		r.Procedure = fmt.Sprintf("control-plane node %s has no etcd member: redeploy etcd so the operator adds it (`oc recover redeploy etcd`)", r.Target)
+		r.Procedure = fmt.Sprintf("control-plane node %s has no etcd member: redeploy etcd so the operator adds it (`%s redeploy etcd`)", r.Target, r.command())
 	default:
 		t := unhealthy[0]
 		r.Verdict, r.Target = VerdictReplaceMember, t.Node
 		switch t.Diagnosis {
 		case MachineNotRunning, NodeNotReady:
-			r.Procedure = fmt.Sprintf("replace the member of %s, whose machine is not running or whose node is not ready (seeds 003 §2.4.1): `oc recover member replace %s`", t.Node, t.Node)
+			r.Procedure = fmt.Sprintf("replace the member of %s, whose machine is not running or whose node is not ready (seeds 003 §2.4.1): `%s member replace %s`", t.Node, r.command(), t.Node)
 		case EtcdPodCrashlooping:
-			r.Procedure = fmt.Sprintf("replace the member of %s, whose etcd pod is crashlooping (seeds 003 §2.4.2): `oc recover member replace %s`", t.Node, t.Node)
+			r.Procedure = fmt.Sprintf("replace the member of %s, whose etcd pod is crashlooping (seeds 003 §2.4.2): `%s member replace %s`", t.Node, r.command(), t.Node)
 		default:
 			r.Procedure = fmt.Sprintf("the member of %s is unhealthy for a reason not diagnosed here: look at its etcd pod's logs before replacing it", t.Node)
 		}

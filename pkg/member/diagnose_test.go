@@ -59,3 +59,19 @@ func TestDecide(t *testing.T) {
 		}
 	}
 }
+
+// The advice names the command as the user ran it.
+func TestDecideAdvisesTheCommandAsInvoked(t *testing.T) {
+	stopped := Status{Node: "b", InstanceState: "stopped", NodeReady: "Unknown", PodState: "Running", MemberID: "id-b", Healthy: healthy(false)}
+	for _, c := range []struct{ command, want string }{
+		{"", "`oc recover member replace b`"},
+		{"kubectl recover", "`kubectl recover member replace b`"},
+		{"oc plugin recover", "`oc plugin recover member replace b`"},
+	} {
+		r := Report{Members: []Status{ok("a"), stopped, ok("c")}, Command: c.command}
+		Decide(&r)
+		if !strings.Contains(r.Procedure, c.want) {
+			t.Errorf("command %q: procedure %q lacks %q", c.command, r.Procedure, c.want)
+		}
+	}
+}

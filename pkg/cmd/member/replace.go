@@ -153,7 +153,7 @@ func (o *ReplaceOptions) Run(ctx context.Context) error {
 		Clients:     member.Clients{Kube: o.set.Kube, Machine: o.set.Machine, Operator: o.set.Operator, Config: o.config},
 		StartRunner: o.engine().Runner,
 	}
-	p, err := member.PlanReplace(ctx, rc, member.ReplaceOptions{Node: o.Node, MemberID: o.MemberID, Now: now})
+	p, err := member.PlanReplace(ctx, rc, member.ReplaceOptions{Node: o.Node, MemberID: o.MemberID, Now: now, Command: o.globals.CommandName})
 	if err != nil {
 		return err
 	}
