@@ -82,7 +82,7 @@ func PlanReplace(ctx context.Context, c ReplaceClients, opts ReplaceOptions) (*R
 	rec, err := ReadRecord(rctx, c.Operator)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("%w\nThe API server cannot read etcd. If etcd has lost quorum (most of its members down), replacing a member cannot help: restore the cluster from a backup (seeds 003 §5.3, `oc recover restore`)", err)
+		return nil, fmt.Errorf("%w\nThe API server cannot read etcd. If etcd has lost quorum (most of its members down), replacing a member cannot help: restore the cluster from a backup, by OpenShift's procedure (OpenShift 4.5 documentation, Backup and restore, 5.3 \"Restoring to a previous cluster state\")", err)
 	}
 	if rec != nil && rec.Node != opts.Node {
 		return nil, fmt.Errorf("refusing: a replacement of the member of %s is in progress (started %s, recorded on etcd/cluster annotation %s); finish it first with `%s member replace %s`",
@@ -158,7 +158,9 @@ func (p *Replacement) target(ctx context.Context) (Target, error) {
 }
 
 // prepareMachine saves the copy of the node's Machine that will replace it
-// (seeds 003 §2.4.1 step 3): status, spec.providerID, annotations,
+// (OpenShift 4.5 documentation, Backup and restore, 2.4.1 "Replacing an
+// unhealthy etcd member whose machine is not running or whose node is not
+// ready", step 3): status, spec.providerID, annotations,
 // generation, resourceVersion, uid and selfLink stripped, renamed to the
 // next free index.
 func (p *Replacement) prepareMachine(ctx context.Context) error {
@@ -208,8 +210,9 @@ func NextMachineName(old string, existing []string) (string, error) {
 	return fmt.Sprintf("%s%d", prefix, next), nil
 }
 
-// StripMachine is the seed's edit of the saved Machine: everything the
-// machine controller set for the old instance removed, a new name.
+// StripMachine is the documentation's edit of the saved Machine (2.4.1, step
+// 3; see prepareMachine): everything the machine controller set for the old
+// instance removed, a new name.
 func StripMachine(old *machinev1beta1.Machine, newName, node string) *machinev1beta1.Machine {
 	m := &machinev1beta1.Machine{
 		TypeMeta: metav1.TypeMeta{APIVersion: "machine.openshift.io/v1beta1", Kind: "Machine"},
@@ -783,7 +786,7 @@ func (p *Replacement) newHostPresent(ctx context.Context) (bool, error) {
 
 func (p *Replacement) waitForNewHost(_ context.Context, out io.Writer) error {
 	fmt.Fprintf(out, "  The Machine API does not manage %s. Create the new control-plane host the way this one was created\n", p.Record.Node)
-	fmt.Fprintf(out, "  (seeds 003 §2.4.1 step 3), approve its CSRs (`%s csr approve`), delete node %s once its host is gone,\n", p.opts.command(), p.Record.Node)
+	fmt.Fprintf(out, "  (OpenShift 4.5 documentation, Backup and restore, 2.4.1 \"Replacing an unhealthy etcd member whose machine is not running or whose node is not ready\", step 3),\n  approve its CSRs (`%s csr approve`), delete node %s once its host is gone,\n", p.opts.command(), p.Record.Node)
 	fmt.Fprintf(out, "  then run `%s member replace %s` again: it continues from here.\n", p.opts.command(), p.Record.Node)
 	return exitcode.NeedsAttention(ErrStopped)
 }

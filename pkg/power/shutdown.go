@@ -13,7 +13,8 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 )
 
-// HostCommand is what runs on every host (seeds 003 §3.2): power off in a
+// HostCommand is what runs on every host (OpenShift 4.5 documentation, Backup
+// and restore, 3.2 "Shutting down the cluster"): power off in a
 // minute, which lets the pods terminate gracefully.
 const HostCommand = "shutdown -h 1"
 
