@@ -220,7 +220,7 @@ func (o *ShutdownOptions) Run(ctx context.Context) error {
 		r.Backup = dir
 	}
 
-	s := &power.Shutdown{Start: o.engine().Runner, Log: out}
+	s := &power.Shutdown{Start: o.engine().Runner, Log: out, Command: o.globals.CommandName}
 	runErr := s.Run(ctx, targets, r)
 	if err := o.printReport(r); err != nil {
 		return err
