@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -26,6 +27,11 @@ func Execute(ctx context.Context, root *cobra.Command) int {
 	code := exitcode.FromError(err)
 	if exitcode.IsSilent(err) {
 		return code
+	}
+
+	var about *commandError
+	if errors.As(err, &about) {
+		failed = about.command
 	}
 
 	errOut := root.ErrOrStderr()

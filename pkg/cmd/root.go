@@ -137,6 +137,7 @@ func newRootCmd(commandName string, streams genericiooptions.IOStreams) *cobra.C
 	// only when executing; added here it is part of the tree the generated
 	// reference documents, and prepareCommandTree handles it like the rest.
 	root.InitDefaultCompletionCmd()
+	checkHelpTopics(root)
 
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return exitcode.Usage(err)
@@ -240,6 +241,45 @@ func unknownCommand(c *cobra.Command, name string) error {
 	}
 	return exitcode.Usage(errors.New(msg))
 }
+
+// checkHelpTopics makes `help <command>` reject a command that does not
+// exist as a mistyped command is rejected (see prepareCommandTree); cobra's
+// help command would print the nearest command's help, or "Unknown help
+// topic" and the usage, and exit 0.
+func checkHelpTopics(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	var help *cobra.Command
+	for _, c := range root.Commands() {
+		if c.Name() == "help" {
+			help = c
+		}
+	}
+	if help == nil || help.Run == nil {
+		return
+	}
+	showHelp := help.Run
+	help.Run = nil
+	help.RunE = func(c *cobra.Command, args []string) error {
+		target, rest, err := c.Root().Find(args)
+		if err == nil && target != nil && target.HasSubCommands() && len(rest) > 0 {
+			if err := target.ValidateArgs(rest); err != nil {
+				return &commandError{command: target, err: err}
+			}
+		}
+		showHelp(c, args)
+		return nil
+	}
+}
+
+// commandError is an error about command rather than the one that ran, so
+// that Execute's pointer to -h names it.
+type commandError struct {
+	command *cobra.Command
+	err     error
+}
+
+func (e *commandError) Error() string { return e.err.Error() }
+func (e *commandError) Unwrap() error { return e.err }
 
 // helpErrorKey is the context key under which Execute leaves helpFunc a place
 // for the error it finds.

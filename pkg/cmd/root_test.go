@@ -300,6 +300,20 @@ func TestUnknownCommands(t *testing.T) {
 		}
 	}
 
+	t.Run("help of an unknown command", func(t *testing.T) {
+		for args, want := range map[string]string{
+			"help restor": "error: unknown command \"restor\" for \"oc recover\"\n" +
+				"See 'oc recover -h' for help and examples.\n",
+			"help backup lst": "error: unknown command \"lst\" for \"oc recover backup\"\n\nDid you mean this?\n\tlist\n" +
+				"See 'oc recover backup -h' for help and examples.\n",
+		} {
+			code, out, errOut := run(t, "oc-recover", "", strings.Fields(args)...)
+			if code != exitcode.CodeUsage || errOut != want || out != "" {
+				t.Errorf("%s: exit code %d, stdout %q, stderr:\n%s\nwant %d and:\n%s", args, code, out, errOut, exitcode.CodeUsage, want)
+			}
+		}
+	})
+
 	t.Run("named as invoked", func(t *testing.T) {
 		code, _, errOut := run(t, "/usr/local/bin/kubectl-recover", "/usr/bin/kubectl", "member", "stauts", "--help")
 		if want := "error: unknown command \"stauts\" for \"kubectl recover member\"\n\nDid you mean this?\n\tstatus\n" +
@@ -315,7 +329,7 @@ func TestHelpOfKnownCommands(t *testing.T) {
 	for _, args := range [][]string{
 		{"--help"}, {"backup", "--help"}, {"backup", "list", "--help"}, {"member", "-h"},
 		{"member", "status", "--help"}, {"--context", "admin", "member", "status", "-h"},
-		{"member"}, {"help", "member"},
+		{"member"}, {"help"}, {"help", "member"}, {"help", "backup", "list"},
 	} {
 		code, out, errOut := run(t, "oc-recover", "", args...)
 		if code != exitcode.CodeSuccess || errOut != "" {
