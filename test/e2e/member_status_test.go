@@ -59,8 +59,9 @@ func TestMemberStatusHealthy(t *testing.T) {
 	}
 }
 
-// A stopped machine (seeds 003 §2.3 step 1) and a crash-looping etcd pod
-// (step 3) are told apart, and the verdict names the procedure; exit 3.
+// A stopped machine (OpenShift 4.5 documentation, Backup and restore, 2.3
+// "Determining the state of the unhealthy etcd member", step 1) and a
+// crash-looping etcd pod (step 3) are told apart, and the verdict names the procedure; exit 3.
 func TestMemberStatusDiagnosesTheUnhealthyMember(t *testing.T) {
 	t.Parallel()
 	b := startBox(t, box.Options{})
