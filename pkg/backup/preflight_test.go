@@ -33,7 +33,8 @@ func etcdPod(node string, phase corev1.PodPhase, ready bool) *corev1.Pod {
 		Status: corev1.PodStatus{Phase: phase, ContainerStatuses: []corev1.ContainerStatus{{Name: "etcd", Ready: ready}}}}
 }
 
-// The choice of node follows the seeds' signs of an unhealthy member: node
+// The choice of node follows the documentation's signs of an unhealthy member
+// (OpenShift 4.5, Backup and restore, 2.2 and 2.3): node
 // not Ready, etcd pod not running, member named unhealthy by the operator.
 func TestControlPlaneNodesJudgesEachNode(t *testing.T) {
 	kube := fake.NewSimpleClientset(

@@ -54,7 +54,7 @@ func (r Requirement) Check(ctx context.Context, config configclient.Interface, n
 	case r.Force:
 		d.Forced = fmt.Sprintf("no backup of cluster %s newer than %s in %s", d.ClusterID, r.MaxAge, r.Dir)
 	default:
-		return d, fmt.Errorf("refusing, nothing was done: no backup of cluster %s newer than %s in %s (the seeds require one before %s); take one with `%s backup --output-dir %s/<name>`, or pass --backup to take it now, or --force to go without",
+		return d, fmt.Errorf("refusing, nothing was done: no backup of cluster %s newer than %s in %s (OpenShift 4.5 documentation, Backup and restore, requires one before %s); take one with `%s backup --output-dir %s/<name>`, or pass --backup to take it now, or --force to go without",
 			d.ClusterID, r.MaxAge, r.Dir, action, commandName, r.Dir)
 	}
 	return d, nil

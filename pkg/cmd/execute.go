@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -14,13 +15,23 @@ import (
 // can clean up), prints any error to root's error stream the way kubectl does,
 // and returns the process exit code (see package exitcode).
 func Execute(ctx context.Context, root *cobra.Command) int {
-	failed, err := root.ExecuteContextC(ctx)
+	var helpErr error
+	failed, err := root.ExecuteContextC(withHelpError(ctx, &helpErr))
+	if err == nil && helpErr != nil {
+		// --help after an unknown command (see helpFunc)
+		err = helpErr
+	}
 	if err == nil {
 		return exitcode.CodeSuccess
 	}
 	code := exitcode.FromError(err)
 	if exitcode.IsSilent(err) {
 		return code
+	}
+
+	var about *commandError
+	if errors.As(err, &about) {
+		failed = about.command
 	}
 
 	errOut := root.ErrOrStderr()

@@ -32,6 +32,7 @@
 package cmd
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -136,10 +137,12 @@ func newRootCmd(commandName string, streams genericiooptions.IOStreams) *cobra.C
 	// only when executing; added here it is part of the tree the generated
 	// reference documents, and prepareCommandTree handles it like the rest.
 	root.InitDefaultCompletionCmd()
+	checkHelpTopics(root)
 
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return exitcode.Usage(err)
 	})
+	root.SetHelpFunc(helpFunc(root.HelpFunc()))
 	prepareCommandTree(root, commandName)
 	return root
 }
@@ -172,20 +175,36 @@ func addKlogVerbosityFlag(root *cobra.Command) {
 //   - CommandNamePlaceholder in Long and Example becomes the command name;
 //   - argument errors exit with the usage code;
 //   - a command group with no runnable code of its own prints its help when
-//     called bare and rejects an unknown subcommand as a usage error (cobra
-//     would print help and exit 0, or for the root report exit code 1).
+//     called bare (cobra would do that for the root only);
+//   - a command with subcommands rejects a word that is neither one of them
+//     nor an argument it takes as an unknown command, with cobra's
+//     suggestions, as a usage error (cobra would print help and exit 0, or
+//     for the root report exit code 1 without its pointer to -h), with or
+//     without --help (see helpFunc).
 func prepareCommandTree(c *cobra.Command, commandName string) {
 	c.Long = strings.ReplaceAll(c.Long, CommandNamePlaceholder, commandName)
 	c.Example = strings.ReplaceAll(c.Example, CommandNamePlaceholder, commandName)
 
-	if c.HasSubCommands() && !c.Runnable() {
-		// Cobra never calls Args of a command that is not runnable, and when
-		// the root's Args is nil it rejects unknown subcommands itself with a
-		// plain error. ArbitraryArgs turns that off; runCommandGroup checks.
-		if c.Args == nil {
-			c.Args = cobra.ArbitraryArgs
+	if c.HasSubCommands() {
+		group := !c.Runnable()
+		if group {
+			// Cobra never calls Args of a command that is not runnable, and
+			// when the root's Args is nil it rejects unknown subcommands
+			// itself with a plain error, before --help is looked at.
+			// ArbitraryArgs turns that off; the Args below checks instead.
+			if c.Args == nil {
+				c.Args = cobra.ArbitraryArgs
+			}
+			c.RunE = runCommandGroup
 		}
-		c.RunE = runCommandGroup
+		if validateArgs := c.Args; validateArgs != nil {
+			c.Args = func(c *cobra.Command, args []string) error {
+				if len(args) > 0 && (group || validateArgs(c, args) != nil) {
+					return unknownCommand(c, args[0])
+				}
+				return nil
+			}
+		}
 	}
 	if validateArgs := c.Args; validateArgs != nil {
 		c.Args = func(c *cobra.Command, args []string) error {
@@ -201,20 +220,101 @@ func prepareCommandTree(c *cobra.Command, commandName string) {
 	}
 }
 
-// runCommandGroup is the RunE of a command that only groups subcommands.
-func runCommandGroup(c *cobra.Command, args []string) error {
-	if len(args) == 0 {
-		return c.Help()
-	}
-	msg := fmt.Sprintf("unknown command %q for %q", args[0], c.CommandPath())
+// runCommandGroup is the RunE of a command that only groups subcommands. Its
+// Args has already rejected anything but no argument at all.
+func runCommandGroup(c *cobra.Command, _ []string) error {
+	return c.Help()
+}
+
+// unknownCommand is the usage error for a word that names no subcommand of c,
+// worded as cobra and kubectl word it, with cobra's suggestions.
+func unknownCommand(c *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", name, c.CommandPath())
 	if !c.DisableSuggestions {
 		// Cobra applies this default only in its own, unexported, lookup.
 		if c.SuggestionsMinimumDistance <= 0 {
 			c.SuggestionsMinimumDistance = 2
 		}
-		if suggestions := c.SuggestionsFor(args[0]); len(suggestions) > 0 {
+		if suggestions := c.SuggestionsFor(name); len(suggestions) > 0 {
 			msg += "\n\nDid you mean this?\n\t" + strings.Join(suggestions, "\n\t")
 		}
 	}
 	return exitcode.Usage(errors.New(msg))
+}
+
+// checkHelpTopics makes `help <command>` reject a command that does not
+// exist as a mistyped command is rejected (see prepareCommandTree); cobra's
+// help command would print the nearest command's help, or "Unknown help
+// topic" and the usage, and exit 0.
+func checkHelpTopics(root *cobra.Command) {
+	root.InitDefaultHelpCmd()
+	var help *cobra.Command
+	for _, c := range root.Commands() {
+		if c.Name() == "help" {
+			help = c
+		}
+	}
+	if help == nil || help.Run == nil {
+		return
+	}
+	showHelp := help.Run
+	help.Run = nil
+	help.RunE = func(c *cobra.Command, args []string) error {
+		target, rest, err := c.Root().Find(args)
+		if err == nil && target != nil && target.HasSubCommands() && len(rest) > 0 {
+			if err := target.ValidateArgs(rest); err != nil {
+				return &commandError{command: target, err: err}
+			}
+		}
+		showHelp(c, args)
+		return nil
+	}
+}
+
+// commandError is an error about command rather than the one that ran, so
+// that Execute's pointer to -h names it.
+type commandError struct {
+	command *cobra.Command
+	err     error
+}
+
+func (e *commandError) Error() string { return e.err.Error() }
+func (e *commandError) Unwrap() error { return e.err }
+
+// helpErrorKey is the context key under which Execute leaves helpFunc a place
+// for the error it finds.
+type helpErrorKey struct{}
+
+// withHelpError returns ctx carrying slot, where helpFunc puts the error of a
+// --help on an unknown command.
+func withHelpError(ctx context.Context, slot *error) context.Context {
+	return context.WithValue(ctx, helpErrorKey{}, slot)
+}
+
+// helpFunc wraps cobra's help function, which cobra calls for --help before
+// it validates any argument: given --help after a word that names no
+// subcommand (`restor --help`, `member stauts --help`), cobra would print the
+// help of the nearest command and exit 0. Instead the help function checks
+// the arguments the way the command would, and hands the error to Execute
+// through the context (cobra's help function cannot return one), or when run
+// outside Execute prints it.
+func helpFunc(defaultHelp func(*cobra.Command, []string)) func(*cobra.Command, []string) {
+	return func(c *cobra.Command, args []string) {
+		// args is the whole command line; the flag set holds what the
+		// command itself was given, once cobra has parsed its flags (and
+		// nothing when the help comes from `help <command>` or a bare group).
+		if positional := c.Flags().Args(); c.HasSubCommands() && len(positional) > 0 {
+			if err := c.ValidateArgs(positional); err != nil {
+				if ctx := c.Context(); ctx != nil {
+					if slot, ok := ctx.Value(helpErrorKey{}).(*error); ok {
+						*slot = err
+						return
+					}
+				}
+				fmt.Fprintln(c.ErrOrStderr(), "error: "+err.Error())
+				return
+			}
+		}
+		defaultHelp(c, args)
+	}
 }

@@ -257,3 +257,105 @@ func TestNoCobraValidatedFlagConstraints(t *testing.T) {
 	}
 	visit(newRootCmd("oc recover", streams))
 }
+
+// A mistyped command is a usage error with cobra's suggestion, whether or not
+// --help follows it; the real tree, named as the user invoked it.
+func TestUnknownCommands(t *testing.T) {
+	tests := []struct {
+		name       string
+		args       []string
+		wantStderr string
+	}{
+		{"top level", []string{"restor"},
+			"error: unknown command \"restor\" for \"oc recover\"\n" +
+				"See 'oc recover -h' for help and examples.\n"},
+		{"top level with a suggestion", []string{"bakup"},
+			"error: unknown command \"bakup\" for \"oc recover\"\n\nDid you mean this?\n\tbackup\n" +
+				"See 'oc recover -h' for help and examples.\n"},
+		{"of backup, which runs by itself too", []string{"backup", "lst"},
+			"error: unknown command \"lst\" for \"oc recover backup\"\n\nDid you mean this?\n\tlist\n" +
+				"See 'oc recover backup -h' for help and examples.\n"},
+		{"of member", []string{"member", "stauts"},
+			"error: unknown command \"stauts\" for \"oc recover member\"\n\nDid you mean this?\n\tstatus\n" +
+				"See 'oc recover member -h' for help and examples.\n"},
+		{"after a global flag and its value", []string{"--context", "admin", "member", "stauts"},
+			"error: unknown command \"stauts\" for \"oc recover member\"\n\nDid you mean this?\n\tstatus\n" +
+				"See 'oc recover member -h' for help and examples.\n"},
+	}
+	for _, tt := range tests {
+		for _, help := range [][]string{nil, {"--help"}, {"-h"}} {
+			args := append(append([]string(nil), tt.args...), help...)
+			t.Run(tt.name+" "+strings.Join(help, ""), func(t *testing.T) {
+				code, out, errOut := run(t, "oc-recover", "", args...)
+				if code != exitcode.CodeUsage {
+					t.Errorf("%v: exit code %d, want %d", args, code, exitcode.CodeUsage)
+				}
+				if errOut != tt.wantStderr {
+					t.Errorf("%v: stderr:\n%s\nwant:\n%s", args, errOut, tt.wantStderr)
+				}
+				if out != "" {
+					t.Errorf("%v: printed on stdout:\n%s", args, out)
+				}
+			})
+		}
+	}
+
+	t.Run("help of an unknown command", func(t *testing.T) {
+		for args, want := range map[string]string{
+			"help restor": "error: unknown command \"restor\" for \"oc recover\"\n" +
+				"See 'oc recover -h' for help and examples.\n",
+			"help backup lst": "error: unknown command \"lst\" for \"oc recover backup\"\n\nDid you mean this?\n\tlist\n" +
+				"See 'oc recover backup -h' for help and examples.\n",
+		} {
+			code, out, errOut := run(t, "oc-recover", "", strings.Fields(args)...)
+			if code != exitcode.CodeUsage || errOut != want || out != "" {
+				t.Errorf("%s: exit code %d, stdout %q, stderr:\n%s\nwant %d and:\n%s", args, code, out, errOut, exitcode.CodeUsage, want)
+			}
+		}
+	})
+
+	t.Run("named as invoked", func(t *testing.T) {
+		code, _, errOut := run(t, "/usr/local/bin/kubectl-recover", "/usr/bin/kubectl", "member", "stauts", "--help")
+		if want := "error: unknown command \"stauts\" for \"kubectl recover member\"\n\nDid you mean this?\n\tstatus\n" +
+			"See 'kubectl recover member -h' for help and examples.\n"; code != exitcode.CodeUsage || errOut != want {
+			t.Errorf("exit code %d, stderr:\n%s\nwant %d and:\n%s", code, errOut, exitcode.CodeUsage, want)
+		}
+	})
+}
+
+// --help on a command that exists, or a bare group, still prints its help and
+// exits 0.
+func TestHelpOfKnownCommands(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"}, {"backup", "--help"}, {"backup", "list", "--help"}, {"member", "-h"},
+		{"member", "status", "--help"}, {"--context", "admin", "member", "status", "-h"},
+		{"member"}, {"help"}, {"help", "member"}, {"help", "backup", "list"},
+	} {
+		code, out, errOut := run(t, "oc-recover", "", args...)
+		if code != exitcode.CodeSuccess || errOut != "" {
+			t.Errorf("%v: exit code %d, stderr %q", args, code, errOut)
+		}
+		if !strings.Contains(out, "Usage:\n  oc recover ") {
+			t.Errorf("%v: no help printed:\n%s", args, out)
+		}
+	}
+}
+
+// Under a legacy plugin caller (oc 3.x `oc plugin recover`), which passes the
+// user's flags through the environment, a mistyped command is the same usage
+// error, named as the caller names the plugin.
+func TestUnknownCommandUnderLegacyCaller(t *testing.T) {
+	t.Setenv(LegacyCallerEnv, "/usr/bin/oc")
+	t.Setenv("KUBECTL_PLUGINS_GLOBAL_FLAG_CONTEXT", "admin")
+	savedArgs := os.Args
+	t.Cleanup(func() { os.Args = savedArgs })
+	// the descriptor's command words and the user's positional arguments
+	os.Args = []string{"/usr/local/bin/oc-recover", "member", "stauts"}
+	streams, _, _, stderr := genericiooptions.NewTestIOStreams()
+	code := Execute(context.Background(), NewRootCmd(streams))
+	errOut := stderr.String()
+	if want := "error: unknown command \"stauts\" for \"oc plugin recover member\"\n\nDid you mean this?\n\tstatus\n" +
+		"See 'oc plugin recover member -h' for help and examples.\n"; code != exitcode.CodeUsage || errOut != want {
+		t.Errorf("exit code %d, stderr:\n%s\nwant %d and:\n%s", code, errOut, exitcode.CodeUsage, want)
+	}
+}

@@ -1,5 +1,9 @@
 // Package csr decides which pending certificate signing requests of nodes
-// may be approved, and approves them (seeds 003 ch.4 and §5.4, 001 §5.4.3).
+// may be approved, and approves them, as OpenShift's documentation does
+// (OpenShift 4.5 documentation, Backup and restore, chapter 4 "Restarting the
+// cluster gracefully" and 5.4 "Recovering from expired control plane
+// certificates"; OpenShift 4.12 documentation, Backup and restore, 5.4.3 "Recovering from
+// expired control plane certificates").
 //
 // The decision is pure: Decide takes the pending CSRs, the Nodes and the
 // Machines and returns, for every pending CSR, whether to approve it and why.

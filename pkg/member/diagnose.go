@@ -1,6 +1,7 @@
 // Package member reports on etcd members and replaces an unhealthy one
-// (seeds 003 ch.2): which member is unhealthy, why, and which of the two
-// replacement procedures applies.
+// (OpenShift 4.5 documentation, Backup and restore, chapter 2 "Replacing an
+// unhealthy etcd member"): which member is unhealthy, why, and which of the
+// two replacement procedures applies.
 package member
 
 import (
@@ -8,7 +9,9 @@ import (
 	"sort"
 )
 
-// Diagnosis of one member, in the order the seeds check (003 §2.3).
+// Diagnosis of one member, in the order OpenShift's documentation checks
+// (OpenShift 4.5 documentation, Backup and restore, 2.3 "Determining the
+// state of the unhealthy etcd member").
 const (
 	Healthy             = "Healthy"
 	MachineNotRunning   = "MachineNotRunning"
@@ -62,9 +65,22 @@ type Report struct {
 	Verdict        string `json:"verdict"`
 	Target         string `json:"target,omitempty"`
 	Procedure      string `json:"procedure"`
+
+	// Command is how the user runs the plugin ("oc recover", "kubectl
+	// recover"), for the commands Procedure advises; empty means "oc recover".
+	Command string `json:"-"`
 }
 
-// Diagnose says why a member is unhealthy, checking in the seeds' order:
+// command is r.Command, or "oc recover" when the caller gave none.
+func (r *Report) command() string {
+	if r.Command == "" {
+		return "oc recover"
+	}
+	return r.Command
+}
+
+// Diagnose says why a member is unhealthy, checking in the documentation's
+// order (see the constants above):
 // is the machine running, is the node ready, is the etcd pod crashlooping.
 func Diagnose(s Status) string {
 	switch {
@@ -117,7 +133,7 @@ func Decide(r *Report) {
 	switch {
 	case voting == 0 || healthy <= voting/2:
 		r.Verdict = VerdictQuorumLost
-		r.Procedure = fmt.Sprintf("etcd has lost quorum (%d of %d members healthy): restore the cluster from a backup (seeds 003 §5.3, `oc recover restore`); replacing a member cannot help", healthy, voting)
+		r.Procedure = fmt.Sprintf("etcd has lost quorum (%d of %d members healthy): replacing a member cannot help: restore the cluster from a backup, by OpenShift's procedure (OpenShift 4.5 documentation, Backup and restore, 5.3 \"Restoring to a previous cluster state\")", healthy, voting)
 	case len(unhealthy) == 0 && len(r.Members) > 0 && allNodesHaveMembers(r):
 		r.Verdict = VerdictHealthy
 		r.Procedure = "nothing to do"
@@ -129,15 +145,15 @@ func Decide(r *Report) {
 				break
 			}
 		}
-		r.Procedure = fmt.Sprintf("control-plane node %s has no etcd member: redeploy etcd so the operator adds it (`oc recover redeploy etcd`)", r.Target)
+		r.Procedure = fmt.Sprintf("control-plane node %s has no etcd member: redeploy etcd so the operator adds it (`%s redeploy etcd`)", r.Target, r.command())
 	default:
 		t := unhealthy[0]
 		r.Verdict, r.Target = VerdictReplaceMember, t.Node
 		switch t.Diagnosis {
 		case MachineNotRunning, NodeNotReady:
-			r.Procedure = fmt.Sprintf("replace the member of %s, whose machine is not running or whose node is not ready (seeds 003 §2.4.1): `oc recover member replace %s`", t.Node, t.Node)
+			r.Procedure = fmt.Sprintf("replace the member of %s, whose machine is not running or whose node is not ready (OpenShift 4.5 documentation, Backup and restore, 2.4.1 \"Replacing an unhealthy etcd member whose machine is not running or whose node is not ready\"): `%s member replace %s`", t.Node, r.command(), t.Node)
 		case EtcdPodCrashlooping:
-			r.Procedure = fmt.Sprintf("replace the member of %s, whose etcd pod is crashlooping (seeds 003 §2.4.2): `oc recover member replace %s`", t.Node, t.Node)
+			r.Procedure = fmt.Sprintf("replace the member of %s, whose etcd pod is crashlooping (OpenShift 4.5 documentation, Backup and restore, 2.4.2 \"Replacing an unhealthy etcd member whose etcd pod is crashlooping\"): `%s member replace %s`", t.Node, r.command(), t.Node)
 		default:
 			r.Procedure = fmt.Sprintf("the member of %s is unhealthy for a reason not diagnosed here: look at its etcd pod's logs before replacing it", t.Node)
 		}

@@ -11,7 +11,8 @@ func ok(node string) Status {
 	return Status{Node: node, InstanceState: "running", NodeReady: "True", PodState: "Running", MemberID: "id-" + node, Healthy: healthy(true)}
 }
 
-// The seeds' order: machine, then node, then pod.
+// The documentation's order (OpenShift 4.5, Backup and restore, 2.3):
+// machine, then node, then pod.
 func TestDiagnose(t *testing.T) {
 	cases := map[string]struct {
 		s    Status
@@ -44,8 +45,8 @@ func TestDecide(t *testing.T) {
 		procedureHint string
 	}{
 		{"all healthy", Report{Members: []Status{ok("a"), ok("b"), ok("c")}}, VerdictHealthy, "", "nothing"},
-		{"machine stopped", Report{Members: []Status{ok("a"), stopped, ok("c")}}, VerdictReplaceMember, "b", "§2.4.1"},
-		{"crashloop", Report{Members: []Status{ok("a"), ok("b"), crash}}, VerdictReplaceMember, "c", "§2.4.2"},
+		{"machine stopped", Report{Members: []Status{ok("a"), stopped, ok("c")}}, VerdictReplaceMember, "b", `2.4.1 "Replacing an unhealthy etcd member whose machine is not running`},
+		{"crashloop", Report{Members: []Status{ok("a"), ok("b"), crash}}, VerdictReplaceMember, "c", `2.4.2 "Replacing an unhealthy etcd member whose etcd pod is crashlooping"`},
 		{"quorum lost", Report{Members: []Status{ok("a"), stopped, crash}}, VerdictQuorumLost, "", "restore"},
 		{"five members, two down", Report{Members: []Status{ok("a"), crash, ok("d"), stopped, ok("e")}}, VerdictReplaceMember, "b", "one at a time"},
 		{"node without member", Report{Members: []Status{ok("a"), ok("b"), {Node: "c", NodeReady: "True", PodState: "Missing"}}}, VerdictReplaceMember, "c", "redeploy etcd"},
@@ -56,6 +57,22 @@ func TestDecide(t *testing.T) {
 		Decide(&r)
 		if r.Verdict != c.verdict || r.Target != c.tgt || !strings.Contains(r.Procedure, c.procedureHint) {
 			t.Errorf("%s: verdict %s %s, procedure %q; want %s %s containing %q", c.name, r.Verdict, r.Target, r.Procedure, c.verdict, c.tgt, c.procedureHint)
+		}
+	}
+}
+
+// The advice names the command as the user ran it.
+func TestDecideAdvisesTheCommandAsInvoked(t *testing.T) {
+	stopped := Status{Node: "b", InstanceState: "stopped", NodeReady: "Unknown", PodState: "Running", MemberID: "id-b", Healthy: healthy(false)}
+	for _, c := range []struct{ command, want string }{
+		{"", "`oc recover member replace b`"},
+		{"kubectl recover", "`kubectl recover member replace b`"},
+		{"oc plugin recover", "`oc plugin recover member replace b`"},
+	} {
+		r := Report{Members: []Status{ok("a"), stopped, ok("c")}, Command: c.command}
+		Decide(&r)
+		if !strings.Contains(r.Procedure, c.want) {
+			t.Errorf("command %q: procedure %q lacks %q", c.command, r.Procedure, c.want)
 		}
 	}
 }

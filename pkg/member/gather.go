@@ -36,7 +36,7 @@ type Clients struct {
 // It makes a fixed number of API requests, whatever the cluster's size: a
 // list each of control-plane nodes, machines and etcd pods, the etcd
 // operator's CR, the client secret and CA, one port-forward and one exec.
-func Gather(ctx context.Context, c Clients) (*Report, error) {
+func Gather(ctx context.Context, c Clients, command string) (*Report, error) {
 	nodes, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "node-role.kubernetes.io/master"})
 	if err != nil {
 		return nil, fmt.Errorf("list control-plane nodes: %w", err)
@@ -124,6 +124,7 @@ func Gather(ctx context.Context, c Clients) (*Report, error) {
 			}
 		}
 	}
+	r.Command = command
 	Decide(r)
 	return r, nil
 }

@@ -60,15 +60,15 @@ func Judge(r *Report, t Target) (Decision, error) {
 		}
 	}
 	if target == nil || target.MemberID == "" {
-		return d, fmt.Errorf("node %s has no etcd member, so there is none to replace; to have the etcd operator add one, run `oc recover redeploy etcd`", t.Node)
+		return d, fmt.Errorf("node %s has no etcd member, so there is none to replace; to have the etcd operator add one, run `%s redeploy etcd`", t.Node, r.command())
 	}
 	d.Member = *target
 	if t.MemberID != "" && !strings.EqualFold(strings.TrimPrefix(t.MemberID, "0x"), target.MemberID) {
-		return d, fmt.Errorf("refusing: --member-id %s does not match the member named %s, whose ID is now %s; the membership changed since you looked: check `oc recover member status`", t.MemberID, t.Node, target.MemberID)
+		return d, fmt.Errorf("refusing: --member-id %s does not match the member named %s, whose ID is now %s; the membership changed since you looked: check `%s member status`", t.MemberID, t.Node, target.MemberID, r.command())
 	}
 	if !peerOnNode(target.PeerURLs, t.Addresses) {
-		return d, fmt.Errorf("refusing: the member named %s (ID %s) has peer URL %s, which is none of node %s's addresses (%s): the member's name no longer matches its node; check `oc recover member status` and remove it by hand if it is stale",
-			t.Node, target.MemberID, strings.Join(target.PeerURLs, ","), t.Node, strings.Join(t.Addresses, ", "))
+		return d, fmt.Errorf("refusing: the member named %s (ID %s) has peer URL %s, which is none of node %s's addresses (%s): the member's name no longer matches its node; check `%s member status` and remove it by hand if it is stale",
+			t.Node, target.MemberID, strings.Join(target.PeerURLs, ","), t.Node, strings.Join(t.Addresses, ", "), r.command())
 	}
 	if len(r.ExtraMembers) > 0 {
 		var extra []string
@@ -96,7 +96,7 @@ func Judge(r *Report, t Target) (Decision, error) {
 	}
 	d.VotingAfter, d.HealthyAfter = voting-1, healthyOthers
 	if healthyOthers <= (voting-1)/2 {
-		return d, fmt.Errorf("refusing: removing the member of %s would lose quorum (%d healthy of the %d members left); etcd must keep a majority: bring the other members back first (`oc recover member status`)", t.Node, healthyOthers, voting-1)
+		return d, fmt.Errorf("refusing: removing the member of %s would lose quorum (%d healthy of the %d members left); etcd must keep a majority: bring the other members back first (`%s member status`)", t.Node, healthyOthers, voting-1, r.command())
 	}
 	if target.Healthy != nil && *target.Healthy {
 		return d, fmt.Errorf("refusing: the member of %s (ID %s) is healthy as etcd reports it (diagnosis %s); a healthy member is never removed", t.Node, target.MemberID, target.Diagnosis)

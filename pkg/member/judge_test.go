@@ -115,7 +115,7 @@ func TestNextMachineName(t *testing.T) {
 	}
 }
 
-// The seed's edit: status, providerID, annotations, generation,
+// The documentation's edit (OpenShift 4.5, Backup and restore, 2.4.1, step 3): status, providerID, annotations, generation,
 // resourceVersion, uid and selfLink gone; name, labels and spec kept.
 func TestStripMachine(t *testing.T) {
 	old := &machinev1beta1.Machine{

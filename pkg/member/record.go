@@ -24,10 +24,15 @@ const RecordAnnotation = "oc-recover/member-replace"
 const ReplacesNodeAnnotation = "oc-recover/replaces-node"
 
 // unsafeEtcdOverride is the etcd operator's switch that lets it roll
-// revisions with fewer than three healthy members (seeds 001).
+// revisions with fewer than three healthy members: OpenShift's quorum guard
+// override (OpenShift 4.12 documentation, Backup and restore, 5.4.2
+// "Restoring to a previous cluster state").
 const unsafeEtcdOverride = "useUnsupportedUnsafeNonHANonProductionUnstableEtcd"
 
-// Procedures of a member replacement (seeds 003 §2.4.1, §2.4.2).
+// Procedures of a member replacement (OpenShift 4.5 documentation, Backup and
+// restore, 2.4.1 "Replacing an unhealthy etcd member whose machine is not
+// running or whose node is not ready" and 2.4.2 "Replacing an unhealthy etcd
+// member whose etcd pod is crashlooping").
 const (
 	ProcedureMachine    = "machine"   // §2.4.1 with the Machine API: replace the Machine
 	ProcedureUPI        = "upi"       // §2.4.1 on hosts the Machine API does not manage

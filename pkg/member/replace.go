@@ -43,6 +43,18 @@ type ReplaceOptions struct {
 	Now      time.Time
 	// PollInterval paces the waits (default 2s).
 	PollInterval time.Duration
+	// Command is how the user runs the plugin ("oc recover", "kubectl
+	// recover"), for the commands its messages advise; empty means
+	// "oc recover".
+	Command string
+}
+
+// command is opts.Command, or "oc recover" when the caller gave none.
+func (o ReplaceOptions) command() string {
+	if o.Command == "" {
+		return "oc recover"
+	}
+	return o.Command
 }
 
 // Replacement is a planned (or resumed) replacement of one member.
@@ -70,13 +82,13 @@ func PlanReplace(ctx context.Context, c ReplaceClients, opts ReplaceOptions) (*R
 	rec, err := ReadRecord(rctx, c.Operator)
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("%w\nThe API server cannot read etcd. If etcd has lost quorum (most of its members down), replacing a member cannot help: restore the cluster from a backup (seeds 003 §5.3, `oc recover restore`)", err)
+		return nil, fmt.Errorf("%w\nThe API server cannot read etcd. If etcd has lost quorum (most of its members down), replacing a member cannot help: restore the cluster from a backup, by OpenShift's procedure (OpenShift 4.5 documentation, Backup and restore, 5.3 \"Restoring to a previous cluster state\")", err)
 	}
 	if rec != nil && rec.Node != opts.Node {
-		return nil, fmt.Errorf("refusing: a replacement of the member of %s is in progress (started %s, recorded on etcd/cluster annotation %s); finish it first with `oc recover member replace %s`",
-			rec.Node, rec.Started.Format(time.RFC3339), RecordAnnotation, rec.Node)
+		return nil, fmt.Errorf("refusing: a replacement of the member of %s is in progress (started %s, recorded on etcd/cluster annotation %s); finish it first with `%s member replace %s`",
+			rec.Node, rec.Started.Format(time.RFC3339), RecordAnnotation, opts.command(), rec.Node)
 	}
-	report, err := Gather(ctx, c.Clients)
+	report, err := Gather(ctx, c.Clients, opts.Command)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +158,9 @@ func (p *Replacement) target(ctx context.Context) (Target, error) {
 }
 
 // prepareMachine saves the copy of the node's Machine that will replace it
-// (seeds 003 §2.4.1 step 3): status, spec.providerID, annotations,
+// (OpenShift 4.5 documentation, Backup and restore, 2.4.1 "Replacing an
+// unhealthy etcd member whose machine is not running or whose node is not
+// ready", step 3): status, spec.providerID, annotations,
 // generation, resourceVersion, uid and selfLink stripped, renamed to the
 // next free index.
 func (p *Replacement) prepareMachine(ctx context.Context) error {
@@ -196,8 +210,9 @@ func NextMachineName(old string, existing []string) (string, error) {
 	return fmt.Sprintf("%s%d", prefix, next), nil
 }
 
-// StripMachine is the seed's edit of the saved Machine: everything the
-// machine controller set for the old instance removed, a new name.
+// StripMachine is the documentation's edit of the saved Machine (2.4.1, step
+// 3; see prepareMachine): everything the machine controller set for the old
+// instance removed, a new name.
 func StripMachine(old *machinev1beta1.Machine, newName, node string) *machinev1beta1.Machine {
 	m := &machinev1beta1.Machine{
 		TypeMeta: metav1.TypeMeta{APIVersion: "machine.openshift.io/v1beta1", Kind: "Machine"},
@@ -338,7 +353,7 @@ func (p *Replacement) steps() []step {
 		steps = append(steps, removeStep, secretsStep,
 			step{
 				title: "a new control-plane host, created the way this one was (not managed by the Machine API)",
-				detail: []string{fmt.Sprintf("stop here: create the new host, approve its CSRs (`oc recover csr approve`), delete node %s once its host is gone, then run this command again", node),
+				detail: []string{fmt.Sprintf("stop here: create the new host, approve its CSRs (`%s csr approve`), delete node %s once its host is gone, then run this command again", p.opts.command(), node),
 					"continues once a Ready control-plane node has no etcd member"},
 				done: p.newHostPresent,
 				run:  p.waitForNewHost,
@@ -771,8 +786,8 @@ func (p *Replacement) newHostPresent(ctx context.Context) (bool, error) {
 
 func (p *Replacement) waitForNewHost(_ context.Context, out io.Writer) error {
 	fmt.Fprintf(out, "  The Machine API does not manage %s. Create the new control-plane host the way this one was created\n", p.Record.Node)
-	fmt.Fprintf(out, "  (seeds 003 §2.4.1 step 3), approve its CSRs (`oc recover csr approve`), delete node %s once its host is gone,\n", p.Record.Node)
-	fmt.Fprintf(out, "  then run `oc recover member replace %s` again: it continues from here.\n", p.Record.Node)
+	fmt.Fprintf(out, "  (OpenShift 4.5 documentation, Backup and restore, 2.4.1 \"Replacing an unhealthy etcd member whose machine is not running or whose node is not ready\", step 3),\n  approve its CSRs (`%s csr approve`), delete node %s once its host is gone,\n", p.opts.command(), p.Record.Node)
+	fmt.Fprintf(out, "  then run `%s member replace %s` again: it continues from here.\n", p.opts.command(), p.Record.Node)
 	return exitcode.NeedsAttention(ErrStopped)
 }
 
@@ -846,7 +861,7 @@ func (p *Replacement) verify(ctx context.Context, out io.Writer) error {
 	var last *Report
 	lastLine := ""
 	err := p.poll(ctx, "one healthy etcd member per control-plane node", func(ctx context.Context) (bool, string, error) {
-		r, err := Gather(ctx, p.c.Clients)
+		r, err := Gather(ctx, p.c.Clients, p.opts.Command)
 		if err != nil {
 			return false, err.Error(), nil
 		}
@@ -866,7 +881,7 @@ func (p *Replacement) verify(ctx context.Context, out io.Writer) error {
 		for _, s := range last.ExtraMembers {
 			extra = append(extra, fmt.Sprintf("%s (%s, %s)", s.MemberID, orDash(s.Node), strings.Join(s.PeerURLs, ",")))
 		}
-		return exitcode.NeedsAttention(fmt.Errorf("etcd has a member that matches no control-plane node: %s; it was not removed: check it (`oc recover member status`) and remove it by hand if it is stale", strings.Join(extra, "; ")))
+		return exitcode.NeedsAttention(fmt.Errorf("etcd has a member that matches no control-plane node: %s; it was not removed: check it (`%s member status`) and remove it by hand if it is stale", strings.Join(extra, "; "), p.opts.command()))
 	}
 	fmt.Fprintf(out, "  %d members, all healthy\n", len(last.Members))
 	return nil

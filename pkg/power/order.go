@@ -42,10 +42,11 @@ func IsReady(n *corev1.Node) bool {
 }
 
 // ShutdownOrder is the order in which the nodes are shut down: the
-// workers first, then the control plane, each by name. The seeds shut down
-// "all nodes" without an order; the control plane goes last so that the
-// API, which the debug pods on the other nodes need, stays up until every
-// shutdown is scheduled, and the workloads stop before what runs them.
+// workers first, then the control plane, each by name. OpenShift's
+// documentation (4.5, Backup and restore, 3.2 "Shutting down the cluster")
+// shuts down "all nodes" without an order; the control plane goes last so
+// that the API, which the debug pods on the other nodes need, stays up until
+// every shutdown is scheduled, and the workloads stop before what runs them.
 func ShutdownOrder(nodes []corev1.Node) []Target {
 	var workers, masters []Target
 	for i := range nodes {

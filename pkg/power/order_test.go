@@ -41,7 +41,7 @@ func TestShutdownOrderWorkersFirstThenControlPlane(t *testing.T) {
 	}
 }
 
-func TestStatePhasesFollowTheSeeds(t *testing.T) {
+func TestStatePhasesFollowTheDocumentation(t *testing.T) {
 	nodes := []corev1.Node{node("master-0", "master", true), node("master-1", "master", false), node("worker-0", "worker", false)}
 	var s State
 	s.ControlPlane, s.Workers = CountNodes(nodes)

@@ -13,7 +13,8 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 )
 
-// HostCommand is what runs on every host (seeds 003 §3.2): power off in a
+// HostCommand is what runs on every host (OpenShift 4.5 documentation, Backup
+// and restore, 3.2 "Shutting down the cluster"): power off in a
 // minute, which lets the pods terminate gracefully.
 const HostCommand = "shutdown -h 1"
 
@@ -100,6 +101,18 @@ type Shutdown struct {
 	Parallel int
 	// Log receives a line per step.
 	Log io.Writer
+	// Command is how the user runs the plugin ("oc recover", "kubectl
+	// recover"), for the commands its warnings advise; empty means
+	// "oc recover".
+	Command string
+}
+
+// command is s.Command, or "oc recover" when the caller gave none.
+func (s *Shutdown) command() string {
+	if s.Command == "" {
+		return "oc recover"
+	}
+	return s.Command
 }
 
 func (s *Shutdown) logf(format string, args ...any) {
@@ -296,7 +309,7 @@ func (s *Shutdown) closeAll(ctx context.Context, sessions []debugnode.Runner, r 
 		}
 		if err := sessions[i].Close(cctx); err != nil {
 			mu.Lock()
-			r.Warnings = append(r.Warnings, fmt.Sprintf("debug pod on %s not removed: %v (run `cleanup` once the cluster is up again)", sessions[i].Node(), err))
+			r.Warnings = append(r.Warnings, fmt.Sprintf("debug pod on %s not removed: %v (run `%s cleanup` once the cluster is up again)", sessions[i].Node(), err, s.command()))
 			mu.Unlock()
 		}
 	})

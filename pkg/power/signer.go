@@ -1,5 +1,6 @@
-// Package power shuts a cluster down gracefully and starts it again (seeds
-// 003 ch.3 and ch.4): the pre-flight judgement of the kubelet signer's
+// Package power shuts a cluster down gracefully and starts it again
+// (OpenShift 4.5 documentation, Backup and restore, chapter 3 "Shutting down
+// the cluster gracefully" and chapter 4 "Restarting the cluster gracefully"): the pre-flight judgement of the kubelet signer's
 // expiry, the order in which nodes go down, scheduling `shutdown -h 1` on
 // every node through debug pods so that nothing is left half-done, and the
 // judgement of a restarting cluster's nodes and cluster operators.
@@ -121,7 +122,7 @@ func absDuration(d time.Duration) time.Duration {
 func CheckRestartBy(e SignerExpiry, restartBy, now time.Time) error {
 	expiry := e.NotAfter.UTC().Format(time.RFC3339)
 	if !e.NotAfter.After(now) {
-		return fmt.Errorf("the %s certificate expired at %s: the kubelets' certificates cannot be renewed normally; recover the control-plane certificates (seeds 003 §5.4) before shutting the cluster down", SignerSecret, expiry)
+		return fmt.Errorf("the %s certificate expired at %s: the kubelets' certificates cannot be renewed normally; recover the control-plane certificates first, by OpenShift's procedure (OpenShift 4.5 documentation, Backup and restore, 5.4 \"Recovering from expired control plane certificates\"), before shutting the cluster down", SignerSecret, expiry)
 	}
 	if restartBy.After(e.NotAfter) {
 		return fmt.Errorf("the %s certificate expires at %s (%s from now), before the cluster would start again (--restart-by %s): a cluster that is down when it expires cannot start without recovering its certificates by hand. Start it again before %s (a shorter --restart-by), or wait until the certificate is rotated",

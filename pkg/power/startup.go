@@ -55,7 +55,8 @@ type State struct {
 	Operators      []OperatorProblem `json:"operatorProblems,omitempty"`
 }
 
-// Phase is what startup waits for, in the seeds' order (003 §4.2): the
+// Phase is what startup waits for, in the order of OpenShift 4.5
+// documentation, Backup and restore, 4.2 "Restarting the cluster": the
 // control-plane nodes, then the workers, then the cluster operators.
 type Phase string
 

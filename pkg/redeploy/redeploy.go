@@ -1,6 +1,9 @@
 // Package redeploy forces a new revision of a static-pod operator's operand
 // (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and waits
-// until every control-plane node runs it (seeds 003 §5.3, 001).
+// until every control-plane node runs it, as OpenShift's restore procedure
+// does (OpenShift 4.5 documentation, Backup and restore, 5.3 "Restoring to a
+// previous cluster state"; OpenShift 4.12 documentation,
+// Backup and restore, 5.4.2 "Restoring to a previous cluster state").
 package redeploy
 
 import (

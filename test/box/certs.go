@@ -27,8 +27,10 @@ import (
 // The kubelets' certificates, as on OpenShift: a kubelet whose client
 // certificate expired (or that lost it) asks for a new one as the
 // node-bootstrapper service account, then for a serving certificate as the
-// node; each CSR must be approved (by an administrator, seeds 003 ch.4 and
-// §5.4) and is then signed. The node turns Ready only once both are issued.
+// node; each CSR must be approved (by an administrator: OpenShift 4.5
+// documentation, Backup and restore, chapter 4 "Restarting the cluster
+// gracefully" and 5.4 "Recovering from expired control plane certificates")
+// and is then signed. The node turns Ready only once both are issued.
 // The CSRs are created through the API as these identities (the box's
 // loopback user impersonates them), so the apiserver records the requester
 // and its groups itself.
@@ -131,7 +133,9 @@ func (b *Box) ReplaceKubeletSigner(ctx context.Context, notBefore, notAfter time
 	})
 }
 
-// ExpireKubeletCertificates is the fault of seeds 003 §5.4: node's kubelet
+// ExpireKubeletCertificates is the fault of OpenShift 4.5 documentation,
+// Backup and restore, 5.4 "Recovering from expired control plane
+// certificates": node's kubelet
 // finds its client certificate expired. The kubelet restarts, the node turns
 // NotReady, and the kubelet asks for new certificates through CSRs; it is
 // Ready again once they are approved and issued.

@@ -66,14 +66,15 @@ func (b *Box) StartMachine(ctx context.Context, name string) error {
 }
 
 // PowerOn is the administrator starting the machines of a cluster that was
-// shut down (seeds 003 §4.2 step 2), all of them when names is empty. Each
+// shut down (OpenShift 4.5 documentation, Backup and restore, 4.2
+// "Restarting the cluster", step 2), all of them when names is empty. Each
 // host boots: its kubelet runs the static pods (the etcd members, which
 // bring the API back once a quorum runs) and connects to the API in the
 // background, through CSRs when its certificates expired (see
 // Options.NodeCSRsOnBoot and ExpireKubeletCertificates). PowerOn returns
-// once the API answers and shows the cluster as it is, which the seeds wait
-// ten minutes for: every booting node NotReady until its kubelet connects,
-// the Machines' instances running, the cluster operators affected by the
+// once the API answers and shows the cluster as it is, which OpenShift's
+// documentation waits ten minutes for: every booting node NotReady until its
+// kubelet connects, the Machines' instances running, the cluster operators affected by the
 // nodes being down. ctx bounds the wait.
 func (b *Box) PowerOn(ctx context.Context, names ...string) error {
 	if len(names) == 0 {
@@ -163,8 +164,9 @@ func (b *Box) setInstanceState(ctx context.Context, n *Node, state string) error
 // member down, the pod's etcd container in CrashLoopBackOff with restarts
 // counting up), or recover when on is false. The fault lives in the
 // member's data dir (a marker file in the host's /var/lib/etcd), as a
-// damaged data dir would: moving /var/lib/etcd away, as seeds 003 §2.4.2
-// do, takes the fault with it, and a member started afresh runs.
+// damaged data dir would: moving /var/lib/etcd away, as the OpenShift 4.5
+// documentation, Backup and restore, 2.4.2 does, takes the fault with it,
+// and a member started afresh runs.
 func (b *Box) CrashLoopEtcd(name string, on bool) error {
 	n := b.Node(name)
 	if n == nil || n.Kubelet == nil || n.Etcd == nil {

@@ -130,7 +130,8 @@ func TestBackupRefusesWithin24HoursOfInstallationUnlessForced(t *testing.T) {
 }
 
 // With the cluster-wide proxy on, the host script runs with the proxy
-// variables exported (seeds 003 §1.1).
+// variables exported (OpenShift 4.5 documentation, Backup and restore, 1.1
+// "Backing up etcd data").
 func TestBackupExportsTheClusterProxy(t *testing.T) {
 	t.Parallel()
 	b := startBox(t, box.Options{})

@@ -18,8 +18,9 @@ import (
 	"github.com/oc-recover/oc-recover/test/box"
 )
 
-// The whole of seeds 003 ch.1 in one command: the backup script runs on a
-// healthy control-plane host, both files land here verified, backup.json
+// The whole of chapter 1 "Backing up etcd" of the OpenShift 4.5
+// documentation, Backup and restore, in one command: the backup script runs
+// on a healthy control-plane host, both files land here verified, backup.json
 // describes them, and nothing is left on the host or in the cluster.
 func TestBackupTakesAVerifiedBackup(t *testing.T) {
 	ctx := context.Background()

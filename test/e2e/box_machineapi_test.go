@@ -27,8 +27,11 @@ import (
 	"github.com/oc-recover/oc-recover/test/box"
 )
 
-// The box's side of `member replace`: the procedures of seeds 003 §2.4.1
-// and §2.4.2 done by hand, through the API, etcd and the hosts, as an
+// The box's side of `member replace`: the procedures of the OpenShift 4.5
+// documentation, Backup and restore, 2.4.1 "Replacing an unhealthy etcd
+// member whose machine is not running or whose node is not ready" and 2.4.2
+// "Replacing an unhealthy etcd member whose etcd pod is crashlooping" done by
+// hand, through the API, etcd and the hosts, as an
 // administrator would with oc and etcdctl. Each test breaks its own box.
 
 const unsafeOverridePatch = `{"spec":{"unsupportedConfigOverrides":{"useUnsupportedUnsafeNonHANonProductionUnstableEtcd":true}}}`

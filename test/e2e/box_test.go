@@ -197,7 +197,9 @@ func memberID(t *testing.T, members *clientv3.MemberListResponse, name string) u
 }
 
 // A stopped machine: instance stopped, node NotReady and unreachable, member
-// down, and the etcd operator says so in the words of the seeds.
+// down, and the etcd operator says so in the words of OpenShift's
+// documentation (4.5, Backup and restore, 2.2 "Identifying an unhealthy etcd
+// member").
 func TestStoppedMachineMakesItsMemberUnhealthy(t *testing.T) {
 	t.Parallel()
 	b := startBox(t, box.Options{})
@@ -241,7 +243,7 @@ func TestStoppedMachineMakesItsMemberUnhealthy(t *testing.T) {
 }
 
 // The sandbox's manifests dir drives the static pods: etcd-pod.yaml moved
-// away (seeds 003 §2.4.2) stops the member and its pod; moved back, both
+// away (OpenShift 4.5 documentation, Backup and restore, 2.4.2) stops the member and its pod; moved back, both
 // return.
 func TestMovingEtcdManifestStopsAndStartsTheMember(t *testing.T) {
 	t.Parallel()
@@ -279,7 +281,9 @@ func TestMovingEtcdManifestStopsAndStartsTheMember(t *testing.T) {
 	}
 }
 
-// A crash-looping etcd pod looks as in the seeds: Running phase, the etcd
+// A crash-looping etcd pod looks as in OpenShift's documentation (4.5, Backup
+// and restore, 2.3 "Determining the state of the unhealthy etcd member"):
+// Running phase, the etcd
 // container in CrashLoopBackOff after an Error exit, restarts counting up.
 func TestCrashLoopingEtcdPod(t *testing.T) {
 	t.Parallel()

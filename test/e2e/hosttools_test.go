@@ -187,7 +187,9 @@ func TestHostToolCrictlListsTheNodesContainers(t *testing.T) {
 	debugPod := debugPodName(t, r)
 	waitForHost(t, b, "master-0", "crictl ps --label io.kubernetes.pod.name="+debugPod+" | grep -cE ' Running +debugger +0 +[0-9a-f]{13} +"+debugPod+"$'", "1\n")
 
-	// The procedure's check (seeds 003 §5.3 step 4c): empty once the
+	// The procedure's check (OpenShift 4.5 documentation, Backup and
+	// restore, 5.3 "Restoring to a previous cluster state", step 4c):
+	// empty once the
 	// manifest is gone, the member stopped with it.
 	r = hostRun(t, b, "master-0", `mv /etc/kubernetes/manifests/etcd-pod.yaml /tmp/
 for i in $(seq 100); do
@@ -285,7 +287,9 @@ func TestHostToolSystemctlRestartKubeletKeepsContainersRunning(t *testing.T) {
 }
 
 // shutdown as the graceful-shutdown procedure uses it (`shutdown -h 1` on
-// every node, seeds 003 ch.4), with a box minute of 100 ms: the machine
+// every node, OpenShift 4.5 documentation, Backup and restore, chapter 3
+// "Shutting down the cluster gracefully"), with a box minute of 100 ms: the
+// machine
 // stops, its node turns NotReady and its member unhealthy. shutdown -c
 // cancels; shutdown -r reboots.
 func TestHostToolShutdownPowersTheMachineOff(t *testing.T) {
@@ -373,7 +377,9 @@ func TestHostToolClusterRestore(t *testing.T) {
 	}
 	untouched("a restore of no directory")
 
-	// A real restore, as in seeds 003 §5.3: a backup, a change after it,
+	// A real restore, as in OpenShift 4.5 documentation, Backup and
+	// restore, 5.3 "Restoring to a previous cluster state": a backup, a
+	// change after it,
 	// the other hosts' etcd and kube-apiserver stopped and their data
 	// moved away, then the script on the recovery host.
 	configMap := func(name string) {

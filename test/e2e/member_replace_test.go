@@ -358,7 +358,7 @@ func TestMemberReplaceStopsForAUserProvisionedHostAndContinues(t *testing.T) {
 	args := []string{"member", "replace", "master-0", "--force", "--yes", "--timeout", "3m"}
 
 	r := run(t, b, "", "kubectl-recover", args...)
-	if r.code != 3 || !strings.Contains(r.stdout, "does not manage master-0") || !strings.Contains(r.stdout, "member "+oldID+" removed") || !strings.Contains(r.stdout, "run `oc recover member replace master-0` again") {
+	if r.code != 3 || !strings.Contains(r.stdout, "does not manage master-0") || !strings.Contains(r.stdout, "member "+oldID+" removed") || !strings.Contains(r.stdout, "run `kubectl recover member replace master-0` again") {
 		t.Fatalf("the first run must stop with exit 3 after removing the member: %s", r)
 	}
 	if id := memberIDOf(t, b, "master-0"); id != "" {

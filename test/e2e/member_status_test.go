@@ -59,15 +59,16 @@ func TestMemberStatusHealthy(t *testing.T) {
 	}
 }
 
-// A stopped machine (seeds 003 §2.3 step 1) and a crash-looping etcd pod
-// (step 3) are told apart, and the verdict names the procedure; exit 3.
+// A stopped machine (OpenShift 4.5 documentation, Backup and restore, 2.3
+// "Determining the state of the unhealthy etcd member", step 1) and a
+// crash-looping etcd pod (step 3) are told apart, and the verdict names the procedure; exit 3.
 func TestMemberStatusDiagnosesTheUnhealthyMember(t *testing.T) {
 	t.Parallel()
 	b := startBox(t, box.Options{})
 	ctx := context.Background()
 	stopMachineAndWait(t, b, "master-1")
 	rep, r := memberStatus(t, b)
-	if r.code != 3 || rep.Verdict != member.VerdictReplaceMember || rep.Target != "master-1" || !strings.Contains(rep.Procedure, "§2.4.1") {
+	if r.code != 3 || rep.Verdict != member.VerdictReplaceMember || rep.Target != "master-1" || !strings.Contains(rep.Procedure, `2.4.1 "Replacing an unhealthy etcd member whose machine is not running or whose node is not ready"`) {
 		t.Fatalf("stopped machine: %+v\n%s", rep, r)
 	}
 	for _, s := range rep.Members {
@@ -96,7 +97,7 @@ func TestMemberStatusDiagnosesTheUnhealthyMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, r = memberStatus(t, b)
-	if r.code != 3 || rep.Verdict != member.VerdictReplaceMember || rep.Target != "master-2" || !strings.Contains(rep.Procedure, "§2.4.2") {
+	if r.code != 3 || rep.Verdict != member.VerdictReplaceMember || rep.Target != "master-2" || !strings.Contains(rep.Procedure, `2.4.2 "Replacing an unhealthy etcd member whose etcd pod is crashlooping"`) {
 		t.Fatalf("crash-looping etcd: %+v\n%s", rep, r)
 	}
 	for _, s := range rep.Members {

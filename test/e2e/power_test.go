@@ -134,7 +134,8 @@ func waitNoDebugNamespaces(t *testing.T, b *box.Box) {
 
 // ---- the box's restarting nodes and cluster operators ----
 
-// A kubelet whose certificates expired (seeds 003 §5.4) turns NotReady and
+// A kubelet whose certificates expired (OpenShift 4.5 documentation, Backup
+// and restore, 5.4 "Recovering from expired control plane certificates") turns NotReady and
 // asks, as the node-bootstrapper with exactly its groups, for a client
 // certificate; once that is approved and signed, as the node for a serving
 // certificate for its own addresses; it is Ready only when both are
@@ -468,7 +469,9 @@ func checkApprovedExactlyTheNodesCSRs(t *testing.T, b *box.Box, nodes []string, 
 
 // ---- the whole cycle ----
 
-// Seeds 003 ch.3 and ch.4 end to end: a backup, `shutdown` schedules
+// OpenShift 4.5 documentation, Backup and restore, chapter 3 "Shutting down
+// the cluster gracefully" and chapter 4 "Restarting the cluster gracefully",
+// end to end: a backup, `shutdown` schedules
 // `shutdown -h 1` on every node (workers first) and removes its debug pods;
 // every host powers off a (box) minute later. The administrator powers the
 // machines on; their kubelets' certificates have expired. `startup`

@@ -83,8 +83,9 @@ func TestRedeployRollsANewRevisionToEveryNode(t *testing.T) {
 
 // With two healthy members the etcd operator rolls out nothing: a rollout
 // restarts members one by one and would lose quorum. The unsupported
-// override lifts that guard (seeds 001), and the revision then reaches the
-// nodes that run.
+// override lifts that guard (OpenShift 4.12 documentation, Backup and
+// restore, 5.4.2 "Restoring to a previous cluster state"), and the revision
+// then reaches the nodes that run.
 func TestEtcdRolloutWaitsForThreeHealthyMembersUnlessOverridden(t *testing.T) {
 	t.Parallel()
 	b := startBox(t, box.Options{})

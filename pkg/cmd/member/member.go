@@ -93,7 +93,7 @@ func (o *StatusOptions) Run(ctx context.Context) error {
 	if _, err := era.RequireSupported(ctx, o.era); err != nil {
 		return err
 	}
-	r, err := member.Gather(ctx, o.clients)
+	r, err := member.Gather(ctx, o.clients, o.globals.CommandName)
 	if err != nil {
 		return err
 	}

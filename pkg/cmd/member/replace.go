@@ -27,7 +27,8 @@ import (
 
 var replaceLong = templates.LongDesc(`
 	Replace the unhealthy etcd member of a control-plane node, by the
-	procedure its diagnosis calls for (seeds 003 §2.4):
+	procedure its diagnosis calls for (OpenShift 4.5 documentation, Backup and restore,
+	2.4 "Replacing the unhealthy etcd member"):
 
 	* machine not running, or node not ready: remove the member, delete its
 	  three secrets, and with the Machine API replace the Machine (saved,
@@ -153,7 +154,7 @@ func (o *ReplaceOptions) Run(ctx context.Context) error {
 		Clients:     member.Clients{Kube: o.set.Kube, Machine: o.set.Machine, Operator: o.set.Operator, Config: o.config},
 		StartRunner: o.engine().Runner,
 	}
-	p, err := member.PlanReplace(ctx, rc, member.ReplaceOptions{Node: o.Node, MemberID: o.MemberID, Now: now})
+	p, err := member.PlanReplace(ctx, rc, member.ReplaceOptions{Node: o.Node, MemberID: o.MemberID, Now: now, Command: o.globals.CommandName})
 	if err != nil {
 		return err
 	}
@@ -256,11 +257,11 @@ func (o *ReplaceOptions) takeBackup(ctx context.Context, now time.Time) (string,
 func procedureName(p string) string {
 	switch p {
 	case member.ProcedureMachine:
-		return "replace the machine (seeds 003 §2.4.1, Machine API)"
+		return "replace the machine (OpenShift 4.5 documentation, Backup and restore, 2.4.1 \"Replacing an unhealthy etcd member whose machine is not running or whose node is not ready\", Machine API)"
 	case member.ProcedureUPI:
-		return "replace the host by hand (seeds 003 §2.4.1, hosts not managed by the Machine API)"
+		return "replace the host by hand (OpenShift 4.5 documentation, Backup and restore, 2.4.1 \"Replacing an unhealthy etcd member whose machine is not running or whose node is not ready\", hosts not managed by the Machine API)"
 	case member.ProcedureCrashloop:
-		return "fresh data on the same node (seeds 003 §2.4.2, crashlooping etcd pod)"
+		return "fresh data on the same node (OpenShift 4.5 documentation, Backup and restore, 2.4.2 \"Replacing an unhealthy etcd member whose etcd pod is crashlooping\")"
 	}
 	return p
 }

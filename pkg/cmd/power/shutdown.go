@@ -1,5 +1,6 @@
 // Package power implements `oc recover shutdown` and `oc recover startup`
-// (seeds 003 ch.3 and ch.4).
+// (OpenShift 4.5 documentation, Backup and restore, chapter 3 "Shutting down
+// the cluster gracefully" and chapter 4 "Restarting the cluster gracefully").
 package power
 
 import (
@@ -32,7 +33,8 @@ import (
 )
 
 var shutdownLong = templates.LongDesc(`
-	Shut the cluster down gracefully (seeds 003 ch.3): run "shutdown -h 1"
+	Shut the cluster down gracefully (OpenShift 4.5 documentation, Backup
+	and restore, chapter 3 "Shutting down the cluster gracefully"): run "shutdown -h 1"
 	on every node, through a debug pod on each, so that every host powers
 	off a minute later and its pods terminate gracefully.
 
@@ -218,7 +220,7 @@ func (o *ShutdownOptions) Run(ctx context.Context) error {
 		r.Backup = dir
 	}
 
-	s := &power.Shutdown{Start: o.engine().Runner, Log: out}
+	s := &power.Shutdown{Start: o.engine().Runner, Log: out, Command: o.globals.CommandName}
 	runErr := s.Run(ctx, targets, r)
 	if err := o.printReport(r); err != nil {
 		return err

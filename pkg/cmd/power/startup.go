@@ -26,14 +26,16 @@ import (
 )
 
 var startupLong = templates.LongDesc(`
-	Bring a cluster that was shut down gracefully back (seeds 003 ch.4),
+	Bring a cluster that was shut down gracefully back (OpenShift 4.5
+	documentation, Backup and restore, chapter 4 "Restarting the cluster
+	gracefully"),
 	once its machines are powered on again (outside this tool).
 
 	Until --timeout, again and again: approve the pending CSRs of nodes
 	that pass validation (exactly as "{{root}} csr approve" does: a
 	restarted kubelet whose certificate expired asks a new one as the
 	node-bootstrapper, then a serving certificate as the node), and wait,
-	in the seeds' order, for every control-plane node to be Ready, then
+	in the documentation's order, for every control-plane node to be Ready, then
 	every worker node, then every cluster operator to be Available and not
 	Degraded. A line tells how far along it is whenever that changes. The
 	API may not answer at first: that is waited for too.
@@ -45,8 +47,8 @@ var startupLong = templates.LongDesc(`
 	change nothing, and exit 0 if the cluster is up, 3 if not.
 
 	Right after a power-on the API may still show the nodes' status from
-	before the shutdown until the node controller notices them; the seeds
-	wait about ten minutes after starting the machines.`)
+	before the shutdown until the node controller notices them; the
+	documentation waits about ten minutes after starting the machines.`)
 
 var startupExample = templates.Examples(`
 	# After powering the machines on: approve, wait, report; at most 40 minutes
