@@ -18,6 +18,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	configv1 "github.com/openshift/api/config/v1"
 	configclient "github.com/openshift/client-go/config/clientset/versioned"
@@ -113,6 +114,29 @@ func RequireSupported(ctx context.Context, c Clients) (*Release, error) {
 		}
 	}
 	return rel, nil
+}
+
+// CheckTimeout bounds Refuse when the API does not answer: without an etcd
+// quorum every read hangs until the apiserver's own request timeout.
+var CheckTimeout = 10 * time.Second
+
+// Refuse is the check every command makes first. It returns a refusal (an
+// *UnsupportedError), a permission error, or ErrNoVersion; and nil when the
+// release is supported, or when it cannot be told because the cluster does
+// not answer within CheckTimeout. A recovery tool must still work on a
+// broken control plane: the command then goes on, and its own reads report
+// a lost quorum or an API that is down in their own terms.
+func Refuse(ctx context.Context, c Clients) error {
+	checkCtx, cancel := context.WithTimeout(ctx, CheckTimeout)
+	defer cancel()
+	_, err := RequireSupported(checkCtx, c)
+	switch {
+	case err == nil, IsUnsupported(err), errors.Is(err, ErrNoVersion), apierrors.IsForbidden(err), apierrors.IsUnauthorized(err):
+		return err
+	case ctx.Err() != nil:
+		return fmt.Errorf("interrupted while telling the OpenShift release: %w", err)
+	}
+	return nil
 }
 
 // readError is a failure to read what decides: not a refusal. Forbidden

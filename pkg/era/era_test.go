@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	configv1 "github.com/openshift/api/config/v1"
 	configfake "github.com/openshift/client-go/config/clientset/versioned/fake"
@@ -195,5 +196,42 @@ func TestAUserWithoutClusterAdminIsToldSo(t *testing.T) {
 	_, err := RequireSupported(context.Background(), Clients{Kube: kube, Config: config, REST: versionServer(t, "")})
 	if err == nil || IsUnsupported(err) || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "needs the cluster-admin role") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Refuse, the commands' first call: a refusal or a permission error stops
+// the command; an API that fails or hangs (etcd without quorum) decides
+// nothing within CheckTimeout, and the command goes on to report the
+// broken control plane in its own terms.
+func TestRefuseStopsOnlyOnWhatItCanTell(t *testing.T) {
+	defer func(d time.Duration) { CheckTimeout = d }(CheckTimeout)
+	CheckTimeout = 200 * time.Millisecond
+	hung := configfake.NewSimpleClientset()
+	hung.PrependReactor("get", "clusterversions", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		time.Sleep(2 * time.Second) // the fake ignores the context: a hung read
+		return true, nil, errors.New("context deadline exceeded")
+	})
+	if err := Refuse(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), Config: hung, REST: versionServer(t, "")}); err != nil {
+		t.Errorf("a hung API: %v, want nothing decided", err)
+	}
+	failing := configfake.NewSimpleClientset()
+	failing.PrependReactor("get", "clusterversions", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
+	})
+	if err := Refuse(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), Config: failing, REST: versionServer(t, "")}); err != nil {
+		t.Errorf("a failing API: %v, want nothing decided", err)
+	}
+	if err := Refuse(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), Config: configfake.NewSimpleClientset(clusterVersion("4.3.40", "4.3.40")), REST: versionServer(t, "")}); !IsUnsupported(err) {
+		t.Errorf("4.3: %v, want a refusal", err)
+	}
+	forbidden := kubefake.NewSimpleClientset()
+	forbidden.PrependReactor("list", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("no RBAC policy matched"))
+	})
+	if err := Refuse(context.Background(), Clients{Kube: forbidden, Config: configfake.NewSimpleClientset(clusterVersion("4.14.3", "4.14.3")), REST: versionServer(t, "")}); err == nil || !strings.Contains(err.Error(), "cluster-admin") {
+		t.Errorf("forbidden: %v, want the permission error", err)
+	}
+	if err := Refuse(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), Config: configfake.NewSimpleClientset(clusterVersion("4.14.3", "4.14.3")), REST: versionServer(t, "")}); err != nil {
+		t.Errorf("4.14: %v", err)
 	}
 }

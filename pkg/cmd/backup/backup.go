@@ -131,7 +131,7 @@ func (o *Options) Run(ctx context.Context) error {
 	out := o.streams.Out
 	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
 
-	if _, err := era.RequireSupported(ctx, era.Clients{Kube: o.clients.Kube, Config: o.clients.Config}); err != nil {
+	if err := era.Refuse(ctx, era.Clients{Kube: o.clients.Kube, Config: o.clients.Config}); err != nil {
 		return err
 	}
 	cl, err := backup.Preflight(ctx, o.clients, backup.PreflightOptions{Node: o.Node, Force: o.Force, Now: now, Command: o.globals.CommandName})

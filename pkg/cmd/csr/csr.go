@@ -159,7 +159,7 @@ type session struct {
 func (o *ApproveOptions) Run(ctx context.Context) error {
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
-	if _, err := era.RequireSupported(ctx, o.era); err != nil {
+	if err := era.Refuse(ctx, o.era); err != nil {
 		return err
 	}
 	s := &session{newNodes: sets.New(o.NewNodes...), declined: sets.New[string]()}

@@ -90,7 +90,7 @@ func (o *StatusOptions) Complete(f genericclioptions.RESTClientGetter) error {
 func (o *StatusOptions) Run(ctx context.Context) error {
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
-	if _, err := era.RequireSupported(ctx, o.era); err != nil {
+	if err := era.Refuse(ctx, o.era); err != nil {
 		return err
 	}
 	r, err := member.Gather(ctx, o.clients, o.globals.CommandName)

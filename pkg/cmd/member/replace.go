@@ -145,7 +145,7 @@ func (o *ReplaceOptions) engine() *debugnode.Engine {
 func (o *ReplaceOptions) Run(ctx context.Context) error {
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
-	if _, err := era.RequireSupported(ctx, o.set.Era()); err != nil {
+	if err := era.Refuse(ctx, o.set.Era()); err != nil {
 		return err
 	}
 	out := o.streams.Out

@@ -163,7 +163,7 @@ func (o *ShutdownOptions) human() io.Writer {
 func (o *ShutdownOptions) Run(ctx context.Context) error {
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
-	if _, err := era.RequireSupported(ctx, o.set.Era()); err != nil {
+	if err := era.Refuse(ctx, o.set.Era()); err != nil {
 		return err
 	}
 	out := o.human()

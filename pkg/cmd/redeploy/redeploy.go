@@ -112,7 +112,7 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 		ops = append(ops, op)
 	}
-	if _, err := era.RequireSupported(ctx, o.era); err != nil {
+	if err := era.Refuse(ctx, o.era); err != nil {
 		return err
 	}
 	reason := redeploy.NewReason(time.Now())
