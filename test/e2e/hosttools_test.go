@@ -332,15 +332,19 @@ func TestHostToolShutdownPowersTheMachineOff(t *testing.T) {
 	if err := b.WaitForEtcdMembersAvailable(ctx, "2 of 3 members are available, master-1 is unhealthy"); err != nil {
 		t.Fatal(err)
 	}
-	node, err := b.Kube.CoreV1().Nodes().Get(ctx, "master-1", metav1.GetOptions{})
+	// The member goes down first; the Node and the Machine follow as the
+	// box's power-off completes: wait for them, with a bound.
+	err := box.WaitFor(ctx, time.Minute, "master-1 powered off (Ready=Unknown, unreachable, instance stopped)", func(ctx context.Context) (bool, string, error) {
+		node, err := b.Kube.CoreV1().Nodes().Get(ctx, "master-1", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		state := instanceState(t, b, "master-1")
+		return nodeReady(node) == corev1.ConditionUnknown && hasTaint(node, corev1.TaintNodeUnreachable) && state == "stopped",
+			fmt.Sprintf("Ready=%s taints=%v instanceState=%s", nodeReady(node), node.Spec.Taints, state), nil
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if nodeReady(node) != corev1.ConditionUnknown || !hasTaint(node, corev1.TaintNodeUnreachable) {
-		t.Errorf("master-1 after shutdown: Ready=%s taints=%v", nodeReady(node), node.Spec.Taints)
-	}
-	if state := instanceState(t, b, "master-1"); state != "stopped" {
-		t.Errorf("master-1 instanceState = %s, want stopped", state)
+		t.Error(err)
 	}
 }
 
@@ -497,14 +501,19 @@ func waitForHost(t *testing.T, b *box.Box, node, script, want string) {
 	}
 }
 
+// assertNodeReady waits, with a bound, for the node's Ready condition to
+// be want: the kubelet reports a change a moment after it happens.
 func assertNodeReady(t *testing.T, b *box.Box, name string, want corev1.ConditionStatus) {
 	t.Helper()
-	node, err := b.Kube.CoreV1().Nodes().Get(context.Background(), name, metav1.GetOptions{})
+	err := box.WaitFor(context.Background(), time.Minute, name+" Ready="+string(want), func(ctx context.Context) (bool, string, error) {
+		node, err := b.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		return nodeReady(node) == want, "Ready=" + string(nodeReady(node)), nil
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	if got := nodeReady(node); got != want {
-		t.Errorf("%s Ready = %s, want %s", name, got, want)
+		t.Error(err)
 	}
 }
 
