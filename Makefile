@@ -76,7 +76,7 @@ fmt-check:
 test: vet fmt-check test-unit test-e2e
 
 test-e2e:
-	cd test && $(GO) vet ./... && $(GO) test -count=1 -timeout 25m ./...
+	cd test && $(GO) vet ./... && $(GO) test -count=1 -timeout 45m ./...
 
 # Benchmarks against the tools an administrator would otherwise use, in the
 # same run, on the cluster-in-a-box; ratios are printed as metrics (x-...).
