@@ -11,10 +11,10 @@ import (
 	"strings"
 )
 
-// staticPods are the static pods whose resources a restore puts back, by
-// the name of their revision directories (<pod>-pod-<N>) and manifests
+// A restore puts back the resources of the four static-pod operators'
+// pods (StaticPodOperators: each pod is named as its ClusterOperator), by
+// their revision directories (<pod>-pod-<N>) and manifests
 // (<pod>-pod.yaml): cluster-restore.sh restores all four from the tarball.
-var staticPods = []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd"}
 
 // revisionEntry matches a path inside a static pod's revision directory,
 // as the host script archives them (relative to /etc/kubernetes).
@@ -85,7 +85,7 @@ func checkResourceLayout(names []string, encrypted bool) error {
 		revisions[m[1]][m[2]] = revisions[m[1]][m[2]] || m[3] == m[1]+"-pod.yaml"
 	}
 	var missing []string
-	for _, pod := range staticPods {
+	for _, pod := range StaticPodOperators {
 		var withManifest []string
 		for rev, ok := range revisions[pod] {
 			if ok {

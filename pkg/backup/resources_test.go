@@ -10,7 +10,7 @@ import (
 
 func fourPods(rev string) []string {
 	var names []string
-	for _, pod := range staticPods {
+	for _, pod := range StaticPodOperators {
 		d := "static-pod-resources/" + pod + "-pod-" + rev + "/"
 		names = append(names, d+pod+"-pod.yaml", d+"configmaps/config/config.yaml")
 	}
