@@ -21,9 +21,8 @@ import (
 	"github.com/oc-recover/oc-recover/test/box"
 )
 
-// staticPodRevisions reads which revision dir of each static pod a static
-// resources archive holds (pod -> /etc/kubernetes/static-pod-resources/<pod>-pod-<n>).
-func staticPodRevisions(t *testing.T, path string) map[string]string {
+// archiveEntries lists the entries of a tar.gz archive.
+func archiveEntries(t *testing.T, path string) []string {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -34,21 +33,32 @@ func staticPodRevisions(t *testing.T, path string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := regexp.MustCompile(`^static-pod-resources/(([a-z-]+)-pod-\d+)/`)
-	out := map[string]string{}
+	var names []string
 	tr := tar.NewReader(zr)
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return out
+			return names
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m := dir.FindStringSubmatch(hdr.Name); m != nil {
+		names = append(names, hdr.Name)
+	}
+}
+
+// staticPodRevisions reads which revision dir of each static pod a static
+// resources archive holds (pod -> /etc/kubernetes/static-pod-resources/<pod>-pod-<n>).
+func staticPodRevisions(t *testing.T, path string) map[string]string {
+	t.Helper()
+	dir := regexp.MustCompile(`^static-pod-resources/(([a-z-]+)-pod-\d+)/`)
+	out := map[string]string{}
+	for _, name := range archiveEntries(t, path) {
+		if m := dir.FindStringSubmatch(name); m != nil {
 			out[m[2]] = "/etc/kubernetes/static-pod-resources/" + m[1]
 		}
 	}
+	return out
 }
 
 // waitProgressing waits until ClusterOperator name reports Progressing=want.

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -145,12 +144,8 @@ func waitKubeAPIServerRolledOut(t *testing.T, b *box.Box, after int32) {
 // archiveHolds says whether a static resources archive holds a file.
 func archiveHolds(t *testing.T, archive, name string) bool {
 	t.Helper()
-	out, err := exec.Command("tar", "-tzf", archive).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(out), "\n") {
-		if strings.TrimPrefix(l, "./") == name {
+	for _, n := range archiveEntries(t, archive) {
+		if strings.TrimPrefix(n, "./") == name {
 			return true
 		}
 	}
