@@ -118,7 +118,7 @@ func RequireSupported(ctx context.Context, c Clients) (*Release, error) {
 
 // CheckTimeout bounds Refuse when the API does not answer: without an etcd
 // quorum every read hangs until the apiserver's own request timeout.
-var CheckTimeout = 10 * time.Second
+const CheckTimeout = 10 * time.Second
 
 // Refuse is the check every command makes first. It returns a refusal (an
 // *UnsupportedError), a permission error, or ErrNoVersion; and nil when the
