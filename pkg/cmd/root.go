@@ -2,10 +2,11 @@
 //
 // Each subcommand lives in its own package, pkg/cmd/<verb>, written in
 // kubectl's style: an Options struct, NewCmd<Verb>(f, globals, streams), and
-// Complete -> Validate -> Run. A subcommand package gets
+// the one lifecycle options.Command (Complete -> Validate -> Run), wired with
+// options.RunE. A subcommand package gets
 //
-//   - f genericclioptions.RESTClientGetter (k8s.io/kubectl/pkg/cmd/util): clients built from the
-//     kubeconfig flags (--kubeconfig, --context, --server, ...);
+//   - f genericclioptions.RESTClientGetter (k8s.io/cli-runtime): clients built
+//     from the kubeconfig flags (--kubeconfig, --context, --server, ...);
 //   - globals *options.GlobalOptions: --yes, --dry-run, --timeout, --image and
 //     the command name the user typed ("oc recover" / "kubectl recover");
 //   - streams genericiooptions.IOStreams: where to read and write, so tests can
@@ -19,7 +20,7 @@
 // Help text is written with the placeholder CommandNamePlaceholder instead of
 // "oc recover", e.g. in templates.Examples:
 //
-//	{{root}} backup --dir ./backups
+//	{{root}} backup --output-dir ./backups
 //
 // and NewRootCmd substitutes the name the user actually typed.
 //
@@ -48,12 +49,12 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/cmd/backup"
 	"github.com/oc-recover/oc-recover/pkg/cmd/cleanup"
 	"github.com/oc-recover/oc-recover/pkg/cmd/csr"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
 	"github.com/oc-recover/oc-recover/pkg/cmd/member"
 	"github.com/oc-recover/oc-recover/pkg/cmd/power"
 	"github.com/oc-recover/oc-recover/pkg/cmd/redeploy"
 	"github.com/oc-recover/oc-recover/pkg/cmd/version"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
-	"github.com/oc-recover/oc-recover/pkg/options"
 )
 
 // CommandNamePlaceholder stands for the command name ("oc recover" or

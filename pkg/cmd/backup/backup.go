@@ -17,13 +17,13 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
-	"github.com/oc-recover/oc-recover/pkg/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/progress"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/prompt"
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
-	"github.com/oc-recover/oc-recover/pkg/options"
-	"github.com/oc-recover/oc-recover/pkg/progress"
-	"github.com/oc-recover/oc-recover/pkg/prompt"
 	"github.com/oc-recover/oc-recover/pkg/version"
 )
 
@@ -75,6 +75,7 @@ type Options struct {
 
 	globals *options.GlobalOptions
 	streams genericiooptions.IOStreams
+	getter  genericclioptions.RESTClientGetter
 	config  *rest.Config
 	clients backup.Clients
 	images  imageclient.Interface
@@ -101,6 +102,12 @@ func NewCmdBackup(f genericclioptions.RESTClientGetter, globals *options.GlobalO
 	return cmd
 }
 
+// Complete keeps the getter for Run; backup takes no arguments.
+func (o *Options) Complete(f genericclioptions.RESTClientGetter, _ []string) error {
+	o.getter = f
+	return nil
+}
+
 // Validate checks the flags alone.
 func (o *Options) Validate() error {
 	if o.Keep < 0 {
@@ -112,9 +119,9 @@ func (o *Options) Validate() error {
 	return nil
 }
 
-// Complete builds the clients.
-func (o *Options) Complete(f genericclioptions.RESTClientGetter) error {
-	set, err := clients.FromGetter(f, 0, 0)
+// connect builds the clients.
+func (o *Options) connect() error {
+	set, err := clients.FromGetter(o.getter, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -125,6 +132,9 @@ func (o *Options) Complete(f genericclioptions.RESTClientGetter) error {
 
 // Run takes the backup.
 func (o *Options) Run(ctx context.Context) error {
+	if err := o.connect(); err != nil {
+		return err
+	}
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
 	now := time.Now()

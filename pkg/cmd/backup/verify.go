@@ -1,22 +1,33 @@
 package backup
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/output"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/progress"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
-	"github.com/oc-recover/oc-recover/pkg/output"
-	"github.com/oc-recover/oc-recover/pkg/progress"
 )
 
+// VerifyOptions holds `backup verify`'s flag and argument.
+type VerifyOptions struct {
+	Output string
+	Dir    string
+
+	streams genericiooptions.IOStreams
+}
+
 func newCmdVerify(streams genericiooptions.IOStreams) *cobra.Command {
-	var format string
+	o := &VerifyOptions{Output: output.Table, streams: streams}
 	cmd := &cobra.Command{
 		Use:   "verify DIR",
 		Short: "Check that a backup directory is complete and restorable",
@@ -34,32 +45,47 @@ func newCmdVerify(streams genericiooptions.IOStreams) *cobra.Command {
 			{{root}} backup verify ./backup-mycluster-20261120-030000
 			{{root}} backup verify ./backup-mycluster-20261120-030000 -o json`),
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := output.Validate(format); err != nil {
-				return err
-			}
-			dir := args[0]
-			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-				return exitcode.Usagef("%s is not a directory", dir)
-			}
-			v, err := backup.Verify(dir)
-			if err != nil {
-				return fmt.Errorf("backup %s is NOT usable: %w", dir, err)
-			}
-			if output.Structured(format) {
-				return output.Print(streams.Out, format, v)
-			}
-			fmt.Fprintf(streams.Out, "Backup %s is complete and restorable:\n", filepath.Clean(dir))
-			for _, f := range v.Files {
-				fmt.Fprintf(streams.Out, "  %s\n", f.Name)
-			}
-			fmt.Fprintf(streams.Out, "  revision %d, %d live keys, database %s, test restore OK\n", v.Snapshot.Revision, v.Snapshot.LiveKeys, progress.HumanBytes(v.Snapshot.DBSize))
-			if v.Dirty {
-				fmt.Fprintf(streams.Out, "WARNING: possibly dirty: taken during a rollout with --force (%s); its static pod resources may not match its snapshot, and a restore refuses it without --force.\n", backup.DirtyMark)
-			}
-			return nil
-		},
+		// backup verify reads a local directory: no getter.
+		RunE: options.RunE(nil, o),
 	}
-	cmd.Flags().StringVarP(&format, "output", "o", output.Table, output.FlagUsage)
+	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, output.FlagUsage)
 	return cmd
+}
+
+// Complete takes the directory from the argument.
+func (o *VerifyOptions) Complete(_ genericclioptions.RESTClientGetter, args []string) error {
+	o.Dir = args[0]
+	return nil
+}
+
+// Validate checks the flag and that the directory is one.
+func (o *VerifyOptions) Validate() error {
+	if err := output.Validate(o.Output); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(o.Dir); err != nil || !fi.IsDir() {
+		return exitcode.Usagef("%s is not a directory", o.Dir)
+	}
+	return nil
+}
+
+// Run verifies the backup and prints what it found.
+func (o *VerifyOptions) Run(context.Context) error {
+	dir := o.Dir
+	v, err := backup.Verify(dir)
+	if err != nil {
+		return fmt.Errorf("backup %s is NOT usable: %w", dir, err)
+	}
+	if output.Structured(o.Output) {
+		return output.Print(o.streams.Out, o.Output, v)
+	}
+	fmt.Fprintf(o.streams.Out, "Backup %s is complete and restorable:\n", filepath.Clean(dir))
+	for _, f := range v.Files {
+		fmt.Fprintf(o.streams.Out, "  %s\n", f.Name)
+	}
+	fmt.Fprintf(o.streams.Out, "  revision %d, %d live keys, database %s, test restore OK\n", v.Snapshot.Revision, v.Snapshot.LiveKeys, progress.HumanBytes(v.Snapshot.DBSize))
+	if v.Dirty {
+		fmt.Fprintf(o.streams.Out, "WARNING: possibly dirty: taken during a rollout with --force (%s); its static pod resources may not match its snapshot, and a restore refuses it without --force.\n", backup.DirtyMark)
+	}
+	return nil
 }

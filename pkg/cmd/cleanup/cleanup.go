@@ -13,10 +13,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/oc-recover/oc-recover/pkg/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/prompt"
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
-	"github.com/oc-recover/oc-recover/pkg/options"
-	"github.com/oc-recover/oc-recover/pkg/prompt"
 )
 
 var cleanupLong = templates.LongDesc(`
@@ -38,6 +38,7 @@ var cleanupExample = templates.Examples(`
 type Options struct {
 	globals *options.GlobalOptions
 	streams genericiooptions.IOStreams
+	getter  genericclioptions.RESTClientGetter
 	client  kubernetes.Interface
 }
 
@@ -50,18 +51,22 @@ func NewCmdCleanup(f genericclioptions.RESTClientGetter, globals *options.Global
 		Long:    cleanupLong,
 		Example: cleanupExample,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.Complete(f); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    options.RunE(f, o),
 	}
 }
 
-// Complete builds the client.
-func (o *Options) Complete(f genericclioptions.RESTClientGetter) error {
-	set, err := clients.FromGetter(f, 0, 0)
+// Complete keeps the getter for Run; cleanup takes no arguments.
+func (o *Options) Complete(f genericclioptions.RESTClientGetter, _ []string) error {
+	o.getter = f
+	return nil
+}
+
+// Validate has nothing to check: cleanup has no flags of its own.
+func (o *Options) Validate() error { return nil }
+
+// connect builds the client.
+func (o *Options) connect() error {
+	set, err := clients.FromGetter(o.getter, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -78,6 +83,9 @@ func (o *Options) Complete(f genericclioptions.RESTClientGetter) error {
 // those can only be what an older oc-recover left there, which is exactly
 // what the user then needs removed.
 func (o *Options) Run(ctx context.Context) error {
+	if err := o.connect(); err != nil {
+		return err
+	}
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
 	leftovers, err := debugnode.Leftovers(ctx, o.client)

@@ -19,13 +19,13 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/oc-recover/oc-recover/pkg/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/output"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/prompt"
 	"github.com/oc-recover/oc-recover/pkg/csr"
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
-	"github.com/oc-recover/oc-recover/pkg/options"
-	"github.com/oc-recover/oc-recover/pkg/output"
-	"github.com/oc-recover/oc-recover/pkg/prompt"
 )
 
 // NewCmdCSR returns the csr command group.
@@ -97,6 +97,7 @@ type ApproveOptions struct {
 
 	globals  *options.GlobalOptions
 	streams  genericiooptions.IOStreams
+	getter   genericclioptions.RESTClientGetter
 	approver *csr.Approver
 	era      era.Clients
 }
@@ -119,6 +120,12 @@ func newCmdApprove(f genericclioptions.RESTClientGetter, globals *options.Global
 	return cmd
 }
 
+// Complete keeps the getter for Run; csr approve takes no arguments.
+func (o *ApproveOptions) Complete(f genericclioptions.RESTClientGetter, _ []string) error {
+	o.getter = f
+	return nil
+}
+
 // Validate checks the flags.
 func (o *ApproveOptions) Validate() error {
 	if err := output.Validate(o.Output); err != nil {
@@ -135,11 +142,11 @@ func (o *ApproveOptions) Validate() error {
 	return nil
 }
 
-// Complete builds the clients. Approvals go out in parallel, so the
+// connect builds the clients. Approvals go out in parallel, so the
 // client-side rate limit is raised well above client-go's default of 5
 // requests a second.
-func (o *ApproveOptions) Complete(f genericclioptions.RESTClientGetter) error {
-	set, err := clients.FromGetter(f, 500, 1000)
+func (o *ApproveOptions) connect() error {
+	set, err := clients.FromGetter(o.getter, 500, 1000)
 	if err != nil {
 		return err
 	}
@@ -157,6 +164,9 @@ type session struct {
 
 // Run approves once, or until every node is Ready with --watch.
 func (o *ApproveOptions) Run(ctx context.Context) error {
+	if err := o.connect(); err != nil {
+		return err
+	}
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
 	if err := era.Refuse(ctx, o.era); err != nil {

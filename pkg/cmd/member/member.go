@@ -14,12 +14,12 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/oc-recover/oc-recover/pkg/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/output"
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/member"
-	"github.com/oc-recover/oc-recover/pkg/options"
-	"github.com/oc-recover/oc-recover/pkg/output"
 )
 
 // NewCmdMember returns the member command group.
@@ -38,6 +38,7 @@ type StatusOptions struct {
 
 	globals *options.GlobalOptions
 	streams genericiooptions.IOStreams
+	getter  genericclioptions.RESTClientGetter
 	clients member.Clients
 	era     era.Clients
 }
@@ -70,14 +71,20 @@ func newCmdStatus(f genericclioptions.RESTClientGetter, globals *options.GlobalO
 	return cmd
 }
 
+// Complete keeps the getter for Run; member status takes no arguments.
+func (o *StatusOptions) Complete(f genericclioptions.RESTClientGetter, _ []string) error {
+	o.getter = f
+	return nil
+}
+
 // Validate checks the flags.
 func (o *StatusOptions) Validate() error {
 	return output.Validate(o.Output)
 }
 
-// Complete builds the clients.
-func (o *StatusOptions) Complete(f genericclioptions.RESTClientGetter) error {
-	set, err := clients.FromGetter(f, 0, 0)
+// connect builds the clients.
+func (o *StatusOptions) connect() error {
+	set, err := clients.FromGetter(o.getter, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -88,6 +95,9 @@ func (o *StatusOptions) Complete(f genericclioptions.RESTClientGetter) error {
 
 // Run gathers and prints the report.
 func (o *StatusOptions) Run(ctx context.Context) error {
+	if err := o.connect(); err != nil {
+		return err
+	}
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
 	if err := era.Refuse(ctx, o.era); err != nil {

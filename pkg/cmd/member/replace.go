@@ -14,14 +14,14 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
-	"github.com/oc-recover/oc-recover/pkg/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/progress"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/prompt"
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/member"
-	"github.com/oc-recover/oc-recover/pkg/options"
-	"github.com/oc-recover/oc-recover/pkg/progress"
-	"github.com/oc-recover/oc-recover/pkg/prompt"
 	"github.com/oc-recover/oc-recover/pkg/version"
 )
 
@@ -78,8 +78,11 @@ type ReplaceOptions struct {
 
 	globals *options.GlobalOptions
 	streams genericiooptions.IOStreams
-	config  *rest.Config
-	set     *clients.Set
+	getter  genericclioptions.RESTClientGetter
+	// memberID is --member-id as etcd prints it: lower case, no 0x.
+	memberID string
+	config   *rest.Config
+	set      *clients.Set
 }
 
 func newCmdReplace(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
@@ -89,15 +92,7 @@ func newCmdReplace(f genericclioptions.RESTClientGetter, globals *options.Global
 		Short:   "Replace the unhealthy etcd member of a control-plane node",
 		Long:    replaceLong,
 		Example: replaceExample,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Validate(args); err != nil {
-				return err
-			}
-			if err := o.Complete(f); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:    options.RunE(f, o),
 	}
 	cmd.Flags().StringVar(&o.MemberID, "member-id", "", "The member ID (hex) you expect the node's member to have; refuse if it differs.")
 	cmd.Flags().BoolVar(&o.TakeBackup, "backup", false, "Take a backup into --backup-dir first (when none is recent enough).")
@@ -107,28 +102,32 @@ func newCmdReplace(f genericclioptions.RESTClientGetter, globals *options.Global
 	return cmd
 }
 
-// Validate checks the arguments and flags alone.
-func (o *ReplaceOptions) Validate(args []string) error {
+// Complete takes the node from the argument, normalises --member-id (as
+// `member status` prints it, with or without 0x) and keeps the getter for Run.
+func (o *ReplaceOptions) Complete(f genericclioptions.RESTClientGetter, args []string) error {
+	o.getter = f
 	if len(args) != 1 || args[0] == "" {
 		return exitcode.Usagef("name the control-plane node whose member to replace, e.g. `member replace master-0` (see `member status`)")
 	}
 	o.Node = args[0]
+	o.memberID = strings.TrimPrefix(strings.ToLower(o.MemberID), "0x")
+	return nil
+}
+
+// Validate checks the flags alone.
+func (o *ReplaceOptions) Validate() error {
 	if o.MaxBackupAge <= 0 {
 		return exitcode.Usagef("--max-backup-age must be positive, got %s", o.MaxBackupAge)
 	}
-	if o.MemberID != "" {
-		id := strings.TrimPrefix(strings.ToLower(o.MemberID), "0x")
-		if strings.Trim(id, "0123456789abcdef") != "" {
-			return exitcode.Usagef("--member-id %q is not a hexadecimal etcd member ID (as `member status` shows it)", o.MemberID)
-		}
-		o.MemberID = id
+	if strings.Trim(o.memberID, "0123456789abcdef") != "" {
+		return exitcode.Usagef("--member-id %q is not a hexadecimal etcd member ID (as `member status` shows it)", o.MemberID)
 	}
 	return nil
 }
 
-// Complete builds the clients.
-func (o *ReplaceOptions) Complete(f genericclioptions.RESTClientGetter) error {
-	set, err := clients.FromGetter(f, 0, 0)
+// connect builds the clients.
+func (o *ReplaceOptions) connect() error {
+	set, err := clients.FromGetter(o.getter, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -143,6 +142,9 @@ func (o *ReplaceOptions) engine() *debugnode.Engine {
 
 // Run plans, confirms and carries out the replacement.
 func (o *ReplaceOptions) Run(ctx context.Context) error {
+	if err := o.connect(); err != nil {
+		return err
+	}
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
 	if err := era.Refuse(ctx, o.set.Era()); err != nil {
@@ -154,7 +156,7 @@ func (o *ReplaceOptions) Run(ctx context.Context) error {
 		Clients:     member.Clients{Kube: o.set.Kube, Machine: o.set.Machine, Operator: o.set.Operator, Config: o.config},
 		StartRunner: o.engine().Runner,
 	}
-	p, err := member.PlanReplace(ctx, rc, member.ReplaceOptions{Node: o.Node, MemberID: o.MemberID, Now: now, Command: o.globals.CommandName})
+	p, err := member.PlanReplace(ctx, rc, member.ReplaceOptions{Node: o.Node, MemberID: o.memberID, Now: now, Command: o.globals.CommandName})
 	if err != nil {
 		return err
 	}

@@ -20,15 +20,15 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
-	"github.com/oc-recover/oc-recover/pkg/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/output"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/progress"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/prompt"
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
-	"github.com/oc-recover/oc-recover/pkg/options"
-	"github.com/oc-recover/oc-recover/pkg/output"
 	"github.com/oc-recover/oc-recover/pkg/power"
-	"github.com/oc-recover/oc-recover/pkg/progress"
-	"github.com/oc-recover/oc-recover/pkg/prompt"
 	"github.com/oc-recover/oc-recover/pkg/version"
 )
 
@@ -89,6 +89,7 @@ type ShutdownOptions struct {
 	now       time.Time
 	globals   *options.GlobalOptions
 	streams   genericiooptions.IOStreams
+	getter    genericclioptions.RESTClientGetter
 	config    *rest.Config
 	set       *clients.Set
 }
@@ -115,6 +116,19 @@ func NewCmdShutdown(f genericclioptions.RESTClientGetter, globals *options.Globa
 	return cmd
 }
 
+// Complete parses --restart-by against the time now and keeps the getter
+// for Run; shutdown takes no arguments.
+func (o *ShutdownOptions) Complete(f genericclioptions.RESTClientGetter, _ []string) error {
+	o.getter = f
+	o.now = time.Now()
+	t, err := power.ParseRestartBy(o.RestartBy, o.now)
+	if err != nil {
+		return exitcode.Usage(err)
+	}
+	o.restartBy = t
+	return nil
+}
+
 // Validate checks the flags alone.
 func (o *ShutdownOptions) Validate() error {
 	if err := output.Validate(o.Output); err != nil {
@@ -126,18 +140,12 @@ func (o *ShutdownOptions) Validate() error {
 	if o.PodStartTimeout <= 0 {
 		return exitcode.Usagef("--pod-start-timeout must be positive, got %s", o.PodStartTimeout)
 	}
-	o.now = time.Now()
-	t, err := power.ParseRestartBy(o.RestartBy, o.now)
-	if err != nil {
-		return exitcode.Usage(err)
-	}
-	o.restartBy = t
 	return nil
 }
 
-// Complete builds the clients.
-func (o *ShutdownOptions) Complete(f genericclioptions.RESTClientGetter) error {
-	set, err := clients.FromGetter(f, 50, 100)
+// connect builds the clients.
+func (o *ShutdownOptions) connect() error {
+	set, err := clients.FromGetter(o.getter, 50, 100)
 	if err != nil {
 		return err
 	}
@@ -161,6 +169,9 @@ func (o *ShutdownOptions) human() io.Writer {
 
 // Run checks, plans, confirms and shuts down.
 func (o *ShutdownOptions) Run(ctx context.Context) error {
+	if err := o.connect(); err != nil {
+		return err
+	}
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
 	if err := era.Refuse(ctx, o.set.Era()); err != nil {

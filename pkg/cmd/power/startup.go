@@ -15,14 +15,14 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/oc-recover/oc-recover/pkg/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/output"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/prompt"
 	"github.com/oc-recover/oc-recover/pkg/csr"
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
-	"github.com/oc-recover/oc-recover/pkg/options"
-	"github.com/oc-recover/oc-recover/pkg/output"
 	"github.com/oc-recover/oc-recover/pkg/power"
-	"github.com/oc-recover/oc-recover/pkg/prompt"
 )
 
 var startupLong = templates.LongDesc(`
@@ -67,6 +67,7 @@ type StartupOptions struct {
 
 	globals  *options.GlobalOptions
 	streams  genericiooptions.IOStreams
+	getter   genericclioptions.RESTClientGetter
 	set      *clients.Set
 	approver *csr.Approver
 }
@@ -100,6 +101,12 @@ func NewCmdStartup(f genericclioptions.RESTClientGetter, globals *options.Global
 	return cmd
 }
 
+// Complete keeps the getter for Run; startup takes no arguments.
+func (o *StartupOptions) Complete(f genericclioptions.RESTClientGetter, _ []string) error {
+	o.getter = f
+	return nil
+}
+
 // Validate checks the flags.
 func (o *StartupOptions) Validate() error {
 	if err := output.Validate(o.Output); err != nil {
@@ -111,10 +118,10 @@ func (o *StartupOptions) Validate() error {
 	return nil
 }
 
-// Complete builds the clients; approvals go out in parallel.
-func (o *StartupOptions) Complete(f genericclioptions.RESTClientGetter) error {
+// connect builds the clients; approvals go out in parallel.
+func (o *StartupOptions) connect() error {
 	var err error
-	if o.set, err = clients.FromGetter(f, 500, 1000); err != nil {
+	if o.set, err = clients.FromGetter(o.getter, 500, 1000); err != nil {
 		return err
 	}
 	o.approver = &csr.Approver{Kube: o.set.Kube, Machine: o.set.Machine}
@@ -144,6 +151,9 @@ type startupRun struct {
 
 // Run approves and waits until the cluster is up or the time is up.
 func (o *StartupOptions) Run(ctx context.Context) error {
+	if err := o.connect(); err != nil {
+		return err
+	}
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
 	s := &startupRun{approved: map[string]csr.Decision{}, pending: map[string]csr.Decision{}, printed: map[string]string{}}

@@ -12,11 +12,11 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/oc-recover/oc-recover/pkg/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/prompt"
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
-	"github.com/oc-recover/oc-recover/pkg/options"
-	"github.com/oc-recover/oc-recover/pkg/prompt"
 	"github.com/oc-recover/oc-recover/pkg/redeploy"
 )
 
@@ -45,6 +45,7 @@ type Options struct {
 
 	globals *options.GlobalOptions
 	streams genericiooptions.IOStreams
+	getter  genericclioptions.RESTClientGetter
 	client  operatorclient.Interface
 	era     era.Clients
 }
@@ -58,20 +59,14 @@ func NewCmdRedeploy(f genericclioptions.RESTClientGetter, globals *options.Globa
 		Long:      redeployLong,
 		Example:   redeployExample,
 		ValidArgs: append(append([]string{}, redeploy.ControlPlane...), "control-plane"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Validate(args); err != nil {
-				return err
-			}
-			if err := o.Complete(f); err != nil {
-				return err
-			}
-			return o.Run(cmd.Context())
-		},
+		RunE:      options.RunE(f, o),
 	}
 }
 
-// Validate checks the argument.
-func (o *Options) Validate(args []string) error {
+// Complete turns the argument into the operands to redeploy, in order, and
+// keeps the getter for Run.
+func (o *Options) Complete(f genericclioptions.RESTClientGetter, args []string) error {
+	o.getter = f
 	if len(args) != 1 {
 		return exitcode.Usagef("name one operand: etcd, kube-apiserver, kube-controller-manager, kube-scheduler or control-plane")
 	}
@@ -88,9 +83,12 @@ func (o *Options) Validate(args []string) error {
 	return exitcode.Usagef("unknown operand %q: choose etcd, kube-apiserver, kube-controller-manager, kube-scheduler or control-plane", args[0])
 }
 
-// Complete builds the client.
-func (o *Options) Complete(f genericclioptions.RESTClientGetter) error {
-	set, err := clients.FromGetter(f, 0, 0)
+// Validate has nothing left to check: Complete accepts only known operands.
+func (o *Options) Validate() error { return nil }
+
+// connect builds the client.
+func (o *Options) connect() error {
+	set, err := clients.FromGetter(o.getter, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -101,6 +99,9 @@ func (o *Options) Complete(f genericclioptions.RESTClientGetter) error {
 
 // Run redeploys each target in turn.
 func (o *Options) Run(ctx context.Context) error {
+	if err := o.connect(); err != nil {
+		return err
+	}
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
 	out := o.streams.Out

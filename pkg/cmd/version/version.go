@@ -2,14 +2,17 @@
 package version
 
 import (
+	"context"
 	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
-	"github.com/oc-recover/oc-recover/pkg/output"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/output"
 	"github.com/oc-recover/oc-recover/pkg/version"
 )
 
@@ -41,15 +44,8 @@ func NewCmdVersion(streams genericiooptions.IOStreams) *cobra.Command {
 		Long:    "Print the version, git commit, build date, Go version and platform of this plugin.",
 		Example: versionExample,
 		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.Complete(cmd, args); err != nil {
-				return err
-			}
-			if err := o.Validate(); err != nil {
-				return err
-			}
-			return o.Run()
-		},
+		// version needs no cluster: no getter.
+		RunE: options.RunE(nil, o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, "Output format. One of: table|json|yaml.")
 	return cmd
@@ -57,7 +53,7 @@ func NewCmdVersion(streams genericiooptions.IOStreams) *cobra.Command {
 
 // Complete fills in what the flags do not say. Nothing yet; kept so that
 // version follows the same Complete -> Validate -> Run shape as every command.
-func (o *Options) Complete(cmd *cobra.Command, args []string) error {
+func (o *Options) Complete(genericclioptions.RESTClientGetter, []string) error {
 	return nil
 }
 
@@ -67,7 +63,7 @@ func (o *Options) Validate() error {
 }
 
 // Run prints the version of the running binary.
-func (o *Options) Run() error {
+func (o *Options) Run(context.Context) error {
 	return printVersion(o.Out, version.Get(), o.Output)
 }
 

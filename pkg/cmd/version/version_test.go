@@ -1,7 +1,7 @@
 package version
 
 import (
-	"github.com/oc-recover/oc-recover/pkg/output"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/output"
 
 	"bytes"
 	"encoding/json"

@@ -1,7 +1,8 @@
 // Package options holds the settings every oc-recover command shares (SPEC
-// "Global flags"). It lives outside pkg/cmd so that command packages
-// (pkg/cmd/<verb>) and the code they call can use it without importing the
-// root command package.
+// "Global flags") and the one command lifecycle (Command, RunE). It is under
+// pkg/cmd/internal so that command packages (pkg/cmd/<verb>) can use it
+// without importing the root command package, and the compiler keeps it out
+// of the domain packages.
 package options
 
 import (

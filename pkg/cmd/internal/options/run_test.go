@@ -12,8 +12,15 @@ import (
 
 type recordingCommand struct {
 	calls       []string
-	validateErr error
+	args        []string
 	completeErr error
+	validateErr error
+}
+
+func (c *recordingCommand) Complete(_ genericclioptions.RESTClientGetter, args []string) error {
+	c.calls = append(c.calls, "complete")
+	c.args = args
+	return c.completeErr
 }
 
 func (c *recordingCommand) Validate() error {
@@ -21,17 +28,12 @@ func (c *recordingCommand) Validate() error {
 	return c.validateErr
 }
 
-func (c *recordingCommand) Complete(genericclioptions.RESTClientGetter) error {
-	c.calls = append(c.calls, "complete")
-	return c.completeErr
-}
-
 func (c *recordingCommand) Run(context.Context) error {
 	c.calls = append(c.calls, "run")
 	return nil
 }
 
-func TestRunEValidatesThenCompletesThenRuns(t *testing.T) {
+func TestRunECompletesThenValidatesThenRuns(t *testing.T) {
 	bad := errors.New("bad")
 	for _, tc := range []struct {
 		name string
@@ -39,16 +41,19 @@ func TestRunEValidatesThenCompletesThenRuns(t *testing.T) {
 		want string
 		err  error
 	}{
-		{"all well", &recordingCommand{}, "validate complete run", nil},
-		{"bad flags: no kubeconfig loaded", &recordingCommand{validateErr: bad}, "validate", bad},
-		{"no clients: nothing run", &recordingCommand{completeErr: bad}, "validate complete", bad},
+		{"all well", &recordingCommand{}, "complete validate run", nil},
+		{"bad arguments: nothing validated or run", &recordingCommand{completeErr: bad}, "complete", bad},
+		{"bad flags: nothing run", &recordingCommand{validateErr: bad}, "complete validate", bad},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := &cobra.Command{}
 			cmd.SetContext(context.Background())
-			err := RunE(genericclioptions.NewConfigFlags(false), tc.c)(cmd, nil)
+			err := RunE(genericclioptions.NewConfigFlags(false), tc.c)(cmd, []string{"master-0"})
 			if got := strings.Join(tc.c.calls, " "); got != tc.want || !errors.Is(err, tc.err) {
 				t.Errorf("calls %q err %v, want %q %v", got, err, tc.want, tc.err)
+			}
+			if len(tc.c.args) != 1 || tc.c.args[0] != "master-0" {
+				t.Errorf("Complete got args %q, want the command's arguments", tc.c.args)
 			}
 		})
 	}
