@@ -23,6 +23,7 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/openshift"
 )
 
 // FirstRotationGuard is how long after installation a backup is refused
@@ -202,9 +203,9 @@ func proxyEnv(p *configv1.Proxy) map[string]string {
 // through the node's own kube-apiserver, that kube-apiserver pod running
 // and ready.
 func ControlPlaneNodes(ctx context.Context, c Clients, localAPI bool) ([]ControlPlaneNode, error) {
-	nodes, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "node-role.kubernetes.io/master"})
+	nodes, err := openshift.ControlPlaneNodes(ctx, c.Kube)
 	if err != nil {
-		return nil, fmt.Errorf("list control-plane nodes: %w", err)
+		return nil, err
 	}
 	pods, err := c.Kube.CoreV1().Pods("openshift-etcd").List(ctx, metav1.ListOptions{LabelSelector: "app=etcd"})
 	if err != nil {
@@ -226,21 +227,13 @@ func ControlPlaneNodes(ctx context.Context, c Clients, localAPI bool) ([]Control
 	}
 	unhealthy := map[string]bool{}
 	if etcd, err := c.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{}); err == nil {
-		for _, cond := range etcd.Status.Conditions {
-			if cond.Type == "EtcdMembersAvailable" {
-				for _, part := range strings.Split(cond.Message, ", ") {
-					if name, ok := strings.CutSuffix(part, " is unhealthy"); ok {
-						unhealthy[name] = true
-					}
-				}
-			}
-		}
+		unhealthy = openshift.UnhealthyMembers(openshift.EtcdMembersAvailable(etcd))
 	}
 	var out []ControlPlaneNode
-	for _, n := range nodes.Items {
+	for _, n := range nodes {
 		cp := ControlPlaneNode{Name: n.Name, Healthy: true}
 		switch {
-		case !nodeReady(&n):
+		case !openshift.NodeReady(&n):
 			cp.Healthy, cp.Reason = false, "node not Ready"
 		case podByNode[n.Name] == nil:
 			cp.Healthy, cp.Reason = false, "no etcd pod"
@@ -255,15 +248,6 @@ func ControlPlaneNodes(ctx context.Context, c Clients, localAPI bool) ([]Control
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -307,7 +291,7 @@ func chooseNode(nodes []ControlPlaneNode, want string) (string, error) {
 		why = append(why, n.Name+": "+n.Reason)
 	}
 	if len(why) == 0 {
-		return "", fmt.Errorf("no control-plane node found (no node labelled node-role.kubernetes.io/master)")
+		return "", fmt.Errorf("no control-plane node found (no node labelled node-role.kubernetes.io/master or node-role.kubernetes.io/control-plane)")
 	}
 	return "", fmt.Errorf("no healthy control-plane node to take a backup on (%s); if etcd has lost quorum, see the restore procedure", strings.Join(why, "; "))
 }
