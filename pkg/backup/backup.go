@@ -361,6 +361,17 @@ func fileNames(files []File) string {
 	return strings.Join(n, ", ")
 }
 
+// File is the manifest's file of the given kind (KindSnapshot,
+// KindStaticResources); a zero File when it lists none.
+func (m *Manifest) File(kind string) File {
+	for _, f := range m.Files {
+		if f.Kind == kind {
+			return f
+		}
+	}
+	return File{}
+}
+
 // WriteManifest writes backup.json atomically, readable by its owner only.
 func WriteManifest(dir string, m *Manifest) error {
 	data, err := json.MarshalIndent(m, "", "  ")

@@ -3,7 +3,6 @@ package backup
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	configclient "github.com/openshift/client-go/config/clientset/versioned"
@@ -61,21 +60,13 @@ func (r Requirement) Check(ctx context.Context, config configclient.Interface, n
 }
 
 // TakeInto takes a backup from the first healthy control-plane node into a
-// new directory under parent, named as `backup` names it.
-func TakeInto(ctx context.Context, c Clients, start StartRunner, parent, tool, command string, now time.Time, p Progress) (string, *Manifest, error) {
+// new directory under parent, named as `backup` names it. A failed backup
+// leaves no directory behind.
+func TakeInto(ctx context.Context, c Clients, start StartRunner, parent, command string, now time.Time, p Progress) (*Result, error) {
 	cl, err := Preflight(ctx, c, PreflightOptions{Now: now, Command: command,
 		ForceAdvice: fmt.Sprintf("or take one anyway with `%s backup --force --output-dir %s/<name>` (marked __POSSIBLY_DIRTY__), then run this command again without --backup", command, parent)})
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	dir := filepath.Join(parent, DefaultOutputDir(cl, now))
-	if _, err := PrepareOutputDir(dir); err != nil {
-		return "", nil, err
-	}
-	p.Step("Backing up etcd from %s into %s", cl.Node, dir)
-	m, err := Take(ctx, start, cl, Options{OutputDir: dir, Tool: tool, Now: now}, p)
-	if err != nil {
-		return "", nil, err
-	}
-	return dir, m, nil
+	return Run(ctx, start, cl, Request{Parent: parent, Options: Options{Now: now}}, p)
 }

@@ -5,7 +5,6 @@ package backup
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -24,7 +23,6 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
-	"github.com/oc-recover/oc-recover/pkg/version"
 )
 
 var backupLong = templates.LongDesc(`
@@ -151,10 +149,9 @@ func (o *Options) Run(ctx context.Context) error {
 	for _, f := range cl.Forced {
 		fmt.Fprintf(out, "WARNING: --force: %s\n", f)
 	}
-	dir := o.OutputDir
-	if dir == "" {
-		dir = backup.DefaultOutputDir(cl, now)
-	}
+	req := backup.Request{Dir: o.OutputDir, Keep: o.Keep,
+		Options: backup.Options{KeepOnNode: o.KeepOnNode, Now: now, SilenceTimeout: o.Silence}}
+	dir := req.OutputDir(cl)
 	if o.globals.DryRun {
 		fmt.Fprintf(out, "Plan (dry run, nothing changed):\n")
 		fmt.Fprintf(out, "  1. create a debug namespace openshift-recover-* and a privileged debug pod on %s (image %s)\n", cl.Node, o.engine(nil).ResolveImage(ctx))
@@ -170,44 +167,35 @@ func (o *Options) Run(ctx context.Context) error {
 		}
 		return nil
 	}
-	created, err := backup.PrepareOutputDir(dir)
-	if err != nil {
-		return err
-	}
-	p.Step("Backing up etcd of cluster %s (OpenShift %s) from %s into %s", cl.ID, cl.Version, cl.Node, dir)
-	m, err := backup.Take(ctx, o.engine(o.streams.ErrOut).Runner, cl, backup.Options{OutputDir: dir, KeepOnNode: o.KeepOnNode, Tool: "oc-recover " + version.Get().GitVersion, Now: now, SilenceTimeout: o.Silence}, p)
-	if err != nil {
-		if created {
-			removeIfEmpty(dir)
-		}
+	res, err := backup.Run(ctx, o.engine(o.streams.ErrOut).Runner, cl, req, p)
+	if res == nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted (%v); the debug pod and namespace were removed and no partial file was kept: %w", context.Cause(ctx), err)
 		}
 		return err
 	}
+	m := res.Manifest
 	fmt.Fprintf(out, "Backup of cluster %s (OpenShift %s) from %s is in %s:\n", m.ClusterID, m.Version, m.Node, dir)
 	for _, f := range m.Files {
 		fmt.Fprintf(out, "  %-48s %10s  sha256 %s\n", f.Name, progress.HumanBytes(f.Size), f.SHA256)
 	}
 	fmt.Fprintf(out, "  %s\n", backup.ManifestName)
-	fmt.Fprintf(out, "Verified: sha256 trailer, bbolt consistency, revision %d, %d live keys, test restore %s, static pod manifests present.\n", m.Etcd.Revision, m.Etcd.LiveKeys, map[bool]string{true: "OK", false: "skipped"}[m.Etcd.RestoreTested])
+	restore := "skipped"
+	if m.Etcd.RestoreTested {
+		restore = "OK"
+	}
+	fmt.Fprintf(out, "Verified: sha256 trailer, bbolt consistency, revision %d, %d live keys, test restore %s, static pod manifests present.\n", m.Etcd.Revision, m.Etcd.LiveKeys, restore)
 	if m.Dirty {
 		fmt.Fprintf(out, "WARNING: possibly dirty: taken during a rollout with --force (%s); a restore refuses it without --force. Take a clean backup once the rollout is done.\n", backup.DirtyMark)
 	}
 	if m.EncryptionType != "" {
 		fmt.Fprintf(out, "etcd encryption is on (%s): %s holds the encryption keys. Store it apart from the snapshot, e.g. on another system, but keep both: a restore needs the two.\n",
-			m.EncryptionType, m.Files[1].Name)
+			m.EncryptionType, m.File(backup.KindStaticResources).Name)
 	}
-	if o.Keep > 0 {
-		removed, err := backup.Prune(filepath.Dir(filepath.Clean(dir)), m.ClusterID, o.Keep)
-		for _, r := range removed {
-			fmt.Fprintf(out, "Pruned older backup %s (--keep %d)\n", r, o.Keep)
-		}
-		if err != nil {
-			return fmt.Errorf("pruning older backups: %w", err)
-		}
+	for _, r := range res.Pruned {
+		fmt.Fprintf(out, "Pruned older backup %s (--keep %d)\n", r, o.Keep)
 	}
-	return nil
+	return err
 }
 
 func (o *Options) engine(log interface{ Write([]byte) (int, error) }) *debugnode.Engine {

@@ -22,7 +22,6 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/member"
-	"github.com/oc-recover/oc-recover/pkg/version"
 )
 
 var replaceLong = templates.LongDesc(`
@@ -248,12 +247,12 @@ func (o *ReplaceOptions) requireBackup(ctx context.Context, rec *member.Record, 
 func (o *ReplaceOptions) takeBackup(ctx context.Context, now time.Time) (string, error) {
 	bc := backup.Clients{Kube: o.set.Kube, Config: o.set.OCConfig, Operator: o.set.Operator}
 	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
-	dir, m, err := backup.TakeInto(ctx, bc, o.engine().Runner, o.BackupDir, "oc-recover "+version.Get().GitVersion, o.globals.CommandName, now, p)
+	res, err := backup.TakeInto(ctx, bc, o.engine().Runner, o.BackupDir, o.globals.CommandName, now, p)
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(o.streams.Out, "Backup: %s (revision %d, %d live keys, test restore OK).\n", dir, m.Etcd.Revision, m.Etcd.LiveKeys)
-	return dir, nil
+	fmt.Fprintf(o.streams.Out, "Backup: %s (revision %d, %d live keys, test restore OK).\n", res.Dir, res.Manifest.Etcd.Revision, res.Manifest.Etcd.LiveKeys)
+	return res.Dir, nil
 }
 
 func procedureName(p string) string {

@@ -29,7 +29,6 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/power"
-	"github.com/oc-recover/oc-recover/pkg/version"
 )
 
 var shutdownLong = templates.LongDesc(`
@@ -347,10 +346,10 @@ func (o *ShutdownOptions) requireBackup(ctx context.Context, r *power.ShutdownRe
 func (o *ShutdownOptions) takeBackup(ctx context.Context) (string, error) {
 	bc := backup.Clients{Kube: o.set.Kube, Config: o.set.OCConfig, Operator: o.set.Operator}
 	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
-	dir, m, err := backup.TakeInto(ctx, bc, o.engine().Runner, o.BackupDir, "oc-recover "+version.Get().GitVersion, o.globals.CommandName, o.now, p)
+	res, err := backup.TakeInto(ctx, bc, o.engine().Runner, o.BackupDir, o.globals.CommandName, o.now, p)
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(o.human(), "Backup: %s (revision %d, %d live keys, test restore OK).\n", dir, m.Etcd.Revision, m.Etcd.LiveKeys)
-	return dir, nil
+	fmt.Fprintf(o.human(), "Backup: %s (revision %d, %d live keys, test restore OK).\n", res.Dir, res.Manifest.Etcd.Revision, res.Manifest.Etcd.LiveKeys)
+	return res.Dir, nil
 }
