@@ -3,6 +3,8 @@ package backup
 import (
 	"archive/tar"
 	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -35,7 +37,7 @@ func checkTarGz(path string, encrypted bool) (string, int64, error) {
 		return "", 0, err
 	}
 	defer f.Close()
-	h := newSHA256()
+	h := sha256.New()
 	counted := &countingReader{r: io.TeeReader(f, h)}
 	zr, err := gzip.NewReader(counted)
 	if err != nil {
@@ -64,7 +66,7 @@ func checkTarGz(path string, encrypted bool) (string, int64, error) {
 	if err := checkResourceLayout(names, encrypted); err != nil {
 		return "", 0, err
 	}
-	return hexSum(h), counted.n, nil
+	return hex.EncodeToString(h.Sum(nil)), counted.n, nil
 }
 
 // checkResourceLayout checks the regular files of the static resources
