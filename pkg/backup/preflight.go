@@ -1,8 +1,3 @@
-// Package backup takes, verifies and lists etcd backups (OpenShift 4.5
-// documentation, Backup and restore, 1 "Backing up etcd"):
-// run the etcd operator's backup script on one healthy control-plane host,
-// bring the snapshot and the static-pod resources to the administrator's
-// disk, and prove there that they restore.
 package backup
 
 import (
