@@ -21,16 +21,38 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 )
 
-// ListOptions holds `backup list`'s flag and argument.
-type ListOptions struct {
+// dirOptions are the flag and argument of the commands that read one
+// backup directory on this machine (backup list, backup verify): they need
+// no cluster, so no getter.
+type dirOptions struct {
 	Output string
-	Parent string
+	Dir    string
 
 	streams genericiooptions.IOStreams
 }
 
+// Complete takes the directory from the argument.
+func (o *dirOptions) Complete(_ genericclioptions.RESTClientGetter, args []string) error {
+	o.Dir = args[0]
+	return nil
+}
+
+// Validate checks the flag and that the directory is one.
+func (o *dirOptions) Validate() error {
+	if err := output.Validate(o.Output); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(o.Dir); err != nil || !fi.IsDir() {
+		return exitcode.Usagef("%s is not a directory", o.Dir)
+	}
+	return nil
+}
+
+// ListOptions holds `backup list`'s flag and argument.
+type ListOptions struct{ dirOptions }
+
 func newCmdList(streams genericiooptions.IOStreams) *cobra.Command {
-	o := &ListOptions{Output: output.Table, streams: streams}
+	o := &ListOptions{dirOptions{Output: output.Table, streams: streams}}
 	cmd := &cobra.Command{
 		Use:   "list PARENT-DIR",
 		Short: "List the backups in a directory, newest first",
@@ -38,33 +60,15 @@ func newCmdList(streams genericiooptions.IOStreams) *cobra.Command {
 			{{root}} backup list /srv/etcd-backups
 			{{root}} backup list /srv/etcd-backups -o json`),
 		Args: cobra.ExactArgs(1),
-		// backup list reads a local directory: no getter.
 		RunE: options.RunE(nil, o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, output.FlagUsage)
 	return cmd
 }
 
-// Complete takes the directory from the argument.
-func (o *ListOptions) Complete(_ genericclioptions.RESTClientGetter, args []string) error {
-	o.Parent = args[0]
-	return nil
-}
-
-// Validate checks the flag and that the directory is one.
-func (o *ListOptions) Validate() error {
-	if err := output.Validate(o.Output); err != nil {
-		return err
-	}
-	if fi, err := os.Stat(o.Parent); err != nil || !fi.IsDir() {
-		return exitcode.Usagef("%s is not a directory", o.Parent)
-	}
-	return nil
-}
-
 // Run lists and prints the backups.
 func (o *ListOptions) Run(context.Context) error {
-	entries, err := backup.List(o.Parent)
+	entries, err := backup.List(o.Dir)
 	if err != nil {
 		return err
 	}
@@ -75,7 +79,7 @@ func (o *ListOptions) Run(context.Context) error {
 		return output.Print(o.streams.Out, o.Output, entries)
 	}
 	if len(entries) == 0 {
-		fmt.Fprintf(o.streams.Out, "No backups (directories with %s) in %s\n", backup.ManifestName, o.Parent)
+		fmt.Fprintf(o.streams.Out, "No backups (directories with %s) in %s\n", backup.ManifestName, o.Dir)
 		return nil
 	}
 	w := tabwriter.NewWriter(o.streams.Out, 0, 4, 2, ' ', 0)

@@ -3,11 +3,9 @@ package backup
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
@@ -15,19 +13,13 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/output"
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/progress"
-	"github.com/oc-recover/oc-recover/pkg/exitcode"
 )
 
 // VerifyOptions holds `backup verify`'s flag and argument.
-type VerifyOptions struct {
-	Output string
-	Dir    string
-
-	streams genericiooptions.IOStreams
-}
+type VerifyOptions struct{ dirOptions }
 
 func newCmdVerify(streams genericiooptions.IOStreams) *cobra.Command {
-	o := &VerifyOptions{Output: output.Table, streams: streams}
+	o := &VerifyOptions{dirOptions{Output: output.Table, streams: streams}}
 	cmd := &cobra.Command{
 		Use:   "verify DIR",
 		Short: "Check that a backup directory is complete and restorable",
@@ -45,28 +37,10 @@ func newCmdVerify(streams genericiooptions.IOStreams) *cobra.Command {
 			{{root}} backup verify ./backup-mycluster-20261120-030000
 			{{root}} backup verify ./backup-mycluster-20261120-030000 -o json`),
 		Args: cobra.ExactArgs(1),
-		// backup verify reads a local directory: no getter.
 		RunE: options.RunE(nil, o),
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, output.FlagUsage)
 	return cmd
-}
-
-// Complete takes the directory from the argument.
-func (o *VerifyOptions) Complete(_ genericclioptions.RESTClientGetter, args []string) error {
-	o.Dir = args[0]
-	return nil
-}
-
-// Validate checks the flag and that the directory is one.
-func (o *VerifyOptions) Validate() error {
-	if err := output.Validate(o.Output); err != nil {
-		return err
-	}
-	if fi, err := os.Stat(o.Dir); err != nil || !fi.IsDir() {
-		return exitcode.Usagef("%s is not a directory", o.Dir)
-	}
-	return nil
 }
 
 // Run verifies the backup and prints what it found.
