@@ -1,4 +1,8 @@
-package csrtest
+// Package csrload creates, through a live apiserver, what the CSR tests and
+// benchmarks need in bulk: Nodes and Machines for the hosts of a corpus
+// (csrtest), the CSRs of its cases as their own identities, and the RBAC
+// that lets those identities ask.
+package csrload
 
 import (
 	"context"
@@ -6,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oc-recover/oc-recover/pkg/csr/csrtest"
 	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -38,7 +43,7 @@ func GrantCSRCreation(ctx context.Context, kube kubernetes.Interface) error {
 
 // CreateNodes creates a Node object (no kubelet) for every host, Ready or
 // not, with the addresses a kubelet reports.
-func CreateNodes(ctx context.Context, kube kubernetes.Interface, hosts []Host, ready bool, workers int) error {
+func CreateNodes(ctx context.Context, kube kubernetes.Interface, hosts []csrtest.Host, ready bool, workers int) error {
 	return parallel(len(hosts), workers, func(i int) error {
 		n := hosts[i].Node(ready)
 		created, err := kube.CoreV1().Nodes().Create(ctx, &n, metav1.CreateOptions{})
@@ -55,7 +60,7 @@ func CreateNodes(ctx context.Context, kube kubernetes.Interface, hosts []Host, r
 
 // CreateMachines creates a Machine for every host, with or without a
 // nodeRef, with the host's addresses in its status.
-func CreateMachines(ctx context.Context, machines machineclient.Interface, hosts []Host, nodeRef bool, workers int) error {
+func CreateMachines(ctx context.Context, machines machineclient.Interface, hosts []csrtest.Host, nodeRef bool, workers int) error {
 	return parallel(len(hosts), workers, func(i int) error {
 		m := hosts[i].Machine(nodeRef)
 		api := machines.MachineV1beta1().Machines(m.Namespace)
@@ -78,7 +83,7 @@ func SetNodeReady(ctx context.Context, kube kubernetes.Interface, name string, r
 		if err != nil {
 			return err
 		}
-		want := Host{Name: name}.Node(ready).Status.Conditions[0]
+		want := csrtest.Host{Name: name}.Node(ready).Status.Conditions[0]
 		found := false
 		for i := range n.Status.Conditions {
 			if n.Status.Conditions[i].Type == want.Type {
@@ -100,7 +105,7 @@ func SetNodeReady(ctx context.Context, kube kubernetes.Interface, name string, r
 // later (creation timestamps count in seconds). It returns the CSRs' names,
 // in the order of cases, and fails if the apiserver recorded another
 // identity than the case's.
-func Create(ctx context.Context, admin *rest.Config, cases []Case, workers int) ([]string, error) {
+func Create(ctx context.Context, admin *rest.Config, cases []csrtest.Case, workers int) ([]string, error) {
 	clients := map[string]kubernetes.Interface{}
 	for _, c := range cases {
 		key := identityKey(c.Identity)
@@ -160,7 +165,7 @@ func Create(ctx context.Context, admin *rest.Config, cases []Case, workers int) 
 	return names, nil
 }
 
-func identityKey(id Identity) string { return fmt.Sprintf("%s%q", id.User, id.Groups) }
+func identityKey(id csrtest.Identity) string { return fmt.Sprintf("%s%q", id.User, id.Groups) }
 
 // parallel runs do(0..n-1) on workers goroutines and returns the first error.
 func parallel(n, workers int, do func(i int) error) error {
