@@ -7,11 +7,11 @@ package csrload
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/oc-recover/oc-recover/pkg/csr/csrtest"
 	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
+	"golang.org/x/sync/errgroup"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -167,34 +167,13 @@ func Create(ctx context.Context, admin *rest.Config, cases []csrtest.Case, worke
 
 func identityKey(id csrtest.Identity) string { return fmt.Sprintf("%s%q", id.User, id.Groups) }
 
-// parallel runs do(0..n-1) on workers goroutines and returns the first error.
+// parallel runs do(0..n-1), at most workers at a time, and returns the
+// first error.
 func parallel(n, workers int, do func(i int) error) error {
-	if workers <= 0 {
-		workers = 1
+	var g errgroup.Group
+	g.SetLimit(max(workers, 1))
+	for i := range n {
+		g.Go(func() error { return do(i) })
 	}
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				if err := do(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	return first
+	return g.Wait()
 }
