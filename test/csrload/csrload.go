@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/oc-recover/oc-recover/pkg/csr/csrtest"
 	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
 	"golang.org/x/sync/errgroup"
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -20,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/oc-recover/oc-recover/pkg/csr/csrtest"
 )
 
 // GrantCSRCreation lets every authenticated user create CSRs, as
