@@ -17,6 +17,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/csr"
 	"github.com/oc-recover/oc-recover/pkg/csr/csrtest"
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/csrload"
 )
 
 // BenchmarkCSRApprove approves 1,000 pending CSRs (800 valid, 200 forged
@@ -51,14 +52,14 @@ func BenchmarkCSRApprove(b *testing.B) {
 	}
 	start := time.Now()
 	steps := []func() error{
-		func() error { return csrtest.GrantCSRCreation(ctx, bx.Kube) },
-		func() error { return csrtest.CreateNodes(ctx, bx.Kube, hosts.Ready, true, 32) },
-		func() error { return csrtest.CreateNodes(ctx, bx.Kube, hosts.NotReady, false, 32) },
+		func() error { return csrload.GrantCSRCreation(ctx, bx.Kube) },
+		func() error { return csrload.CreateNodes(ctx, bx.Kube, hosts.Ready, true, 32) },
+		func() error { return csrload.CreateNodes(ctx, bx.Kube, hosts.NotReady, false, 32) },
 		func() error {
-			return csrtest.CreateMachines(ctx, bx.Machine, hosts.Ready[:len(hosts.Ready)/2], true, 32)
+			return csrload.CreateMachines(ctx, bx.Machine, hosts.Ready[:len(hosts.Ready)/2], true, 32)
 		},
-		func() error { return csrtest.CreateMachines(ctx, bx.Machine, hosts.NotReady, true, 32) },
-		func() error { return csrtest.CreateMachines(ctx, bx.Machine, hosts.Announced, false, 32) },
+		func() error { return csrload.CreateMachines(ctx, bx.Machine, hosts.NotReady, true, 32) },
+		func() error { return csrload.CreateMachines(ctx, bx.Machine, hosts.Announced, false, 32) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -87,7 +88,7 @@ func BenchmarkCSRApprove(b *testing.B) {
 		}); err != nil {
 			b.Fatal(err)
 		}
-		names, err := csrtest.Create(ctx, bx.Admin, cases, 32)
+		names, err := csrload.Create(ctx, bx.Admin, cases, 32)
 		if err != nil {
 			b.Fatal(err)
 		}

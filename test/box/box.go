@@ -6,17 +6,12 @@ package box
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/x509"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -29,10 +24,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -282,125 +274,6 @@ func (b *Box) Stop() {
 	})
 }
 
-// pickSubnet finds a free 127.x.y.0/24 for the nodes' addresses, so that
-// several boxes (a test run and a demo) can run at once.
-func pickSubnet(hosts int) (string, error) {
-	for attempt := 0; attempt < 50; attempt++ {
-		x, _ := rand.Int(rand.Reader, big.NewInt(250))
-		y, _ := rand.Int(rand.Reader, big.NewInt(250))
-		prefix := fmt.Sprintf("127.%d.%d.", x.Int64()+2, y.Int64()+1)
-		free := true
-		for i := 0; i < hosts && free; i++ {
-			for _, port := range []int{2379, 2380, 12379, kubeletPort} {
-				ln, err := net.Listen("tcp", fmt.Sprintf("%s%d:%d", prefix, 11+i, port))
-				if err != nil {
-					free = false
-					break
-				}
-				_ = ln.Close()
-			}
-		}
-		if free {
-			return prefix, nil
-		}
-	}
-	return "", fmt.Errorf("no free loopback subnet for the box's nodes")
-}
-
-func (b *Box) createNodes() error {
-	total := b.opts.Masters + b.opts.Workers
-	prefix, err := pickSubnet(total + 8) // room for nodes added later
-	if err != nil {
-		return err
-	}
-	b.subnet = prefix
-	for i := 0; i < total; i++ {
-		master := i < b.opts.Masters
-		name := fmt.Sprintf("master-%d", i)
-		if !master {
-			name = fmt.Sprintf("worker-%d", i-b.opts.Masters)
-		}
-		if err := b.addNodeObject(name, master, 11+i); err != nil {
-			return err
-		}
-	}
-	b.nextHostIndex = 11 + total
-	return nil
-}
-
-func (b *Box) addNodeObject(name string, master bool, hostIndex int) error {
-	n := &Node{Name: name, IP: net.ParseIP(fmt.Sprintf("%s%d", b.subnet, hostIndex)), Master: master}
-	if !b.opts.UserProvisioned {
-		n.MachineName = b.InfraID + "-" + name
-	}
-	sb, err := NewSandbox(filepath.Join(b.Dir, "nodes", name), name)
-	if err != nil {
-		return err
-	}
-	n.Sandbox = sb
-	b.addNode(n)
-	return nil
-}
-
-// addNode puts a host in the box's list, once everything the simulators
-// read of it (sandbox, kubelet, etcd member) is set.
-func (b *Box) addNode(n *Node) {
-	b.nodesMu.Lock()
-	defer b.nodesMu.Unlock()
-	b.nodes = append(b.nodes, n)
-}
-
-// removeNode takes a host (whose machine was deleted) out of the list.
-func (b *Box) removeNode(n *Node) {
-	b.nodesMu.Lock()
-	defer b.nodesMu.Unlock()
-	for i, m := range b.nodes {
-		if m == n {
-			b.nodes = append(b.nodes[:i:i], b.nodes[i+1:]...)
-			return
-		}
-	}
-}
-
-// NodeList returns the box's hosts as they are now: the Machine API
-// simulator adds a host for a new Machine and removes the host of a deleted
-// one.
-func (b *Box) NodeList() []*Node {
-	b.nodesMu.RLock()
-	defer b.nodesMu.RUnlock()
-	return append([]*Node(nil), b.nodes...)
-}
-
-func (b *Box) masters() []*Node {
-	var out []*Node
-	for _, n := range b.NodeList() {
-		if n.Master {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// Node returns the node called name, or nil.
-func (b *Box) Node(name string) *Node {
-	for _, n := range b.NodeList() {
-		if n.Name == name {
-			return n
-		}
-	}
-	return nil
-}
-
-func (b *Box) etcdEndpoints() []string {
-	var eps []string
-	for _, n := range b.masters() {
-		if n.Etcd != nil {
-			eps = append(eps, n.Etcd.ClientURL())
-		}
-	}
-	return eps
-}
-
 // startEtcd issues the etcd PKI and starts one member per control-plane
 // node, before anything else: on a real host the kubelet runs etcd's static
 // pod without needing the API.
@@ -576,53 +449,6 @@ func (b *Box) startInformers(ctx, runCtx context.Context) error {
 	return nil
 }
 
-// controlPlaneSelector selects the control-plane Nodes.
-var controlPlaneSelector = func() labels.Selector {
-	req, err := labels.NewRequirement("node-role.kubernetes.io/master", selection.Exists, nil)
-	if err != nil {
-		panic(err)
-	}
-	return labels.NewSelector().Add(*req)
-}()
-
-// controlPlaneNodes are the control-plane Node objects, as the operators
-// see them (whatever their readiness), by name.
-func (b *Box) controlPlaneNodes() ([]*corev1.Node, error) {
-	nodes, err := b.nodeLister.List(controlPlaneSelector)
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
-	return nodes, nil
-}
-
-func (b *Box) controlPlaneNodeNames() ([]string, error) {
-	nodes, err := b.controlPlaneNodes()
-	if err != nil {
-		return nil, err
-	}
-	names := make([]string, len(nodes))
-	for i, n := range nodes {
-		names[i] = n.Name
-	}
-	return names, nil
-}
-
-// WaitFor polls cond until it holds, ctx ends or timeout passes; the error
-// names what was awaited and the last state seen.
-func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(ctx context.Context) (bool, string, error)) error {
-	var last string
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		ok, state, err := cond(ctx)
-		last = state
-		return ok, err
-	})
-	if err != nil {
-		return fmt.Errorf("waiting for %s (last seen: %s): %w", what, last, err)
-	}
-	return nil
-}
-
 // waitForStaticPods waits until every control-plane node's static pods have
 // running mirror pods.
 func (b *Box) waitForStaticPods(ctx context.Context) error {
@@ -642,57 +468,4 @@ func (b *Box) waitForStaticPods(ctx context.Context) error {
 		}
 		return running == want, fmt.Sprintf("%d of %d running", running, want), nil
 	})
-}
-
-// EtcdMembersAvailable returns the etcd operator's EtcdMembersAvailable message.
-func (b *Box) EtcdMembersAvailable(ctx context.Context) (string, error) {
-	etcd, err := b.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})
-	if err != nil {
-		return "", err
-	}
-	for _, c := range etcd.Status.Conditions {
-		if c.Type == "EtcdMembersAvailable" {
-			return c.Message, nil
-		}
-	}
-	return "", nil
-}
-
-// WaitForEtcdMembersAvailable waits until the etcd operator reports message.
-func (b *Box) WaitForEtcdMembersAvailable(ctx context.Context, message string) error {
-	return WaitFor(ctx, 60*time.Second, fmt.Sprintf("EtcdMembersAvailable %q", message), func(ctx context.Context) (bool, string, error) {
-		msg, err := b.EtcdMembersAvailable(ctx)
-		return err == nil && msg == message, msg, nil
-	})
-}
-
-// EtcdPod returns the etcd mirror pod of node, or nil.
-func (b *Box) EtcdPod(ctx context.Context, node string) (*corev1.Pod, error) {
-	p, err := b.Kube.CoreV1().Pods("openshift-etcd").Get(ctx, "etcd-"+node, metav1.GetOptions{})
-	if err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// moduleDir is the test module's root on disk, found from this file's
-// location (tests and the demo binary run on the machine that built them).
-func moduleDir() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
-
-func randomHex(n int) string {
-	buf := make([]byte, n)
-	_, _ = rand.Read(buf)
-	return hex.EncodeToString(buf)
-}
-
-func newUUID() string {
-	buf := make([]byte, 16)
-	_, _ = rand.Read(buf)
-	buf[6] = buf[6]&0x0f | 0x40
-	buf[8] = buf[8]&0x3f | 0x80
-	h := hex.EncodeToString(buf)
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

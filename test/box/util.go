@@ -2,9 +2,13 @@ package box
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log"
+	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -43,4 +47,26 @@ func everyPeriod(ctx context.Context, period time.Duration, fn func()) {
 		}
 		fn()
 	}
+}
+
+// moduleDir is the test module's root on disk, found from this file's
+// location (tests and the demo binary run on the machine that built them).
+func moduleDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(filepath.Dir(file))
+}
+
+func randomHex(n int) string {
+	buf := make([]byte, n)
+	_, _ = rand.Read(buf)
+	return hex.EncodeToString(buf)
+}
+
+func newUUID() string {
+	buf := make([]byte, 16)
+	_, _ = rand.Read(buf)
+	buf[6] = buf[6]&0x0f | 0x40
+	buf[8] = buf[8]&0x3f | 0x80
+	h := hex.EncodeToString(buf)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/csr"
 	"github.com/oc-recover/oc-recover/pkg/csr/csrtest"
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/csrload"
 )
 
 // csrBox is a box of its own for the CSR tests (they add nodes, machines
@@ -35,16 +36,16 @@ func csrBox(t *testing.T) (*box.Box, csrtest.Hosts) {
 	for _, n := range b.NodeList() {
 		hosts.Ready = append(hosts.Ready, csrtest.Host{Name: n.Name, IP: n.IP})
 	}
-	if err := csrtest.GrantCSRCreation(ctx, b.Kube); err != nil {
+	if err := csrload.GrantCSRCreation(ctx, b.Kube); err != nil {
 		t.Fatal(err)
 	}
-	if err := csrtest.CreateNodes(ctx, b.Kube, hosts.NotReady, false, 4); err != nil {
+	if err := csrload.CreateNodes(ctx, b.Kube, hosts.NotReady, false, 4); err != nil {
 		t.Fatal(err)
 	}
-	if err := csrtest.CreateMachines(ctx, b.Machine, hosts.NotReady, true, 4); err != nil {
+	if err := csrload.CreateMachines(ctx, b.Machine, hosts.NotReady, true, 4); err != nil {
 		t.Fatal(err)
 	}
-	if err := csrtest.CreateMachines(ctx, b.Machine, hosts.Announced, false, 4); err != nil {
+	if err := csrload.CreateMachines(ctx, b.Machine, hosts.Announced, false, 4); err != nil {
 		t.Fatal(err)
 	}
 	return b, hosts
@@ -73,7 +74,7 @@ func deleteCSRs(t *testing.T, b *box.Box) {
 
 func createCSRs(t *testing.T, b *box.Box, cases ...csrtest.Case) []string {
 	t.Helper()
-	names, err := csrtest.Create(context.Background(), b.Admin, cases, 8)
+	names, err := csrload.Create(context.Background(), b.Admin, cases, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +269,7 @@ func TestCSRApprove(t *testing.T) {
 		}
 		// The kubelets got their certificates and post Ready.
 		for _, h := range hosts.NotReady {
-			if err := csrtest.SetNodeReady(ctx, b.Kube, h.Name, true); err != nil {
+			if err := csrload.SetNodeReady(ctx, b.Kube, h.Name, true); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -1,6 +1,7 @@
 // Package csrtest builds certificate signing requests for tests and
 // benchmarks: the ones nodes really send, and forgeries of every kind
-// pkg/csr must refuse, with the Nodes and Machines they are about.
+// pkg/csr must refuse, with the Nodes and Machines they are about. It is
+// pure; the test module's csrload creates them through a live apiserver.
 package csrtest
 
 import (

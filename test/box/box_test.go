@@ -1,4 +1,4 @@
-package e2e
+package box_test
 
 import (
 	"bufio"
@@ -59,52 +59,6 @@ func TestKubectlDebugNodeRunsOnThatNodesSandbox(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no completed node-debug pod on master-1 among %d pods", len(pods.Items))
-	}
-}
-
-// kubectl finds the plugin on PATH, and the plugin names itself after how
-// it was invoked.
-func TestKubectlPluginListFindsThePlugin(t *testing.T) {
-	r := run(t, shared, "", "kubectl", "plugin", "list")
-	if r.code != 0 || !strings.Contains(r.stdout, filepath.Join(binDir, "kubectl-recover")) {
-		t.Fatalf("kubectl plugin list does not show kubectl-recover: %s", r)
-	}
-	r = run(t, shared, "", "kubectl", "recover", "--help")
-	if r.code != 0 || !strings.Contains(r.stdout, "kubectl recover") {
-		t.Fatalf("kubectl recover --help: %s", r)
-	}
-	r = run(t, shared, "", "kubectl", "recover", "version")
-	if r.code != 0 || !strings.Contains(r.stdout, "Version:    "+e2eVersion+"\n") {
-		t.Fatalf("kubectl recover version: %s", r)
-	}
-	r = run(t, shared, "", "oc-recover", "--help")
-	if r.code != 0 || !strings.Contains(r.stdout, "oc recover") {
-		t.Fatalf("oc-recover --help does not say oc recover: %s", r)
-	}
-}
-
-// Shell completion after `kubectl recover <TAB>`: kubectl asks the executable
-// kubectl_complete-recover on PATH, written as the README says.
-func TestKubectlCompletesThePlugin(t *testing.T) {
-	dir := t.TempDir()
-	script := "#!/bin/sh\nexec kubectl-recover __complete \"$@\"\n"
-	if err := os.WriteFile(filepath.Join(dir, "kubectl_complete-recover"), []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	env := toolEnv(t, []string{dir, binDir, "/usr/bin", "/bin"}, "KUBECONFIG="+shared.Kubeconfig)
-	r := runTool(t, env, filepath.Join(binDir, "kubectl"), "__complete", "recover", "")
-	for _, want := range []string{"backup\t", "member\t", "completion\t"} {
-		if r.code != 0 || !strings.Contains(r.stdout, want) {
-			t.Errorf("kubectl __complete recover '' lacks %q: %s", want, r)
-		}
-	}
-	r = runTool(t, env, filepath.Join(binDir, "kubectl"), "__complete", "recover", "backup", "--keep-")
-	if r.code != 0 || !strings.Contains(r.stdout, "--keep-on-node") {
-		t.Errorf("kubectl __complete recover backup --keep-: %s", r)
-	}
-	r = run(t, shared, "", "kubectl", "recover", "completion", "bash")
-	if r.code != 0 || !strings.Contains(r.stdout, "__start_kubectl-recover") {
-		t.Errorf("kubectl recover completion bash: %.500s", r)
 	}
 }
 
@@ -358,44 +312,4 @@ func TestHostCommandsCannotWriteOutsideTheirSandbox(t *testing.T) {
 	if _, err := os.Stat(outside); !os.IsNotExist(err) {
 		t.Fatalf("a debug pod wrote %s on the test machine", outside)
 	}
-}
-
-// hostRun runs a shell command on a node's host, as root, the way an
-// administrator in `oc debug node` + `chroot /host` would.
-func hostRun(t *testing.T, b *box.Box, node, script string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd, err := b.Node(node).Sandbox.Command(ctx, box.HostCommand{Argv: []string{"sh", "-c", script}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err = cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
-}
-
-func nodeReady(n *corev1.Node) corev1.ConditionStatus {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status
-		}
-	}
-	return ""
-}
-
-func hasTaint(n *corev1.Node, key string) bool {
-	for _, t := range n.Spec.Taints {
-		if t.Key == key {
-			return true
-		}
-	}
-	return false
 }

@@ -1,12 +1,16 @@
-package csrtest
+// Package csrload creates, through a live apiserver, what the CSR tests and
+// benchmarks need in bulk: Nodes and Machines for the hosts of a corpus
+// (csrtest), the CSRs of its cases as their own identities, and the RBAC
+// that lets those identities ask.
+package csrload
 
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
+	"golang.org/x/sync/errgroup"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -15,6 +19,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/oc-recover/oc-recover/pkg/csr/csrtest"
 )
 
 // GrantCSRCreation lets every authenticated user create CSRs, as
@@ -38,7 +44,7 @@ func GrantCSRCreation(ctx context.Context, kube kubernetes.Interface) error {
 
 // CreateNodes creates a Node object (no kubelet) for every host, Ready or
 // not, with the addresses a kubelet reports.
-func CreateNodes(ctx context.Context, kube kubernetes.Interface, hosts []Host, ready bool, workers int) error {
+func CreateNodes(ctx context.Context, kube kubernetes.Interface, hosts []csrtest.Host, ready bool, workers int) error {
 	return parallel(len(hosts), workers, func(i int) error {
 		n := hosts[i].Node(ready)
 		created, err := kube.CoreV1().Nodes().Create(ctx, &n, metav1.CreateOptions{})
@@ -55,7 +61,7 @@ func CreateNodes(ctx context.Context, kube kubernetes.Interface, hosts []Host, r
 
 // CreateMachines creates a Machine for every host, with or without a
 // nodeRef, with the host's addresses in its status.
-func CreateMachines(ctx context.Context, machines machineclient.Interface, hosts []Host, nodeRef bool, workers int) error {
+func CreateMachines(ctx context.Context, machines machineclient.Interface, hosts []csrtest.Host, nodeRef bool, workers int) error {
 	return parallel(len(hosts), workers, func(i int) error {
 		m := hosts[i].Machine(nodeRef)
 		api := machines.MachineV1beta1().Machines(m.Namespace)
@@ -78,7 +84,7 @@ func SetNodeReady(ctx context.Context, kube kubernetes.Interface, name string, r
 		if err != nil {
 			return err
 		}
-		want := Host{Name: name}.Node(ready).Status.Conditions[0]
+		want := csrtest.Host{Name: name}.Node(ready).Status.Conditions[0]
 		found := false
 		for i := range n.Status.Conditions {
 			if n.Status.Conditions[i].Type == want.Type {
@@ -100,7 +106,7 @@ func SetNodeReady(ctx context.Context, kube kubernetes.Interface, name string, r
 // later (creation timestamps count in seconds). It returns the CSRs' names,
 // in the order of cases, and fails if the apiserver recorded another
 // identity than the case's.
-func Create(ctx context.Context, admin *rest.Config, cases []Case, workers int) ([]string, error) {
+func Create(ctx context.Context, admin *rest.Config, cases []csrtest.Case, workers int) ([]string, error) {
 	clients := map[string]kubernetes.Interface{}
 	for _, c := range cases {
 		key := identityKey(c.Identity)
@@ -160,36 +166,15 @@ func Create(ctx context.Context, admin *rest.Config, cases []Case, workers int) 
 	return names, nil
 }
 
-func identityKey(id Identity) string { return fmt.Sprintf("%s%q", id.User, id.Groups) }
+func identityKey(id csrtest.Identity) string { return fmt.Sprintf("%s%q", id.User, id.Groups) }
 
-// parallel runs do(0..n-1) on workers goroutines and returns the first error.
+// parallel runs do(0..n-1), at most workers at a time, and returns the
+// first error.
 func parallel(n, workers int, do func(i int) error) error {
-	if workers <= 0 {
-		workers = 1
+	var g errgroup.Group
+	g.SetLimit(max(workers, 1))
+	for i := range n {
+		g.Go(func() error { return do(i) })
 	}
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var first error
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				if err := do(i); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for i := 0; i < n; i++ {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	return first
+	return g.Wait()
 }
