@@ -13,8 +13,6 @@ import (
 	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -403,8 +401,8 @@ func memberSecrets(node string) []string {
 	return []string{"etcd-peer-" + node, "etcd-serving-" + node, "etcd-serving-metrics-" + node}
 }
 
-// members lists the etcd members through a running etcd pod that is not on
-// the target node.
+// connect reaches etcd through a running etcd pod that is not on the
+// target node: the target's member is the one being replaced.
 func (p *Replacement) connect(ctx context.Context) (*etcd.Conn, error) {
 	pods, err := p.c.Kube.CoreV1().Pods(etcd.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=etcd"})
 	if err != nil {
@@ -423,23 +421,14 @@ func (p *Replacement) connect(ctx context.Context) (*etcd.Conn, error) {
 	return etcd.Connect(ctx, p.c.Kube, p.c.Config, tlsConfig, others)
 }
 
-func (p *Replacement) memberList(ctx context.Context) ([]*etcdMember, error) {
+// memberList lists the etcd members (connect).
+func (p *Replacement) memberList(ctx context.Context) ([]etcd.Member, error) {
 	conn, err := p.connect(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer conn.Close()
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	resp, err := conn.Client.MemberList(lctx, clientv3.WithSerializable())
-	if err != nil {
-		return nil, fmt.Errorf("etcd member list through %s: %w", conn.Pod, err)
-	}
-	var out []*etcdMember
-	for _, m := range resp.Members {
-		out = append(out, &etcdMember{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
-	}
-	return out, nil
+	return conn.Members(ctx)
 }
 
 func (p *Replacement) memberRemoved(ctx context.Context) (bool, error) {
@@ -448,7 +437,7 @@ func (p *Replacement) memberRemoved(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	for _, m := range ms {
-		if fmt.Sprintf("%x", m.ID) == p.Record.MemberID {
+		if etcd.MemberID(m.ID) == p.Record.MemberID {
 			return false, nil
 		}
 	}
@@ -465,24 +454,10 @@ func (p *Replacement) removeMember(ctx context.Context, out io.Writer) error {
 		return err
 	}
 	defer conn.Close()
-	// The member list is read again right before the removal: the ID must
-	// still be the node's member, by name and peer URL.
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	list, err := conn.Client.MemberList(lctx)
-	if err != nil {
-		return fmt.Errorf("etcd member list through %s: %w", conn.Pod, err)
-	}
-	for _, m := range list.Members {
-		if m.ID == id && m.Name != "" && m.Name != p.Record.Node {
-			return fmt.Errorf("refusing: member %s is now named %s, not %s; nothing removed", p.Record.MemberID, m.Name, p.Record.Node)
-		}
-	}
-	if _, err := conn.Client.MemberRemove(lctx, id); err != nil {
-		if errors.Is(err, rpctypes.ErrMemberNotFound) {
-			return nil
-		}
-		return fmt.Errorf("etcd member remove %s through %s: %w", p.Record.MemberID, conn.Pod, err)
+	// Remove checks again that the ID is still the node's member.
+	removed, err := conn.Remove(ctx, id, p.Record.Node)
+	if err != nil || !removed {
+		return err
 	}
 	fmt.Fprintf(out, "  member %s removed (through %s)\n", p.Record.MemberID, conn.Pod)
 	return nil
@@ -534,7 +509,7 @@ func (p *Replacement) newMemberPresent(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	for _, m := range ms {
-		if names[m.Name] && fmt.Sprintf("%x", m.ID) != p.Record.MemberID {
+		if names[m.Name] && etcd.MemberID(m.ID) != p.Record.MemberID {
 			return true, nil
 		}
 	}
