@@ -1,25 +1,21 @@
 package member
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
 	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
 	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/etcd"
 )
 
@@ -101,7 +97,7 @@ func Gather(ctx context.Context, c Clients, command string) (*Report, error) {
 	}
 	sort.Slice(r.Members, func(i, j int) bool { return r.Members[i].Node < r.Members[j].Node })
 	for _, m := range members {
-		s := Status{MemberID: fmt.Sprintf("%x", m.ID), PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner}
+		s := Status{MemberID: etcd.MemberID(m.ID), PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, Learner: m.IsLearner}
 		s.Healthy, s.HealthError = memberHealth(m, health, etcdErr)
 		placed := false
 		for i := range r.Members {
@@ -129,19 +125,10 @@ func Gather(ctx context.Context, c Clients, command string) (*Report, error) {
 	return r, nil
 }
 
-type endpointHealth struct {
-	Endpoint string `json:"endpoint"`
-	Health   bool   `json:"health"`
-	Error    string `json:"error"`
-}
-
 // readEtcd lists the members through a port-forward to a running etcd pod
 // (serializable, so a member without quorum still answers), and asks that
-// pod's etcdctl for every member's health (a linearizable read through each
-// member, as `etcdctl endpoint health` does: it needs the member up and the
-// cluster quorate). The pod reaches the members' own addresses, this
-// machine does not.
-func readEtcd(ctx context.Context, c Clients, pods []corev1.Pod) ([]*etcdMember, map[string]endpointHealth, string, error) {
+// pod's etcdctl for every voting member's health (etcd.EndpointHealth).
+func readEtcd(ctx context.Context, c Clients, pods []corev1.Pod) ([]etcd.Member, map[string]etcd.Health, string, error) {
 	running := etcd.RunningPods(pods)
 	if len(running) == 0 {
 		return nil, nil, "", fmt.Errorf("no etcd pod is running")
@@ -155,52 +142,27 @@ func readEtcd(ctx context.Context, c Clients, pods []corev1.Pod) ([]*etcdMember,
 		return nil, nil, "", err
 	}
 	defer conn.Close()
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	list, err := conn.Client.MemberList(lctx, clientv3.WithSerializable())
+	members, err := conn.Members(ctx)
 	if err != nil {
-		return nil, nil, conn.Pod, fmt.Errorf("etcd member list through %s: %w", conn.Pod, err)
+		return nil, nil, conn.Pod, err
 	}
-	var members []*etcdMember
 	var endpoints []string
-	for _, m := range list.Members {
-		members = append(members, &etcdMember{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+	for _, m := range members {
 		if len(m.ClientURLs) > 0 && !m.IsLearner {
 			endpoints = append(endpoints, m.ClientURLs[0])
 		}
 	}
-	health := map[string]endpointHealth{}
 	if len(endpoints) == 0 {
-		return members, health, conn.Pod, nil
+		return members, map[string]etcd.Health{}, conn.Pod, nil
 	}
-	var out, errOut bytes.Buffer
-	// The etcdctl container sets ETCDCTL_ENDPOINTS, and etcdctl refuses a
-	// flag that shadows an environment variable.
-	argv := []string{"env", "-u", "ETCDCTL_ENDPOINTS", "etcdctl", "endpoint", "health", "-w", "json", "--command-timeout=3s", "--endpoints=" + strings.Join(endpoints, ",")}
-	code, err := debugnode.ExecInPod(ctx, c.Kube, c.Config, etcd.Namespace, conn.Pod, "etcdctl", argv, nil, &out, &errOut)
+	health, err := etcd.EndpointHealth(ctx, c.Kube, c.Config, conn.Pod, endpoints)
 	if err != nil {
-		return members, nil, conn.Pod, fmt.Errorf("etcdctl endpoint health in %s: %w", conn.Pod, err)
-	}
-	var results []endpointHealth
-	if jerr := json.Unmarshal(bytes.TrimSpace(out.Bytes()), &results); jerr != nil {
-		// etcdctl exits 1 when an endpoint is unhealthy and still prints them.
-		return members, nil, conn.Pod, fmt.Errorf("etcdctl endpoint health in %s (exit %d): %s", conn.Pod, code, firstLine(errOut.String()))
-	}
-	for _, h := range results {
-		health[h.Endpoint] = h
+		return members, nil, conn.Pod, err
 	}
 	return members, health, conn.Pod, nil
 }
 
-type etcdMember struct {
-	ID         uint64
-	Name       string
-	PeerURLs   []string
-	ClientURLs []string
-	IsLearner  bool
-}
-
-func memberHealth(m *etcdMember, health map[string]endpointHealth, etcdErr error) (*bool, string) {
+func memberHealth(m etcd.Member, health map[string]etcd.Health, etcdErr error) (*bool, string) {
 	if health == nil || len(m.ClientURLs) == 0 {
 		if len(m.ClientURLs) == 0 {
 			f := false
@@ -279,16 +241,4 @@ func podState(p *corev1.Pod) (string, int32) {
 		state = "Terminating"
 	}
 	return state, restarts
-}
-
-// firstLine keeps an error message to one readable line.
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	if len(s) > 300 {
-		s = s[:300] + "..."
-	}
-	return s
 }

@@ -1,15 +1,8 @@
 package member
 
 import (
-	"encoding/json"
-	"errors"
-	"reflect"
 	"strings"
 	"testing"
-
-	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 )
@@ -91,75 +84,5 @@ func TestJudge(t *testing.T) {
 		case tc.procedure == "" && tc.usage != (exitcode.FromError(err) == 2):
 			t.Errorf("%s: exit code %d, usage error expected %v", tc.name, exitcode.FromError(err), tc.usage)
 		}
-	}
-}
-
-func TestNextMachineName(t *testing.T) {
-	cases := []struct {
-		old      string
-		existing []string
-		want     string
-	}{
-		{"c-8qw5l-master-0", []string{"c-8qw5l-master-0", "c-8qw5l-master-1", "c-8qw5l-master-2", "c-8qw5l-worker-a-wbtgd"}, "c-8qw5l-master-3"},
-		{"c-master-1", []string{"c-master-1", "c-master-2", "c-master-3"}, "c-master-4"},
-		{"c-master-0", []string{"c-master-0", "c-master-5"}, "c-master-6"},
-	}
-	for _, c := range cases {
-		got, err := NextMachineName(c.old, c.existing)
-		if err != nil || got != c.want {
-			t.Errorf("NextMachineName(%s) = %s, %v; want %s", c.old, got, err, c.want)
-		}
-	}
-	if _, err := NextMachineName("master", nil); err == nil {
-		t.Error("a name without an index was accepted")
-	}
-}
-
-// The documentation's edit (OpenShift 4.5, Backup and restore, 2.4.1, step 3): status, providerID, annotations, generation,
-// resourceVersion, uid and selfLink gone; name, labels and spec kept.
-func TestStripMachine(t *testing.T) {
-	old := &machinev1beta1.Machine{
-		ObjectMeta: metav1.ObjectMeta{Name: "c-master-0", Namespace: "openshift-machine-api", Labels: map[string]string{"role": "master"},
-			Annotations: map[string]string{"machine.openshift.io/instance-state": "stopped"}, Generation: 2, ResourceVersion: "13291",
-			UID: "a282eb70", SelfLink: "/apis/x", Finalizers: []string{"machine.machine.openshift.io"}},
-		Spec:   machinev1beta1.MachineSpec{ProviderID: ptr.To("aws:///i-0"), ProviderSpec: machinev1beta1.ProviderSpec{}},
-		Status: machinev1beta1.MachineStatus{Phase: ptr.To("Running")},
-	}
-	m := StripMachine(old, "c-master-3", "master-0")
-	if m.Name != "c-master-3" || m.Namespace != old.Namespace || !reflect.DeepEqual(m.Labels, old.Labels) {
-		t.Errorf("identity: %+v", m.ObjectMeta)
-	}
-	if m.Spec.ProviderID != nil || m.Status.Phase != nil || m.Generation != 0 || m.ResourceVersion != "" || m.UID != "" || m.SelfLink != "" {
-		t.Errorf("server fields kept: %+v", m)
-	}
-	if !reflect.DeepEqual(m.Annotations, map[string]string{ReplacesNodeAnnotation: "master-0"}) {
-		t.Errorf("annotations = %v", m.Annotations)
-	}
-	if old.Spec.ProviderID == nil {
-		t.Error("the old Machine was changed")
-	}
-}
-
-// The quorum guard goes back exactly as it was, whatever it was.
-func TestRestorePatch(t *testing.T) {
-	cases := map[string]struct {
-		original string
-		want     string
-	}{
-		"nothing before":        {"null", `{"spec":{"unsupportedConfigOverrides":null}}`},
-		"other overrides":       {`{"foo":"bar"}`, `{"spec":{"unsupportedConfigOverrides":{"foo":"bar","useUnsupportedUnsafeNonHANonProductionUnstableEtcd":null}}}`},
-		"override already true": {`{"useUnsupportedUnsafeNonHANonProductionUnstableEtcd":true}`, `{"spec":{"unsupportedConfigOverrides":{"useUnsupportedUnsafeNonHANonProductionUnstableEtcd":true}}}`},
-	}
-	for name, c := range cases {
-		patch, err := restorePatch(json.RawMessage(c.original))
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if got := mustJSON(patch); got != c.want {
-			t.Errorf("%s: %s, want %s", name, got, c.want)
-		}
-	}
-	if _, err := restorePatch(json.RawMessage(`[1]`)); err == nil || errors.Unwrap(err) == nil {
-		t.Error("a recorded value that is not an object was accepted")
 	}
 }

@@ -23,12 +23,6 @@ const RecordAnnotation = "oc-recover/member-replace"
 // ReplacesNodeAnnotation marks the Machine created to replace a node's.
 const ReplacesNodeAnnotation = "oc-recover/replaces-node"
 
-// unsafeEtcdOverride is the etcd operator's switch that lets it roll
-// revisions with fewer than three healthy members: OpenShift's quorum guard
-// override (OpenShift 4.12 documentation, Backup and restore, 5.4.2
-// "Restoring to a previous cluster state").
-const unsafeEtcdOverride = "useUnsupportedUnsafeNonHANonProductionUnstableEtcd"
-
 // Procedures of a member replacement (OpenShift 4.5 documentation, Backup and
 // restore, 2.4.1 "Replacing an unhealthy etcd member whose machine is not
 // running or whose node is not ready" and 2.4.2 "Replacing an unhealthy etcd
@@ -103,51 +97,4 @@ func patchEtcd(ctx context.Context, ops operatorclient.Interface, patch map[stri
 		return fmt.Errorf("merge-patch etcd/cluster %s: %w", data, err)
 	}
 	return nil
-}
-
-// overridePatch sets the quorum-guard override, keeping the other
-// unsupported overrides.
-func overridePatch() map[string]any {
-	return map[string]any{"spec": map[string]any{"unsupportedConfigOverrides": map[string]any{unsafeEtcdOverride: true}}}
-}
-
-// restorePatch puts spec.unsupportedConfigOverrides back to original.
-// A merge patch merges maps, so the override key is nulled explicitly when
-// the original did not have it.
-func restorePatch(original json.RawMessage) (map[string]any, error) {
-	var orig map[string]any
-	if len(original) > 0 && string(original) != "null" {
-		if err := json.Unmarshal(original, &orig); err != nil {
-			return nil, fmt.Errorf("recorded unsupportedConfigOverrides: %w", err)
-		}
-	}
-	if orig == nil {
-		return map[string]any{"spec": map[string]any{"unsupportedConfigOverrides": nil}}, nil
-	}
-	value := map[string]any{}
-	for k, v := range orig {
-		value[k] = v
-	}
-	if _, ok := orig[unsafeEtcdOverride]; !ok {
-		value[unsafeEtcdOverride] = nil
-	}
-	return map[string]any{"spec": map[string]any{"unsupportedConfigOverrides": value}}, nil
-}
-
-// overrideOn reads the override from spec.unsupportedConfigOverrides.
-func overrideOn(raw []byte) bool {
-	if len(raw) == 0 {
-		return false
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return false
-	}
-	switch v := m[unsafeEtcdOverride].(type) {
-	case bool:
-		return v
-	case string:
-		return v == "true"
-	}
-	return false
 }

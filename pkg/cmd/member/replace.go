@@ -22,6 +22,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/member"
+	"github.com/oc-recover/oc-recover/pkg/runbook"
 )
 
 var replaceLong = templates.LongDesc(`
@@ -179,26 +180,11 @@ func (o *ReplaceOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if o.globals.DryRun {
-		fmt.Fprintln(out, "Plan (dry run, nothing changed):")
-	} else {
-		fmt.Fprintln(out, "Plan:")
-	}
-	n := 0
+	before := ""
 	if o.TakeBackup && rec.Backup == "" && !p.Resuming {
-		fmt.Fprintf(out, "  0. take a backup into %s (from a healthy control-plane node), and only then:\n", o.BackupDir)
+		before = fmt.Sprintf("take a backup into %s (from a healthy control-plane node)", o.BackupDir)
 	}
-	for _, s := range steps {
-		n++
-		mark := ""
-		if s.Done {
-			mark = " [already done]"
-		}
-		fmt.Fprintf(out, "  %d. %s%s\n", n, s.Title, mark)
-		for _, d := range s.Detail {
-			fmt.Fprintf(out, "       %s\n", d)
-		}
-	}
+	runbook.Print(out, o.globals.DryRun, before, steps)
 	if o.globals.DryRun {
 		return nil
 	}

@@ -1,0 +1,160 @@
+package member
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/oc-recover/oc-recover/pkg/runbook"
+)
+
+// unsafeEtcdOverride is the etcd operator's switch that lets it roll
+// revisions with fewer than three healthy members: OpenShift's quorum guard
+// override (OpenShift 4.12 documentation, Backup and restore, 5.4.2
+// "Restoring to a previous cluster state").
+const unsafeEtcdOverride = "useUnsupportedUnsafeNonHANonProductionUnstableEtcd"
+
+func (p *Replacement) liftGuardStep() runbook.Step {
+	return runbook.Step{
+		Title:  "lift the etcd quorum guard for the duration",
+		Detail: []string{fmt.Sprintf("merge-patch etcd/cluster %s (put back as it was at the end)", mustJSON(overridePatch()))},
+		Done:   p.overrideDone,
+		Run:    p.setOverride,
+	}
+}
+
+// finishStep is the last step on success; Run's deferred finish does the
+// same after a failure, keeping the record.
+func (p *Replacement) finishStep() runbook.Step {
+	return runbook.Step{
+		Title:  "put the quorum guard back and remove the record",
+		Detail: []string{"merge-patch etcd/cluster spec.unsupportedConfigOverrides back to what it was; remove annotation " + RecordAnnotation},
+		Run:    func(ctx context.Context, out io.Writer) error { return p.finish(ctx, out, true) },
+	}
+}
+
+func (p *Replacement) overrideDone(ctx context.Context) (bool, error) {
+	e, err := p.c.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		return false, fmt.Errorf("read etcd/cluster: %w", err)
+	}
+	return overrideOn(e.Spec.UnsupportedConfigOverrides.Raw) && p.Record.OverrideSet, nil
+}
+
+func (p *Replacement) setOverride(ctx context.Context, out io.Writer) error {
+	e, err := p.c.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		return fmt.Errorf("read etcd/cluster: %w", err)
+	}
+	if !p.Record.OverrideSet {
+		// Remember what was there before, once: on a resumed run the
+		// override may be ours already.
+		p.Record.OriginalOverrides = json.RawMessage("null")
+		if raw := e.Spec.UnsupportedConfigOverrides.Raw; len(raw) > 0 {
+			p.Record.OriginalOverrides = append(json.RawMessage(nil), raw...)
+		}
+		p.Record.OverrideSet = true
+		if err := writeRecord(ctx, p.c.Operator, p.Record); err != nil {
+			return err
+		}
+	}
+	if err := patchEtcd(ctx, p.c.Operator, overridePatch()); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  etcd/cluster spec.unsupportedConfigOverrides.%s=true (until the end of the replacement)\n", unsafeEtcdOverride)
+	return nil
+}
+
+// finish puts the quorum guard back as it was, and on success removes the
+// record. After a failure the record stays (the re-run continues from it)
+// with the override marked as put back.
+func (p *Replacement) finish(ctx context.Context, out io.Writer, success bool) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	rec, err := ReadRecord(ctx, p.c.Operator)
+	if err != nil {
+		return err
+	}
+	if rec != nil && rec.OverrideSet {
+		patch, err := restorePatch(rec.OriginalOverrides)
+		if err != nil {
+			return err
+		}
+		if err := patchEtcd(ctx, p.c.Operator, patch); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  etcd/cluster spec.unsupportedConfigOverrides put back to %s\n", string(orNull(rec.OriginalOverrides)))
+		rec.OverrideSet, rec.OriginalOverrides = false, nil
+		p.Record.OverrideSet, p.Record.OriginalOverrides = false, nil
+		if !success {
+			return writeRecord(ctx, p.c.Operator, rec)
+		}
+	}
+	if success && rec != nil {
+		return deleteRecord(ctx, p.c.Operator)
+	}
+	return nil
+}
+
+func orNull(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 {
+		return json.RawMessage("null")
+	}
+	return raw
+}
+
+// overridePatch sets the quorum-guard override, keeping the other
+// unsupported overrides.
+func overridePatch() map[string]any {
+	return map[string]any{"spec": map[string]any{"unsupportedConfigOverrides": map[string]any{unsafeEtcdOverride: true}}}
+}
+
+// restorePatch puts spec.unsupportedConfigOverrides back to original.
+// A merge patch merges maps, so the override key is nulled explicitly when
+// the original did not have it.
+func restorePatch(original json.RawMessage) (map[string]any, error) {
+	var orig map[string]any
+	if len(original) > 0 && string(original) != "null" {
+		if err := json.Unmarshal(original, &orig); err != nil {
+			return nil, fmt.Errorf("recorded unsupportedConfigOverrides: %w", err)
+		}
+	}
+	if orig == nil {
+		return map[string]any{"spec": map[string]any{"unsupportedConfigOverrides": nil}}, nil
+	}
+	value := map[string]any{}
+	for k, v := range orig {
+		value[k] = v
+	}
+	if _, ok := orig[unsafeEtcdOverride]; !ok {
+		value[unsafeEtcdOverride] = nil
+	}
+	return map[string]any{"spec": map[string]any{"unsupportedConfigOverrides": value}}, nil
+}
+
+// overrideOn reads the override from spec.unsupportedConfigOverrides.
+func overrideOn(raw []byte) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return false
+	}
+	switch v := m[unsafeEtcdOverride].(type) {
+	case bool:
+		return v
+	case string:
+		return v == "true"
+	}
+	return false
+}
+
+func mustJSON(v any) string {
+	data, _ := json.Marshal(v)
+	return string(data)
+}
