@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/oc-recover/oc-recover/pkg/etcd"
+	"github.com/oc-recover/oc-recover/pkg/openshift"
 )
 
 // Clients are what gathering the members' state needs.
@@ -30,12 +31,13 @@ type Clients struct {
 // Gather reads the state of every control-plane node's etcd member: its
 // Machine, Node, etcd pod, and from etcd itself its ID, URLs and health.
 // It makes a fixed number of API requests, whatever the cluster's size: a
-// list each of control-plane nodes, machines and etcd pods, the etcd
-// operator's CR, the client secret and CA, one port-forward and one exec.
+// list each of machines and etcd pods, two of control-plane nodes (one per
+// label), the etcd operator's CR, the client secret and CA, one
+// port-forward and one exec.
 func Gather(ctx context.Context, c Clients, command string) (*Report, error) {
-	nodes, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "node-role.kubernetes.io/master"})
+	nodes, err := openshift.ControlPlaneNodes(ctx, c.Kube)
 	if err != nil {
-		return nil, fmt.Errorf("list control-plane nodes: %w", err)
+		return nil, err
 	}
 	pods, err := c.Kube.CoreV1().Pods(etcd.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=etcd"})
 	if err != nil {
@@ -60,11 +62,7 @@ func Gather(ctx context.Context, c Clients, command string) (*Report, error) {
 	}
 	r := &Report{}
 	if cr, err := c.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{}); err == nil {
-		for _, cond := range cr.Status.Conditions {
-			if cond.Type == "EtcdMembersAvailable" {
-				r.EtcdMembersAvailable = cond.Message
-			}
-		}
+		r.EtcdMembersAvailable = openshift.EtcdMembersAvailable(cr)
 	}
 	podByNode := map[string]*corev1.Pod{}
 	for i := range pods.Items {
@@ -75,11 +73,11 @@ func Gather(ctx context.Context, c Clients, command string) (*Report, error) {
 	r.ReachedThrough = reached
 
 	nodeNames := map[string]bool{}
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
+	for i := range nodes {
+		n := &nodes[i]
 		nodeNames[n.Name] = true
 		s := Status{Node: n.Name}
-		s.NodeReady, s.Unreachable = nodeReadiness(n)
+		s.NodeReady, s.Unreachable = string(openshift.NodeReadyStatus(n)), openshift.NodeUnreachable(n)
 		if m := machineByNode[n.Name]; m != nil {
 			s.Machine = m.Name
 			if m.Status.Phase != nil {
@@ -179,22 +177,6 @@ func memberHealth(m etcd.Member, health map[string]etcd.Health, etcdErr error) (
 	}
 	healthy := h.Health
 	return &healthy, h.Error
-}
-
-func nodeReadiness(n *corev1.Node) (string, bool) {
-	ready := "Unknown"
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			ready = string(c.Status)
-		}
-	}
-	unreachable := false
-	for _, t := range n.Spec.Taints {
-		if t.Key == corev1.TaintNodeUnreachable {
-			unreachable = true
-		}
-	}
-	return ready, unreachable
 }
 
 // instanceState reads providerStatus.instanceState, which every cloud's

@@ -48,7 +48,7 @@ func Judge(r *Report, t Target) (Decision, error) {
 		return d, exitcode.Usagef("there is no node %q; name a control-plane node (control-plane nodes: %s)", t.Node, strings.Join(nodeNames(r), ", "))
 	}
 	if !t.ControlPlane {
-		return d, exitcode.Usagef("node %s is not a control-plane node (no node-role.kubernetes.io/master label); only control-plane nodes run etcd members (control-plane nodes: %s)", t.Node, strings.Join(nodeNames(r), ", "))
+		return d, exitcode.Usagef("node %s is not a control-plane node (no node-role.kubernetes.io/master or node-role.kubernetes.io/control-plane label); only control-plane nodes run etcd members (control-plane nodes: %s)", t.Node, strings.Join(nodeNames(r), ", "))
 	}
 	if r.Verdict == VerdictQuorumLost {
 		return d, fmt.Errorf("refusing to replace a member: %s", r.Procedure)

@@ -32,7 +32,6 @@ const (
 	ProcedureUPI        = "upi"       // §2.4.1 on hosts the Machine API does not manage
 	ProcedureCrashloop  = "crashloop" // §2.4.2: fresh data on the same node
 	machineNamespace    = "openshift-machine-api"
-	masterRoleSelector  = "node-role.kubernetes.io/master"
 	masterMachineSelect = "machine.openshift.io/cluster-api-machine-role=master"
 )
 

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
+	"github.com/oc-recover/oc-recover/pkg/openshift"
 	"github.com/oc-recover/oc-recover/pkg/runbook"
 )
 
@@ -121,7 +122,7 @@ func (p *Replacement) target(ctx context.Context) (Target, error) {
 		return t, fmt.Errorf("read node %s: %w", p.opts.Node, err)
 	}
 	t.NodeExists = true
-	_, t.ControlPlane = node.Labels[masterRoleSelector]
+	t.ControlPlane = openshift.IsControlPlane(node)
 	for _, a := range node.Status.Addresses {
 		t.Addresses = append(t.Addresses, a.Address)
 	}

@@ -6,9 +6,8 @@ import (
 	"io"
 	"strings"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/openshift"
 	"github.com/oc-recover/oc-recover/pkg/runbook"
 )
 
@@ -95,7 +94,7 @@ func (p *Replacement) waitForHostStep() runbook.Step {
 // newHostPresent: a Ready control-plane node without an etcd member (the
 // host built by hand to replace the lost one).
 func (p *Replacement) newHostPresent(ctx context.Context) (bool, error) {
-	nodes, err := p.c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: masterRoleSelector})
+	nodes, err := openshift.ControlPlaneNodes(ctx, p.c.Kube)
 	if err != nil {
 		return false, err
 	}
@@ -107,9 +106,8 @@ func (p *Replacement) newHostPresent(ctx context.Context) (bool, error) {
 	for _, m := range ms {
 		members[m.Name] = true
 	}
-	for i := range nodes.Items {
-		ready, _ := nodeReadiness(&nodes.Items[i])
-		if ready == "True" && !members[nodes.Items[i].Name] {
+	for i := range nodes {
+		if openshift.NodeReady(&nodes[i]) && !members[nodes[i].Name] {
 			return true, nil
 		}
 	}

@@ -9,9 +9,11 @@ import (
 	"strconv"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/oc-recover/oc-recover/pkg/openshift"
 	"github.com/oc-recover/oc-recover/pkg/runbook"
 )
 
@@ -170,8 +172,8 @@ func (p *Replacement) machineReady(ctx context.Context, m *machinev1beta1.Machin
 	if err != nil {
 		return false, fmt.Sprintf("phase Running, node %s: %v", m.Status.NodeRef.Name, err), nil
 	}
-	ready, _ := nodeReadiness(n)
-	return ready == "True", fmt.Sprintf("phase Running, node %s Ready=%s", n.Name, ready), nil
+	ready := openshift.NodeReadyStatus(n)
+	return ready == corev1.ConditionTrue, fmt.Sprintf("phase Running, node %s Ready=%s", n.Name, ready), nil
 }
 
 func (p *Replacement) createNewMachine(ctx context.Context, out io.Writer) error {

@@ -16,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
+
+	"github.com/oc-recover/oc-recover/pkg/openshift"
 )
 
 func masterMachine(name, node string) *machinev1beta1.Machine {
@@ -28,7 +30,7 @@ func masterMachine(name, node string) *machinev1beta1.Machine {
 }
 
 func readyNode(name string) *corev1.Node {
-	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{masterRoleSelector: ""}},
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{openshift.MasterLabel: ""}},
 		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/etcd"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/openshift"
 	"github.com/oc-recover/oc-recover/pkg/redeploy"
 	"github.com/oc-recover/oc-recover/pkg/runbook"
 )
@@ -42,12 +43,12 @@ func (p *Replacement) verifyStep() runbook.Step {
 // controlPlaneNodes are the control-plane nodes that should run etcd: all,
 // less the target when its Machine is being replaced.
 func (p *Replacement) controlPlaneNodes(ctx context.Context) ([]corev1.Node, error) {
-	nodes, err := p.c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: masterRoleSelector})
+	nodes, err := openshift.ControlPlaneNodes(ctx, p.c.Kube)
 	if err != nil {
-		return nil, fmt.Errorf("list control-plane nodes: %w", err)
+		return nil, err
 	}
 	var out []corev1.Node
-	for _, n := range nodes.Items {
+	for _, n := range nodes {
 		if n.Name == p.Record.Node && p.Record.Procedure != ProcedureCrashloop {
 			continue
 		}
