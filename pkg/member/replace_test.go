@@ -109,8 +109,7 @@ func TestStepsOfEachProcedure(t *testing.T) {
 // The plan as member replace prints it, before anything ran: every step
 // with what it changes, none marked done (the record is not on
 // etcd/cluster, so the first check already says "to do" and no later one
-// is asked). The redeployment patch shows \u003c and \u003e for < and >, as
-// json.Marshal writes them.
+// is asked).
 func TestPlanOfAMachineReplacement(t *testing.T) {
 	p := newFakeCluster("").replacement(machineRecord(true))
 	plan, err := p.Steps(context.Background())
@@ -135,7 +134,7 @@ func TestPlanOfAMachineReplacement(t *testing.T) {
   6. create machine c-master-3 and wait for phase Running
        create machine -n openshift-machine-api c-master-3 (annotation oc-recover/replaces-node=master-1); wait for phase Running and its node Ready
   7. force an etcd redeployment when a control-plane node has no etcd pod
-       merge-patch etcd/cluster {"spec":{"forceRedeploymentReason":"recovery-\u003ctime\u003e"}}; wait until every node runs the new revision
+       merge-patch etcd/cluster {"spec":{"forceRedeploymentReason":"recovery-<time>"}}; wait until every node runs the new revision
   8. verify: one healthy member per control-plane node
        etcdctl member list and endpoint health, through an etcd pod
   9. put the quorum guard back and remove the record

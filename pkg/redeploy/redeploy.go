@@ -7,6 +7,7 @@
 package redeploy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -176,10 +177,15 @@ func (o *Operator) State(ctx context.Context) (State, error) {
 	return s, nil
 }
 
-// Patch is the merge patch that forces a new revision.
+// Patch is the merge patch that forces a new revision. It is also what the
+// plans print, so < and > stay as they are (json.Marshal would write
+// \u003c for the "<time>" of a plan).
 func Patch(reason string) []byte {
-	data, _ := json.Marshal(map[string]any{"spec": map[string]any{"forceRedeploymentReason": reason}})
-	return data
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(map[string]any{"spec": map[string]any{"forceRedeploymentReason": reason}})
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 // Redeploy forces a new revision with reason and waits until every node
