@@ -1,5 +1,3 @@
-// Package etcd holds oc-recover's etcd knowledge: reaching the cluster's
-// members through the API, and checking snapshot files on the admin's disk.
 package etcd
 
 import (

@@ -1,7 +1,3 @@
-// Package member reports on etcd members and replaces an unhealthy one
-// (OpenShift 4.5 documentation, Backup and restore, chapter 2 "Replacing an
-// unhealthy etcd member"): which member is unhealthy, why, and which of the
-// two replacement procedures applies.
 package member
 
 import (
