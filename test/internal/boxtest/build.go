@@ -9,9 +9,10 @@ import (
 	"strings"
 )
 
-// GoBuild runs `go args...` in dir (the test module where dir is "") with
-// env added to the environment; its error carries the compiler's output,
-// which is what a failed build in a TestMain has to show.
+// GoBuild runs `go args...` in dir (where dir is "", the test package's
+// own directory, inside the test module) with env added to the
+// environment; its error carries the compiler's output, which is what a
+// failed build in a TestMain has to show.
 func GoBuild(dir string, env []string, args ...string) error {
 	cmd := exec.Command("go", args...)
 	cmd.Dir = dir
