@@ -4,9 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
+
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // startsPerRound is how many times each program starts per benchmark
@@ -19,8 +20,7 @@ const startsPerRound = 20
 // (CGO_ENABLED=0, -trimpath, -s -w). Target: at most 0.5x kubectl's.
 func BenchmarkStartup(b *testing.B) {
 	bin := b.TempDir()
-	_, file, _, _ := runtime.Caller(0)
-	repo := filepath.Dir(filepath.Dir(filepath.Dir(file)))
+	repo := boxtest.RepoRoot()
 	for _, build := range []struct{ name, dir, pkg string }{
 		{"oc-recover", repo, "./cmd/oc-recover"},
 		{"kubectl", "", "k8s.io/kubernetes/cmd/kubectl"},

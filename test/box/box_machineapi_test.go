@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // The box's side of `member replace`: the procedures of the OpenShift 4.5
@@ -33,10 +34,10 @@ const unsafeOverridePatch = `{"spec":{"unsupportedConfigOverrides":{"useUnsuppor
 // node, adds its member, and the cluster has three healthy members again.
 func TestMachineReplacementByHand(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{Log: debugLog()})
+	b := boxtest.StartBox(t, box.Options{Log: debugLog()})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	stopMachineAndWait(t, b, "master-0")
+	boxtest.StopMachineAndWait(t, b, "master-0")
 	oldPeer := secretCert(t, b, "etcd-peer-master-0")
 
 	removeMember(t, b, "master-0")
@@ -81,9 +82,9 @@ func TestMachineReplacementByHand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := node.Labels["node-role.kubernetes.io/master"]; !ok || nodeReady(node) != corev1.ConditionTrue ||
+	if _, ok := node.Labels["node-role.kubernetes.io/master"]; !ok || boxtest.NodeReady(node) != corev1.ConditionTrue ||
 		node.Annotations["machine.openshift.io/machine"] != "openshift-machine-api/"+newName {
-		t.Errorf("node master-3: labels %v ready %s annotations %v", node.Labels, nodeReady(node), node.Annotations)
+		t.Errorf("node master-3: labels %v ready %s annotations %v", node.Labels, boxtest.NodeReady(node), node.Annotations)
 	}
 
 	if err := b.WaitForEtcdMembersAvailable(ctx, "3 members are available"); err != nil {
@@ -100,7 +101,7 @@ func TestMachineReplacementByHand(t *testing.T) {
 	var podNames []string
 	for _, p := range pods.Items {
 		podNames = append(podNames, p.Name)
-		if p.Name == "etcd-master-3" && !podReady(&p) {
+		if p.Name == "etcd-master-3" && !boxtest.PodReady(&p) {
 			t.Errorf("etcd-master-3 not ready: %+v", p.Status)
 		}
 	}
@@ -118,7 +119,7 @@ func TestMachineReplacementByHand(t *testing.T) {
 	// The new host goes with the box.
 	dir, addr := b.Dir, net.JoinHostPort(b.Node("master-3").IP.String(), "2379")
 	b.Stop()
-	if procs := processesUnder(dir); len(procs) > 0 {
+	if procs := boxtest.ProcessesUnder(dir); len(procs) > 0 {
 		t.Errorf("host processes left running: %v", procs)
 	}
 	for _, port := range []string{"2379", "2380", "10250"} {
@@ -137,10 +138,10 @@ func TestMachineReplacementByHand(t *testing.T) {
 // healthy members; with the override set the etcd operator completes.
 func TestMachineReplacementWaitsForQuorumGuardOverride(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{Log: debugLog()})
+	b := boxtest.StartBox(t, box.Options{Log: debugLog()})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	stopMachineAndWait(t, b, "master-2")
+	boxtest.StopMachineAndWait(t, b, "master-2")
 	removeMember(t, b, "master-2")
 	deleteNodeSecrets(t, b, "master-2")
 	newName := replaceMachine(t, b, "master-2")
@@ -187,10 +188,10 @@ func TestMachineReplacementWaitsForQuorumGuardOverride(t *testing.T) {
 // healthy.
 func TestCrashLoopingMemberReplacementByHand(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{Log: debugLog()})
+	b := boxtest.StartBox(t, box.Options{Log: debugLog()})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	oldID := memberIDs(t, b)["master-1"]
+	oldID := boxtest.MemberIDs(t, b)["master-1"]
 	oldServing := secretCert(t, b, "etcd-serving-master-1")
 	if err := b.CrashLoopEtcd("master-1", true); err != nil {
 		t.Fatal(err)
@@ -199,7 +200,7 @@ func TestCrashLoopingMemberReplacementByHand(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if r := hostRun(t, b, "master-1", "mkdir -p /var/lib/etcd-backup && mv /etc/kubernetes/manifests/etcd-pod.yaml /var/lib/etcd-backup/ && mv /var/lib/etcd/ /tmp"); r.code != 0 {
+	if r := boxtest.HostRun(t, b, "master-1", "mkdir -p /var/lib/etcd-backup && mv /etc/kubernetes/manifests/etcd-pod.yaml /var/lib/etcd-backup/ && mv /var/lib/etcd/ /tmp"); r.Code != 0 {
 		t.Fatalf("stop the etcd pod: %s", r)
 	}
 	removeMember(t, b, "master-1")
@@ -211,7 +212,7 @@ func TestCrashLoopingMemberReplacementByHand(t *testing.T) {
 	if err := b.WaitForEtcdMembersAvailable(ctx, "3 members are available"); err != nil {
 		t.Fatal(err)
 	}
-	ids := memberIDs(t, b)
+	ids := boxtest.MemberIDs(t, b)
 	if id, ok := ids["master-1"]; !ok || id == oldID || len(ids) != 3 {
 		t.Errorf("members %v: master-1 should be a new member (was %x)", ids, oldID)
 	}
@@ -239,7 +240,7 @@ func TestCrashLoopingMemberReplacementByHand(t *testing.T) {
 	if st.LatestAvailableRevision != before+1 {
 		t.Errorf("etcd at revision %d, want %d", st.LatestAvailableRevision, before+1)
 	}
-	if r := hostRun(t, b, "master-1", "ls /tmp/etcd /var/lib/etcd-backup"); r.code != 0 || !strings.Contains(r.stdout, "member") || !strings.Contains(r.stdout, "etcd-pod.yaml") {
+	if r := boxtest.HostRun(t, b, "master-1", "ls /tmp/etcd /var/lib/etcd-backup"); r.Code != 0 || !strings.Contains(r.Stdout, "member") || !strings.Contains(r.Stdout, "etcd-pod.yaml") {
 		t.Errorf("the moved data dir and manifest: %s", r)
 	}
 }
@@ -249,7 +250,7 @@ func TestCrashLoopingMemberReplacementByHand(t *testing.T) {
 // back while its old data is on the host.
 func TestRemovedRunningMemberStaysOut(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{Log: debugLog()})
+	b := boxtest.StartBox(t, box.Options{Log: debugLog()})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	removeMember(t, b, "master-2")

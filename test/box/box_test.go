@@ -21,6 +21,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // A third-party kubectl's `debug node --profile=sysadmin` lands a privileged
@@ -31,20 +32,20 @@ func TestKubectlDebugNodeRunsOnThatNodesSandbox(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(node.Sandbox.Root, "home/core/marker"), []byte(marker+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := run(t, shared, "", "kubectl", "debug", "node/master-1", "--profile=sysadmin", "-i", "--image=registry.redhat.io/rhel9/support-tools",
+	r := tools.Run(t, shared, "", "kubectl", "debug", "node/master-1", "--profile=sysadmin", "-i", "--image="+boxtest.DebugImage,
 		"--", "chroot", "/host", "sh", "-c", "cat /etc/hostname /home/core/marker; hostname; ls /etc/kubernetes/manifests")
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("kubectl debug failed: %s", r)
 	}
 	for _, want := range []string{"master-1\n" + marker + "\nmaster-1\n", "etcd-pod.yaml", "kube-apiserver-pod.yaml"} {
-		if !strings.Contains(r.stdout, want) {
+		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("kubectl debug output lacks %q:\n%s", want, r)
 		}
 	}
 	// The same command on another node sees that node's host, not this one's.
-	r = run(t, shared, "", "kubectl", "debug", "node/master-2", "--profile=sysadmin", "-i", "--image=registry.redhat.io/rhel9/support-tools",
+	r = tools.Run(t, shared, "", "kubectl", "debug", "node/master-2", "--profile=sysadmin", "-i", "--image="+boxtest.DebugImage,
 		"--", "chroot", "/host", "sh", "-c", "cat /etc/hostname; cat /home/core/marker || echo no-marker")
-	if r.code != 0 || !strings.Contains(r.stdout, "master-2\n") || !strings.Contains(r.stdout, "no-marker") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "master-2\n") || !strings.Contains(r.Stdout, "no-marker") {
 		t.Errorf("debug pod on master-2 did not see master-2's own host: %s", r)
 	}
 	pods, err := shared.Kube.CoreV1().Pods("default").List(context.Background(), metav1.ListOptions{})
@@ -68,7 +69,7 @@ func TestKubectlDebugNodeRunsOnThatNodesSandbox(t *testing.T) {
 func TestPortForwardToEtcdPodReachesItsMember(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	kubectl := exec.CommandContext(ctx, filepath.Join(binDir, "kubectl"), "port-forward", "-n", "openshift-etcd", "pod/etcd-master-0", ":2379")
+	kubectl := exec.CommandContext(ctx, filepath.Join(tools.BinDir, "kubectl"), "port-forward", "-n", "openshift-etcd", "pod/etcd-master-0", ":2379")
 	kubectl.Env = append(os.Environ(), "KUBECONFIG="+shared.Kubeconfig)
 	out, err := kubectl.StdoutPipe()
 	if err != nil {
@@ -156,7 +157,7 @@ func memberID(t *testing.T, members *clientv3.MemberListResponse, name string) u
 // member").
 func TestStoppedMachineMakesItsMemberUnhealthy(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := b.StopMachine(ctx, "master-1"); err != nil {
@@ -169,7 +170,7 @@ func TestStoppedMachineMakesItsMemberUnhealthy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ready := nodeReady(node); ready != corev1.ConditionUnknown {
+	if ready := boxtest.NodeReady(node); ready != corev1.ConditionUnknown {
 		t.Errorf("master-1 Ready = %s, want Unknown", ready)
 	}
 	if !hasTaint(node, corev1.TaintNodeUnreachable) {
@@ -184,7 +185,7 @@ func TestStoppedMachineMakesItsMemberUnhealthy(t *testing.T) {
 		t.Errorf("instanceState = %q (%v), want stopped", ps.InstanceState, err)
 	}
 	// The kubelet is gone: exec into the node's pods fails.
-	if r := run(t, b, "", "kubectl", "exec", "-n", "openshift-etcd", "etcd-master-1", "-c", "etcdctl", "--", "true"); r.code == 0 {
+	if r := tools.Run(t, b, "", "kubectl", "exec", "-n", "openshift-etcd", "etcd-master-1", "-c", "etcdctl", "--", "true"); r.Code == 0 {
 		t.Errorf("exec on a stopped machine succeeded: %s", r)
 	}
 
@@ -201,10 +202,10 @@ func TestStoppedMachineMakesItsMemberUnhealthy(t *testing.T) {
 // return.
 func TestMovingEtcdManifestStopsAndStartsTheMember(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if r := hostRun(t, b, "master-2", "mkdir -p /var/lib/etcd-backup && mv /etc/kubernetes/manifests/etcd-pod.yaml /var/lib/etcd-backup/"); r.code != 0 {
+	if r := boxtest.HostRun(t, b, "master-2", "mkdir -p /var/lib/etcd-backup && mv /etc/kubernetes/manifests/etcd-pod.yaml /var/lib/etcd-backup/"); r.Code != 0 {
 		t.Fatalf("move manifest: %s", r)
 	}
 	if err := b.WaitForEtcdMembersAvailable(ctx, "2 of 3 members are available, master-2 is unhealthy"); err != nil {
@@ -223,7 +224,7 @@ func TestMovingEtcdManifestStopsAndStartsTheMember(t *testing.T) {
 	if err != nil {
 		t.Error(err)
 	}
-	if r := hostRun(t, b, "master-2", "mv /var/lib/etcd-backup/etcd-pod.yaml /etc/kubernetes/manifests/"); r.code != 0 {
+	if r := boxtest.HostRun(t, b, "master-2", "mv /var/lib/etcd-backup/etcd-pod.yaml /etc/kubernetes/manifests/"); r.Code != 0 {
 		t.Fatalf("move manifest back: %s", r)
 	}
 	if err := b.WaitForEtcdMembersAvailable(ctx, "3 members are available"); err != nil {
@@ -241,7 +242,7 @@ func TestMovingEtcdManifestStopsAndStartsTheMember(t *testing.T) {
 // container in CrashLoopBackOff after an Error exit, restarts counting up.
 func TestCrashLoopingEtcdPod(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := b.CrashLoopEtcd("master-0", true); err != nil {
@@ -280,15 +281,15 @@ func TestCrashLoopingEtcdPod(t *testing.T) {
 // machine's paths are out of reach, its system directories read-only.
 func TestHostCommandsCannotWriteOutsideTheirSandbox(t *testing.T) {
 	outside := filepath.Join(t.TempDir(), "escaped")
-	r := hostRun(t, shared, "master-0", "echo escaped > "+outside)
-	if r.code == 0 {
+	r := boxtest.HostRun(t, shared, "master-0", "echo escaped > "+outside)
+	if r.Code == 0 {
 		t.Errorf("writing %s from a host command succeeded: %s", outside, r)
 	}
 	if _, err := os.Stat(outside); !os.IsNotExist(err) {
 		t.Fatalf("a host command wrote %s on the test machine", outside)
 	}
 	for _, cmd := range []string{"touch /usr/bin/escaped", "rm -f /etc/passwd", "mkdir /usr/lib/escaped"} {
-		if r := hostRun(t, shared, "master-0", cmd); r.code == 0 {
+		if r := boxtest.HostRun(t, shared, "master-0", cmd); r.Code == 0 {
 			t.Errorf("%q succeeded on the host sandbox: %s", cmd, r)
 		}
 	}
@@ -296,7 +297,7 @@ func TestHostCommandsCannotWriteOutsideTheirSandbox(t *testing.T) {
 		t.Fatal("a host command wrote /usr/bin/escaped on the test machine")
 	}
 	// What a host command does write stays in its own sandbox.
-	if r := hostRun(t, shared, "master-0", "echo inside > /home/core/inside && hostname"); r.code != 0 || r.stdout != "master-0\n" {
+	if r := boxtest.HostRun(t, shared, "master-0", "echo inside > /home/core/inside && hostname"); r.Code != 0 || r.Stdout != "master-0\n" {
 		t.Fatalf("host command on master-0: %s", r)
 	}
 	if data, err := os.ReadFile(filepath.Join(shared.Node("master-0").Sandbox.Root, "home/core/inside")); err != nil || string(data) != "inside\n" {
@@ -304,9 +305,9 @@ func TestHostCommandsCannotWriteOutsideTheirSandbox(t *testing.T) {
 	}
 	// The same through a debug pod: /host is the node's sandbox, and the
 	// test machine is not reachable from it either.
-	r = run(t, shared, "", "kubectl", "debug", "node/master-0", "--profile=sysadmin", "-i", "--image=registry.redhat.io/rhel9/support-tools",
+	r = tools.Run(t, shared, "", "kubectl", "debug", "node/master-0", "--profile=sysadmin", "-i", "--image="+boxtest.DebugImage,
 		"--", "chroot", "/host", "sh", "-c", "cat /home/core/inside; echo escaped > "+outside+" || echo refused")
-	if !strings.Contains(r.stdout, "inside\n") || !strings.Contains(r.stdout, "refused") {
+	if !strings.Contains(r.Stdout, "inside\n") || !strings.Contains(r.Stdout, "refused") {
 		t.Errorf("debug pod: %s", r)
 	}
 	if _, err := os.Stat(outside); !os.IsNotExist(err) {

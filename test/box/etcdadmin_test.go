@@ -17,12 +17,12 @@ import (
 	operatorv1 "github.com/openshift/api/operator/v1"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/yaml"
 
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // What an administrator does with etcdctl and oc, for the Machine API
@@ -39,30 +39,10 @@ func waitFor(t *testing.T, ctx context.Context, what string, cond func(context.C
 	}
 }
 
-func memberIDs(t *testing.T, b *box.Box) map[string]uint64 {
-	t.Helper()
-	cli, err := b.EtcdClient()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	list, err := cli.MemberList(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids := map[string]uint64{}
-	for _, m := range list.Members {
-		ids[m.Name] = m.ID
-	}
-	return ids
-}
-
 func memberNames(t *testing.T, b *box.Box) []string {
 	t.Helper()
 	var names []string
-	for n := range memberIDs(t, b) {
+	for n := range boxtest.MemberIDs(t, b) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
@@ -72,7 +52,7 @@ func memberNames(t *testing.T, b *box.Box) []string {
 // removeMember is `etcdctl member remove` of node's member.
 func removeMember(t *testing.T, b *box.Box, node string) {
 	t.Helper()
-	id, ok := memberIDs(t, b)[node]
+	id, ok := boxtest.MemberIDs(t, b)[node]
 	if !ok {
 		t.Fatalf("no member %s", node)
 	}
@@ -111,12 +91,12 @@ func patchEtcd(t *testing.T, b *box.Box, patch string) {
 func replaceMachine(t *testing.T, b *box.Box, node string) string {
 	t.Helper()
 	old := b.InfraID + "-" + node
-	r := run(t, b, "", "kubectl", "get", "machine", "-n", "openshift-machine-api", old, "-o", "yaml")
-	if r.code != 0 {
+	r := tools.Run(t, b, "", "kubectl", "get", "machine", "-n", "openshift-machine-api", old, "-o", "yaml")
+	if r.Code != 0 {
 		t.Fatalf("get machine: %s", r)
 	}
 	var obj map[string]any
-	if err := yaml.Unmarshal([]byte(r.stdout), &obj); err != nil {
+	if err := yaml.Unmarshal([]byte(r.Stdout), &obj); err != nil {
 		t.Fatal(err)
 	}
 	delete(obj, "status")
@@ -132,10 +112,10 @@ func replaceMachine(t *testing.T, b *box.Box, node string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := run(t, b, "", "kubectl", "delete", "machine", "-n", "openshift-machine-api", old, "--timeout=60s"); r.code != 0 {
+	if r := tools.Run(t, b, "", "kubectl", "delete", "machine", "-n", "openshift-machine-api", old, "--timeout=60s"); r.Code != 0 {
 		t.Fatalf("delete machine: %s", r)
 	}
-	if r := run(t, b, string(data), "kubectl", "apply", "-f", "-"); r.code != 0 {
+	if r := tools.Run(t, b, string(data), "kubectl", "apply", "-f", "-"); r.Code != 0 {
 		t.Fatalf("apply the new machine: %s", r)
 	}
 	return name
@@ -297,15 +277,6 @@ func endpointHealth(ctx context.Context, tlsConfig *tls.Config, urls []string) e
 	defer cancel()
 	_, err = c.Get(hctx, "health")
 	return err
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func debugLog() io.Writer {

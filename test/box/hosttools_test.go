@@ -14,9 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
-
-const debugImage = "registry.redhat.io/rhel9/support-tools"
 
 // A unit started with systemd-run from a debug pod belongs to the host, not
 // to the pod: deleting the pod kills the pod's own processes but not the
@@ -26,42 +25,42 @@ func TestHostToolSystemdRunUnitOutlivesItsDebugPod(t *testing.T) {
 	unit := fmt.Sprintf("box-test-outlive-%d", time.Now().UnixNano())
 	podSleep := uniqueSleep()
 	script := fmt.Sprintf("systemd-run --unit=%s --description='box test unit' sh -c 'echo started; while :; do echo tick; sleep 0.2; done' && exec %s", unit, podSleep)
-	r := run(t, shared, "", "kubectl", "debug", "node/master-0", "--profile=sysadmin", "--image="+debugImage, "--", "chroot", "/host", "sh", "-c", script)
-	if r.code != 0 {
+	r := tools.Run(t, shared, "", "kubectl", "debug", "node/master-0", "--profile=sysadmin", "--image="+boxtest.DebugImage, "--", "chroot", "/host", "sh", "-c", script)
+	if r.Code != 0 {
 		t.Fatalf("kubectl debug: %s", r)
 	}
 	pod := debugPodName(t, r)
-	t.Cleanup(func() { hostRun(t, shared, "master-0", "systemctl stop "+unit) })
-	waitForHost(t, shared, "master-0", "systemctl is-active "+unit, "active\n")
+	t.Cleanup(func() { boxtest.HostRun(t, shared, "master-0", "systemctl stop "+unit) })
+	boxtest.WaitForHost(t, shared, "master-0", "systemctl is-active "+unit, "active\n")
 	waitForProcess(t, shared, podSleep, true)
 
-	if r := run(t, shared, "", "kubectl", "delete", "pod", pod, "--wait=true"); r.code != 0 {
+	if r := tools.Run(t, shared, "", "kubectl", "delete", "pod", pod, "--wait=true"); r.Code != 0 {
 		t.Fatalf("delete the debug pod: %s", r)
 	}
 	waitForProcess(t, shared, podSleep, false) // the pod's own process went with it
-	if r := hostRun(t, shared, "master-0", "systemctl is-active "+unit); r.stdout != "active\n" || r.code != 0 {
+	if r := boxtest.HostRun(t, shared, "master-0", "systemctl is-active "+unit); r.Stdout != "active\n" || r.Code != 0 {
 		t.Fatalf("the unit did not survive its debug pod: %s", r)
 	}
 	ticks := func() int {
-		r := hostRun(t, shared, "master-0", "journalctl --no-pager -u "+unit+".service")
-		return strings.Count(r.stdout, ": tick\n")
+		r := boxtest.HostRun(t, shared, "master-0", "journalctl --no-pager -u "+unit+".service")
+		return strings.Count(r.Stdout, ": tick\n")
 	}
 	before := ticks()
 	time.Sleep(time.Second)
 	if after := ticks(); after <= before {
 		t.Errorf("the unit's output stopped growing after its pod was deleted: %d ticks, then %d", before, after)
 	}
-	r = hostRun(t, shared, "master-0", "journalctl -u "+unit+" --no-pager")
+	r = boxtest.HostRun(t, shared, "master-0", "journalctl -u "+unit+" --no-pager")
 	for _, want := range []string{"systemd[1]: Started " + unit + ".service - box test unit.", " master-0 sh[", ": started\n"} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("journalctl -u %s lacks %q:\n%s", unit, want, r.stdout)
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("journalctl -u %s lacks %q:\n%s", unit, want, r.Stdout)
 		}
 	}
 
-	if r := hostRun(t, shared, "master-0", "systemctl stop "+unit+" && systemctl is-active "+unit); r.code != 3 || r.stdout != "inactive\n" {
+	if r := boxtest.HostRun(t, shared, "master-0", "systemctl stop "+unit+" && systemctl is-active "+unit); r.Code != 3 || r.Stdout != "inactive\n" {
 		t.Errorf("systemctl stop, then is-active: %s", r)
 	}
-	if r := hostRun(t, shared, "master-0", "journalctl -u "+unit+" | tail -1"); !strings.Contains(r.stdout, "Stopped "+unit+".service - box test unit.") {
+	if r := boxtest.HostRun(t, shared, "master-0", "journalctl -u "+unit+" | tail -1"); !strings.Contains(r.Stdout, "Stopped "+unit+".service - box test unit.") {
 		t.Errorf("journal does not end with the unit stopping: %s", r)
 	}
 }
@@ -71,18 +70,18 @@ func TestHostToolSystemdRunUnitOutlivesItsDebugPod(t *testing.T) {
 // systemctl reports the unit's state.
 func TestHostToolSystemdRunRefusesAnActiveUnitName(t *testing.T) {
 	unit := fmt.Sprintf("box-test-dup-%d", time.Now().UnixNano())
-	r := hostRun(t, shared, "master-1", "systemd-run --unit="+unit+" --property=Restart=no sleep 600")
-	if r.code != 0 || r.stderr != "Running as unit: "+unit+".service\n" {
+	r := boxtest.HostRun(t, shared, "master-1", "systemd-run --unit="+unit+" --property=Restart=no sleep 600")
+	if r.Code != 0 || r.Stderr != "Running as unit: "+unit+".service\n" {
 		t.Fatalf("systemd-run: %s", r)
 	}
-	t.Cleanup(func() { hostRun(t, shared, "master-1", "systemctl stop "+unit+"; systemctl reset-failed") })
-	r = hostRun(t, shared, "master-1", "systemd-run --unit="+unit+".service echo again")
-	if r.code != 1 || !strings.Contains(r.stderr, "Unit "+unit+".service already exists.") {
+	t.Cleanup(func() { boxtest.HostRun(t, shared, "master-1", "systemctl stop "+unit+"; systemctl reset-failed") })
+	r = boxtest.HostRun(t, shared, "master-1", "systemd-run --unit="+unit+".service echo again")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "Unit "+unit+".service already exists.") {
 		t.Errorf("a second unit of the same name: %s", r)
 	}
-	r = hostRun(t, shared, "master-1", "systemctl status "+unit)
+	r = boxtest.HostRun(t, shared, "master-1", "systemctl status "+unit)
 	for _, want := range []string{"● " + unit + ".service - sleep 600", "Transient: yes", "Active: active (running) since ", "(sleep)"} {
-		if r.code != 0 || !strings.Contains(r.stdout, want) {
+		if r.Code != 0 || !strings.Contains(r.Stdout, want) {
 			t.Errorf("systemctl status lacks %q: %s", want, r)
 		}
 	}
@@ -91,30 +90,30 @@ func TestHostToolSystemdRunRefusesAnActiveUnitName(t *testing.T) {
 		t.Errorf("unit state file: %q %v", state, err)
 	}
 
-	if r := hostRun(t, shared, "master-1", "systemctl stop "+unit); r.code != 0 {
+	if r := boxtest.HostRun(t, shared, "master-1", "systemctl stop "+unit); r.Code != 0 {
 		t.Fatalf("systemctl stop: %s", r)
 	}
 	// The name is free again; --wait reports the end and passes the exit
 	// status on.
-	r = hostRun(t, shared, "master-1", "systemd-run --unit="+unit+" --wait sh -c 'echo done; exit 3'")
+	r = boxtest.HostRun(t, shared, "master-1", "systemd-run --unit="+unit+" --wait sh -c 'echo done; exit 3'")
 	for _, want := range []string{"Running as unit: " + unit + ".service\n", "Finished with result: exit-code\n", "Main processes terminated with: code=exited/status=3\n", "Service runtime: "} {
-		if r.code != 3 || !strings.Contains(r.stderr, want) {
+		if r.Code != 3 || !strings.Contains(r.Stderr, want) {
 			t.Errorf("systemd-run --wait lacks %q: %s", want, r)
 		}
 	}
-	if r := hostRun(t, shared, "master-1", "systemctl is-active "+unit); r.code != 3 || r.stdout != "failed\n" {
+	if r := boxtest.HostRun(t, shared, "master-1", "systemctl is-active "+unit); r.Code != 3 || r.Stdout != "failed\n" {
 		t.Errorf("is-active after a failed run: %s", r)
 	}
-	r = hostRun(t, shared, "master-1", "journalctl -u "+unit)
+	r = boxtest.HostRun(t, shared, "master-1", "journalctl -u "+unit)
 	for _, want := range []string{"]: done\n", unit + ".service: Main process exited, code=exited, status=3/FAILURE", "Failed with result 'exit-code'."} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("journal lacks %q:\n%s", want, r.stdout)
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("journal lacks %q:\n%s", want, r.Stdout)
 		}
 	}
-	if r := hostRun(t, shared, "master-1", "journalctl -u no-such-unit-here"); r.code != 0 || r.stdout != "-- No entries --\n" {
+	if r := boxtest.HostRun(t, shared, "master-1", "journalctl -u no-such-unit-here"); r.Code != 0 || r.Stdout != "-- No entries --\n" {
 		t.Errorf("journalctl of a unit that never ran: %s", r)
 	}
-	if r := hostRun(t, shared, "master-1", "systemctl status no-such-unit-here"); r.code != 4 || !strings.Contains(r.stderr, "Unit no-such-unit-here.service could not be found.") {
+	if r := boxtest.HostRun(t, shared, "master-1", "systemctl status no-such-unit-here"); r.Code != 4 || !strings.Contains(r.Stderr, "Unit no-such-unit-here.service could not be found.") {
 		t.Errorf("systemctl status of no unit: %s", r)
 	}
 }
@@ -126,12 +125,12 @@ func TestHostToolSystemClientsByFullPathAreTheBoxs(t *testing.T) {
 	if fi, err := os.Lstat("/usr/bin/systemctl"); err != nil || !fi.Mode().IsRegular() {
 		t.Skip("no /usr/bin/systemctl on this machine to stand in for")
 	}
-	if r := hostRun(t, shared, "master-2", "/usr/bin/systemctl is-active kubelet.service"); r.code != 0 || r.stdout != "active\n" {
+	if r := boxtest.HostRun(t, shared, "master-2", "/usr/bin/systemctl is-active kubelet.service"); r.Code != 0 || r.Stdout != "active\n" {
 		t.Errorf("/usr/bin/systemctl on a host is not the box's: %s", r)
 	}
-	r := run(t, shared, "", "kubectl", "debug", "node/master-2", "--profile=sysadmin", "-i", "--image="+debugImage,
+	r := tools.Run(t, shared, "", "kubectl", "debug", "node/master-2", "--profile=sysadmin", "-i", "--image="+boxtest.DebugImage,
 		"--", "sh", "-c", "/usr/bin/systemctl --version; echo exit=$?")
-	if !strings.Contains(r.stdout, "System has not been booted with systemd") || !strings.Contains(r.stdout, "exit=1") {
+	if !strings.Contains(r.Stdout, "System has not been booted with systemd") || !strings.Contains(r.Stdout, "exit=1") {
 		t.Errorf("/usr/bin/systemctl in a container: %s", r)
 	}
 }
@@ -142,15 +141,15 @@ func TestHostToolSystemClientsByFullPathAreTheBoxs(t *testing.T) {
 // once etcd-pod.yaml is moved away, no etcd container is left.
 func TestHostToolCrictlListsTheNodesContainers(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	waitForHost(t, b, "master-0", "crictl ps --name '^etcd' -q | wc -l", "4\n")
-	r := hostRun(t, b, "master-0", "crictl ps")
-	if r.code != 0 {
+	boxtest.WaitForHost(t, b, "master-0", "crictl ps --name '^etcd' -q | wc -l", "4\n")
+	r := boxtest.HostRun(t, b, "master-0", "crictl ps")
+	if r.Code != 0 {
 		t.Fatalf("crictl ps: %s", r)
 	}
-	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
 	header := regexp.MustCompile(`^CONTAINER +IMAGE +CREATED +STATE +NAME +ATTEMPT +POD ID +POD$`)
 	if !header.MatchString(lines[0]) {
 		t.Errorf("header %q", lines[0])
@@ -159,50 +158,50 @@ func TestHostToolCrictlListsTheNodesContainers(t *testing.T) {
 		"kube-apiserver": "kube-apiserver-master-0", "kube-controller-manager": "kube-controller-manager-master-0", "kube-scheduler": "kube-scheduler-master-0"}
 	for name, pod := range pods {
 		row := regexp.MustCompile(`(?m)^[0-9a-f]{13} +\S+ +(Less than a second|1 second|\d+ seconds|About a minute|\d+ minutes) ago +Running +` + regexp.QuoteMeta(name) + ` +0 +[0-9a-f]{13} +` + pod + `$`)
-		if !row.MatchString(r.stdout) {
-			t.Errorf("crictl ps has no running %s container of %s:\n%s", name, pod, r.stdout)
+		if !row.MatchString(r.Stdout) {
+			t.Errorf("crictl ps has no running %s container of %s:\n%s", name, pod, r.Stdout)
 		}
 	}
-	r = hostRun(t, b, "master-0", "crictl ps --name '^etcd$' -q")
+	r = boxtest.HostRun(t, b, "master-0", "crictl ps --name '^etcd$' -q")
 	etcdPod, err := b.EtcdPod(ctx, "master-0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, cs := range etcdPod.Status.ContainerStatuses {
-		if cs.Name == "etcd" && cs.ContainerID != "cri-o://"+strings.TrimSpace(r.stdout) {
-			t.Errorf("crictl ps -q gives %q, the pod's status %q", r.stdout, cs.ContainerID)
+		if cs.Name == "etcd" && cs.ContainerID != "cri-o://"+strings.TrimSpace(r.Stdout) {
+			t.Errorf("crictl ps -q gives %q, the pod's status %q", r.Stdout, cs.ContainerID)
 		}
 	}
-	r = hostRun(t, b, "master-0", "crictl pods --namespace openshift-etcd")
-	if !regexp.MustCompile(`(?m)^[0-9a-f]{13} +.* ago +Ready +etcd-master-0 +openshift-etcd +0 +\(default\)$`).MatchString(r.stdout) {
+	r = boxtest.HostRun(t, b, "master-0", "crictl pods --namespace openshift-etcd")
+	if !regexp.MustCompile(`(?m)^[0-9a-f]{13} +.* ago +Ready +etcd-master-0 +openshift-etcd +0 +\(default\)$`).MatchString(r.Stdout) {
 		t.Errorf("crictl pods: %s", r)
 	}
 
 	// A debug pod's container is there too, until the pod is deleted.
-	r = run(t, b, "", "kubectl", "debug", "node/master-0", "--profile=sysadmin", "--image="+debugImage, "--", "sleep", "600")
-	if r.code != 0 {
+	r = tools.Run(t, b, "", "kubectl", "debug", "node/master-0", "--profile=sysadmin", "--image="+boxtest.DebugImage, "--", "sleep", "600")
+	if r.Code != 0 {
 		t.Fatalf("kubectl debug: %s", r)
 	}
 	debugPod := debugPodName(t, r)
-	waitForHost(t, b, "master-0", "crictl ps --label io.kubernetes.pod.name="+debugPod+" | grep -cE ' Running +debugger +0 +[0-9a-f]{13} +"+debugPod+"$'", "1\n")
+	boxtest.WaitForHost(t, b, "master-0", "crictl ps --label io.kubernetes.pod.name="+debugPod+" | grep -cE ' Running +debugger +0 +[0-9a-f]{13} +"+debugPod+"$'", "1\n")
 
 	// The procedure's check (OpenShift 4.5 documentation, Backup and
 	// restore, 5.3 "Restoring to a previous cluster state", step 4c):
 	// empty once the
 	// manifest is gone, the member stopped with it.
-	r = hostRun(t, b, "master-0", `mv /etc/kubernetes/manifests/etcd-pod.yaml /tmp/
+	r = boxtest.HostRun(t, b, "master-0", `mv /etc/kubernetes/manifests/etcd-pod.yaml /tmp/
 for i in $(seq 100); do
   crictl ps | grep etcd | grep -v operator || exit 0
   sleep 0.1
 done
 exit 1`)
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("etcd containers still listed after the manifest moved: %s", r)
 	}
 	if b.Node("master-0").Etcd.Running() {
 		t.Error("crictl lists no etcd container but the member still runs")
 	}
-	if r := hostRun(t, b, "master-0", "crictl ps -a --label io.kubernetes.container.name=etcd -q; crictl ps --name kube-apiserver -q | wc -l"); r.stdout != "1\n" {
+	if r := boxtest.HostRun(t, b, "master-0", "crictl ps -a --label io.kubernetes.container.name=etcd -q; crictl ps --name kube-apiserver -q | wc -l"); r.Stdout != "1\n" {
 		t.Errorf("after the move: etcd ids, then the count of kube-apiserver containers: %s", r)
 	}
 }
@@ -213,55 +212,55 @@ exit 1`)
 // NotReady and nothing syncs the static pods until systemctl start.
 func TestHostToolSystemctlRestartKubeletKeepsContainersRunning(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	podSleep := uniqueSleep()
-	r := run(t, b, "", "kubectl", "debug", "node/master-0", "--profile=sysadmin", "--image="+debugImage, "--", "sh", "-c", "exec "+podSleep)
-	if r.code != 0 {
+	r := tools.Run(t, b, "", "kubectl", "debug", "node/master-0", "--profile=sysadmin", "--image="+boxtest.DebugImage, "--", "sh", "-c", "exec "+podSleep)
+	if r.Code != 0 {
 		t.Fatalf("kubectl debug: %s", r)
 	}
 	pod := debugPodName(t, r)
 	waitForProcess(t, b, podSleep, true)
 	pids := processesRunning(b, podSleep)
 
-	if r := hostRun(t, b, "master-0", "systemctl restart kubelet.service"); r.code != 0 {
+	if r := boxtest.HostRun(t, b, "master-0", "systemctl restart kubelet.service"); r.Code != 0 {
 		t.Fatalf("systemctl restart kubelet: %s", r)
 	}
 	if got := processesRunning(b, podSleep); strings.Join(got, ",") != strings.Join(pids, ",") {
 		t.Errorf("the debug pod's process did not survive the kubelet restart: %v, then %v", pids, got)
 	}
-	assertNodeReady(t, b, "master-0", corev1.ConditionTrue)
-	if r := hostRun(t, b, "master-0", "systemctl is-active kubelet"); r.code != 0 || r.stdout != "active\n" {
+	boxtest.AssertNodeReady(t, b, "master-0", corev1.ConditionTrue)
+	if r := boxtest.HostRun(t, b, "master-0", "systemctl is-active kubelet"); r.Code != 0 || r.Stdout != "active\n" {
 		t.Errorf("systemctl is-active kubelet: %s", r)
 	}
-	if r := run(t, b, "", "kubectl", "exec", pod, "--", "true"); r.code != 0 {
+	if r := tools.Run(t, b, "", "kubectl", "exec", pod, "--", "true"); r.Code != 0 {
 		t.Errorf("exec through the restarted kubelet: %s", r)
 	}
 	if !b.Node("master-0").Etcd.Running() {
 		t.Error("the etcd member stopped with the kubelet restart")
 	}
-	r = hostRun(t, b, "master-0", "journalctl -u kubelet")
+	r = boxtest.HostRun(t, b, "master-0", "journalctl -u kubelet")
 	for _, want := range []string{"systemd[1]: Stopping kubelet.service - Kubernetes Kubelet...", "systemd[1]: Started kubelet.service - Kubernetes Kubelet.", `kubenswrapper[`} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("kubelet journal lacks %q:\n%s", want, r.stdout)
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("kubelet journal lacks %q:\n%s", want, r.Stdout)
 		}
 	}
 
-	if r := hostRun(t, b, "master-0", "systemctl stop kubelet"); r.code != 0 {
+	if r := boxtest.HostRun(t, b, "master-0", "systemctl stop kubelet"); r.Code != 0 {
 		t.Fatalf("systemctl stop kubelet: %s", r)
 	}
-	assertNodeReady(t, b, "master-0", corev1.ConditionUnknown)
-	if r := hostRun(t, b, "master-0", "systemctl is-active kubelet"); r.code != 3 || r.stdout != "inactive\n" {
+	boxtest.AssertNodeReady(t, b, "master-0", corev1.ConditionUnknown)
+	if r := boxtest.HostRun(t, b, "master-0", "systemctl is-active kubelet"); r.Code != 3 || r.Stdout != "inactive\n" {
 		t.Errorf("systemctl is-active of a stopped kubelet: %s", r)
 	}
-	if r := run(t, b, "", "kubectl", "exec", pod, "--", "true"); r.code == 0 {
+	if r := tools.Run(t, b, "", "kubectl", "exec", pod, "--", "true"); r.Code == 0 {
 		t.Errorf("exec with the kubelet stopped succeeded: %s", r)
 	}
 	if got := processesRunning(b, podSleep); len(got) == 0 || !b.Node("master-0").Etcd.Running() {
 		t.Errorf("containers stopped with the kubelet: debug pod %v, etcd running %v", got, b.Node("master-0").Etcd.Running())
 	}
-	if r := hostRun(t, b, "master-0", "mv /etc/kubernetes/manifests/kube-scheduler-pod.yaml /tmp/"); r.code != 0 {
+	if r := boxtest.HostRun(t, b, "master-0", "mv /etc/kubernetes/manifests/kube-scheduler-pod.yaml /tmp/"); r.Code != 0 {
 		t.Fatal(r)
 	}
 	time.Sleep(time.Second)
@@ -269,10 +268,10 @@ func TestHostToolSystemctlRestartKubeletKeepsContainersRunning(t *testing.T) {
 		t.Errorf("a stopped kubelet synced the static pods: %v", err)
 	}
 
-	if r := hostRun(t, b, "master-0", "systemctl start kubelet"); r.code != 0 {
+	if r := boxtest.HostRun(t, b, "master-0", "systemctl start kubelet"); r.Code != 0 {
 		t.Fatalf("systemctl start kubelet: %s", r)
 	}
-	assertNodeReady(t, b, "master-0", corev1.ConditionTrue)
+	boxtest.AssertNodeReady(t, b, "master-0", corev1.ConditionTrue)
 	err := box.WaitFor(ctx, 30*time.Second, "kube-scheduler-master-0 gone", func(ctx context.Context) (bool, string, error) {
 		_, err := b.Kube.CoreV1().Pods("openshift-kube-scheduler").Get(ctx, "kube-scheduler-master-0", metav1.GetOptions{})
 		return err != nil, fmt.Sprint(err), nil
@@ -280,7 +279,7 @@ func TestHostToolSystemctlRestartKubeletKeepsContainersRunning(t *testing.T) {
 	if err != nil {
 		t.Error(err)
 	}
-	if r := run(t, b, "", "kubectl", "exec", pod, "--", "true"); r.code != 0 {
+	if r := tools.Run(t, b, "", "kubectl", "exec", pod, "--", "true"); r.Code != 0 {
 		t.Errorf("exec after systemctl start kubelet: %s", r)
 	}
 }
@@ -293,29 +292,29 @@ func TestHostToolSystemctlRestartKubeletKeepsContainersRunning(t *testing.T) {
 // cancels; shutdown -r reboots.
 func TestHostToolShutdownPowersTheMachineOff(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{MinuteScale: 100 * time.Millisecond})
+	b := boxtest.StartBox(t, box.Options{MinuteScale: 100 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	r := hostRun(t, b, "master-2", "shutdown -h 20 && shutdown -c")
+	r := boxtest.HostRun(t, b, "master-2", "shutdown -h 20 && shutdown -c")
 	scheduled := regexp.MustCompile(`^Shutdown scheduled for \w{3} \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \S+, use 'shutdown -c' to cancel\.\n$`)
-	if r.code != 0 || !scheduled.MatchString(r.stderr) {
+	if r.Code != 0 || !scheduled.MatchString(r.Stderr) {
 		t.Fatalf("shutdown -h 20, shutdown -c: %s", r)
 	}
 	time.Sleep(3 * time.Second) // 20 box minutes and then some
-	assertNodeReady(t, b, "master-2", corev1.ConditionTrue)
+	boxtest.AssertNodeReady(t, b, "master-2", corev1.ConditionTrue)
 	if state := instanceState(t, b, "master-2"); state != "running" {
 		t.Errorf("after a cancelled shutdown, instanceState = %s", state)
 	}
 
 	// A reboot: down and up again, without the units of the last boot.
 	unitSleep := uniqueSleep()
-	if r := hostRun(t, b, "master-2", "systemd-run --unit=before-reboot "+unitSleep+" && shutdown -r now"); r.code != 0 || r.stderr != "Running as unit: before-reboot.service\n" {
+	if r := boxtest.HostRun(t, b, "master-2", "systemd-run --unit=before-reboot "+unitSleep+" && shutdown -r now"); r.Code != 0 || r.Stderr != "Running as unit: before-reboot.service\n" {
 		t.Fatalf("systemd-run, shutdown -r now: %s", r)
 	}
 	waitForProcess(t, b, unitSleep, false)
-	waitForHost(t, b, "master-2", "systemctl is-active kubelet before-reboot", "active\ninactive\n")
-	assertNodeReady(t, b, "master-2", corev1.ConditionTrue)
+	boxtest.WaitForHost(t, b, "master-2", "systemctl is-active kubelet before-reboot", "active\ninactive\n")
+	boxtest.AssertNodeReady(t, b, "master-2", corev1.ConditionTrue)
 	if state := instanceState(t, b, "master-2"); state != "running" {
 		t.Errorf("after a reboot, instanceState = %s", state)
 	}
@@ -324,8 +323,8 @@ func TestHostToolShutdownPowersTheMachineOff(t *testing.T) {
 	}
 
 	// As the procedure runs it: from a debug pod on the node.
-	r = run(t, b, "", "kubectl", "debug", "node/master-1", "--profile=sysadmin", "-i", "--image="+debugImage, "--", "chroot", "/host", "shutdown", "-h", "1")
-	if r.code != 0 || !strings.Contains(r.stdout, "Shutdown scheduled for ") {
+	r = tools.Run(t, b, "", "kubectl", "debug", "node/master-1", "--profile=sysadmin", "-i", "--image="+boxtest.DebugImage, "--", "chroot", "/host", "shutdown", "-h", "1")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Shutdown scheduled for ") {
 		t.Fatalf("shutdown -h 1 from a debug pod: %s", r)
 	}
 	if err := b.WaitForEtcdMembersAvailable(ctx, "2 of 3 members are available, master-1 is unhealthy"); err != nil {
@@ -339,8 +338,8 @@ func TestHostToolShutdownPowersTheMachineOff(t *testing.T) {
 			return false, err.Error(), nil
 		}
 		state := instanceState(t, b, "master-1")
-		return nodeReady(node) == corev1.ConditionUnknown && hasTaint(node, corev1.TaintNodeUnreachable) && state == "stopped",
-			fmt.Sprintf("Ready=%s taints=%v instanceState=%s", nodeReady(node), node.Spec.Taints, state), nil
+		return boxtest.NodeReady(node) == corev1.ConditionUnknown && hasTaint(node, corev1.TaintNodeUnreachable) && state == "stopped",
+			fmt.Sprintf("Ready=%s taints=%v instanceState=%s", boxtest.NodeReady(node), node.Spec.Taints, state), nil
 	})
 	if err != nil {
 		t.Error(err)
@@ -354,28 +353,28 @@ func TestHostToolShutdownPowersTheMachineOff(t *testing.T) {
 // snapshot held, and starts the static pods again, etcd first.
 func TestHostToolClusterRestore(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	untouched := func(what string) {
 		t.Helper()
-		r := hostRun(t, b, "master-0", "ls /etc/kubernetes/manifests; test ! -e /home/core/assets/manifests-stopped && test ! -e /var/lib/etcd-backup && test -d /var/lib/etcd/member && echo untouched")
+		r := boxtest.HostRun(t, b, "master-0", "ls /etc/kubernetes/manifests; test ! -e /home/core/assets/manifests-stopped && test ! -e /var/lib/etcd-backup && test -d /var/lib/etcd/member && echo untouched")
 		want := "etcd-pod.yaml\nkube-apiserver-pod.yaml\nkube-controller-manager-pod.yaml\nkube-scheduler-pod.yaml\nuntouched\n"
-		if r.stdout != want || !b.Node("master-0").Etcd.Running() {
+		if r.Stdout != want || !b.Node("master-0").Etcd.Running() {
 			t.Errorf("%s changed the host: %s (member running: %v)", what, r, b.Node("master-0").Etcd.Running())
 		}
 	}
-	r := hostRun(t, b, "master-0", "mkdir -p /home/core/no-snapshot && touch /home/core/no-snapshot/static_kuberesources_2024-01-01_000000.tar.gz && cluster-restore.sh /home/core/no-snapshot")
-	if r.code != 1 || r.stdout != "etcd snapshot /home/core/no-snapshot/snapshot_<timestamp>.db does not exist\n" {
+	r := boxtest.HostRun(t, b, "master-0", "mkdir -p /home/core/no-snapshot && touch /home/core/no-snapshot/static_kuberesources_2024-01-01_000000.tar.gz && cluster-restore.sh /home/core/no-snapshot")
+	if r.Code != 1 || r.Stdout != "etcd snapshot /home/core/no-snapshot/snapshot_<timestamp>.db does not exist\n" {
 		t.Errorf("restore without a snapshot: %s", r)
 	}
 	untouched("a restore without a snapshot")
-	r = hostRun(t, b, "master-0", "mkdir -p /home/core/no-resources && touch /home/core/no-resources/snapshot_2024-01-01_000000.db && cluster-restore.sh /home/core/no-resources")
-	if r.code != 1 || !strings.Contains(r.stdout, "static pod resources /home/core/no-resources/static_kuberesources_<timestamp>.tar.gz do not exist") {
+	r = boxtest.HostRun(t, b, "master-0", "mkdir -p /home/core/no-resources && touch /home/core/no-resources/snapshot_2024-01-01_000000.db && cluster-restore.sh /home/core/no-resources")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "static pod resources /home/core/no-resources/static_kuberesources_<timestamp>.tar.gz do not exist") {
 		t.Errorf("restore without static pod resources: %s", r)
 	}
 	untouched("a restore without static pod resources")
-	if r := hostRun(t, b, "master-0", "cluster-restore.sh /home/core/nowhere"); r.code != 1 || !strings.HasPrefix(r.stdout, "Path to the directory containing backup files is required") {
+	if r := boxtest.HostRun(t, b, "master-0", "cluster-restore.sh /home/core/nowhere"); r.Code != 1 || !strings.HasPrefix(r.Stdout, "Path to the directory containing backup files is required") {
 		t.Errorf("restore of no directory: %s", r)
 	}
 	untouched("a restore of no directory")
@@ -393,20 +392,20 @@ func TestHostToolClusterRestore(t *testing.T) {
 		}
 	}
 	configMap("before-backup")
-	if r := hostRun(t, b, "master-0", "cluster-backup.sh /home/core/backup"); r.code != 0 {
+	if r := boxtest.HostRun(t, b, "master-0", "cluster-backup.sh /home/core/backup"); r.Code != 0 {
 		t.Fatalf("cluster-backup.sh: %s", r)
 	}
 	configMap("after-backup")
 	for _, other := range []string{"master-1", "master-2"} {
-		r := hostRun(t, b, other, `mv /etc/kubernetes/manifests/etcd-pod.yaml /etc/kubernetes/manifests/kube-apiserver-pod.yaml /tmp/
+		r := boxtest.HostRun(t, b, other, `mv /etc/kubernetes/manifests/etcd-pod.yaml /etc/kubernetes/manifests/kube-apiserver-pod.yaml /tmp/
 until [ -z "$(crictl ps | grep -E 'etcd|kube-apiserver')" ]; do sleep 0.1; done
 mv /var/lib/etcd/ /tmp/`)
-		if r.code != 0 {
+		if r.Code != 0 {
 			t.Fatalf("stop the static pods on %s: %s", other, r)
 		}
 	}
-	r = hostRun(t, b, "master-0", "cluster-restore.sh /home/core/backup")
-	if r.code != 0 {
+	r = boxtest.HostRun(t, b, "master-0", "cluster-restore.sh /home/core/backup")
+	if r.Code != 0 {
 		t.Fatalf("cluster-restore.sh: %s", r)
 	}
 	expected := []string{
@@ -416,7 +415,7 @@ mv /var/lib/etcd/ /tmp/`)
 		"starting snapshot restore through etcdutl...\n", "restoring old etcd pod to start etcd again\n",
 		"starting kube-apiserver-pod.yaml\nstatic-pod-resources/kube-apiserver-pod-", "starting kube-scheduler-pod.yaml\nstatic-pod-resources/kube-scheduler-pod-",
 	}
-	rest := r.stdout
+	rest := r.Stdout
 	for _, want := range expected {
 		i := strings.Index(rest, want)
 		if i < 0 {
@@ -424,8 +423,8 @@ mv /var/lib/etcd/ /tmp/`)
 		}
 		rest = rest[i+len(want):]
 	}
-	r = hostRun(t, b, "master-0", "ls /etc/kubernetes/manifests; ls /var/lib/etcd-backup")
-	if r.stdout != "etcd-pod.yaml\nkube-apiserver-pod.yaml\nkube-controller-manager-pod.yaml\nkube-scheduler-pod.yaml\nmember\nsnapshot.db\n" {
+	r = boxtest.HostRun(t, b, "master-0", "ls /etc/kubernetes/manifests; ls /var/lib/etcd-backup")
+	if r.Stdout != "etcd-pod.yaml\nkube-apiserver-pod.yaml\nkube-controller-manager-pod.yaml\nkube-scheduler-pod.yaml\nmember\nsnapshot.db\n" {
 		t.Errorf("after the restore, manifests and /var/lib/etcd-backup: %s", r)
 	}
 
@@ -440,13 +439,13 @@ mv /var/lib/etcd/ /tmp/`)
 		`ETCDCTL_CERT=$(echo $ETCDCTL_CERT | sed s,static-pod-certs,static-pod-resources/etcd-certs,) ` +
 		`ETCDCTL_KEY=$(echo $ETCDCTL_KEY | sed s,static-pod-certs,static-pod-resources/etcd-certs,) ` +
 		`ETCDCTL_ENDPOINTS=https://$NODE_master_0_IP:2379 && PATH=$PATH:/etc/kubernetes/static-pod-resources/bin etcdctl `
-	waitForHost(t, b, "master-0", etcdctl+"endpoint health >/dev/null 2>&1 && echo healthy", "healthy\n")
-	r = hostRun(t, b, "master-0", etcdctl+"member list -w simple | cut -d, -f3")
-	if r.stdout != " master-0\n" {
+	boxtest.WaitForHost(t, b, "master-0", etcdctl+"endpoint health >/dev/null 2>&1 && echo healthy", "healthy\n")
+	r = boxtest.HostRun(t, b, "master-0", etcdctl+"member list -w simple | cut -d, -f3")
+	if r.Stdout != " master-0\n" {
 		t.Errorf("members after the restore: %s", r)
 	}
-	r = hostRun(t, b, "master-0", etcdctl+"get --prefix --keys-only /kubernetes.io/configmaps/default/ | grep backup")
-	if r.stdout != "/kubernetes.io/configmaps/default/before-backup\n" {
+	r = boxtest.HostRun(t, b, "master-0", etcdctl+"get --prefix --keys-only /kubernetes.io/configmaps/default/ | grep backup")
+	if r.Stdout != "/kubernetes.io/configmaps/default/before-backup\n" {
 		t.Errorf("restored keys: %s", r)
 	}
 }

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // Stop leaves nothing behind: no directory, no host process (even of a
@@ -34,8 +33,8 @@ func TestBoxTearsDownCleanly(t *testing.T) {
 			b.Stop()
 		}
 	}()
-	r := run(t, b, "", "kubectl", "debug", "node/master-0", "--profile=sysadmin", "--image=registry.redhat.io/rhel9/support-tools", "--", "sleep", "600")
-	if r.code != 0 {
+	r := tools.Run(t, b, "", "kubectl", "debug", "node/master-0", "--profile=sysadmin", "--image="+boxtest.DebugImage, "--", "sleep", "600")
+	if r.Code != 0 {
 		t.Fatalf("kubectl debug: %s", r)
 	}
 	err = box.WaitFor(ctx, 30*time.Second, "the debug pod running", func(ctx context.Context) (bool, string, error) {
@@ -48,7 +47,7 @@ func TestBoxTearsDownCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if procs := processesUnder(b.Dir); len(procs) == 0 {
+	if procs := boxtest.ProcessesUnder(b.Dir); len(procs) == 0 {
 		t.Fatal("the debug pod's sleep is not running as a host process (the check below would prove nothing)")
 	}
 	dir := b.Dir
@@ -67,7 +66,7 @@ func TestBoxTearsDownCleanly(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("box directory %s still exists (%v)", dir, err)
 	}
-	if procs := processesUnder(dir); len(procs) > 0 {
+	if procs := boxtest.ProcessesUnder(dir); len(procs) > 0 {
 		t.Errorf("host processes left running: %v", procs)
 	}
 	for _, a := range addrs {
@@ -95,22 +94,4 @@ func TestBoxTearsDownCleanly(t *testing.T) {
 		buf := make([]byte, 1<<20)
 		t.Errorf("goroutines: %d before the box, %d after its teardown\n%s", goroutinesBefore, now, buf[:runtime.Stack(buf, true)])
 	}
-}
-
-// processesUnder lists the processes chrooted below dir, or about to be
-// (their command line names it): every host process of a box.
-func processesUnder(dir string) []string {
-	var found []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		root, _ := os.Readlink(filepath.Join("/proc", e.Name(), "root"))
-		if strings.HasPrefix(root, dir+"/") || strings.Contains(string(cmdline), dir+"/") {
-			found = append(found, e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
-		}
-	}
-	return found
 }

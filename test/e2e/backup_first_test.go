@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // assertEmptyDir fails unless dir exists and holds nothing: a backup that
@@ -28,23 +29,23 @@ func assertEmptyDir(t *testing.T, dir string) {
 // directory there would be taken for a backup by the next `backup list`).
 func TestBackupFirstFailsLeavingNothing(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx := context.Background()
 	for _, node := range []string{"master-0", "master-1", "master-2"} {
 		replaceHostTool(t, b, node, "cluster-backup.sh", "#!/bin/bash\necho \"snapshot save failed: context deadline exceeded\" >&2\nexit 1\n")
 	}
 	backups := t.TempDir()
 
-	r := run(t, b, "", "kubectl-recover", "shutdown", "--backup", "--backup-dir", backups, "--yes")
-	if r.code != 1 || !strings.Contains(r.stderr, "the backup taken before the shutdown failed, nothing was shut down") {
+	r := tools.Run(t, b, "", "kubectl-recover", "shutdown", "--backup", "--backup-dir", backups, "--yes")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "the backup taken before the shutdown failed, nothing was shut down") {
 		t.Fatalf("shutdown --backup with a failing backup: want exit 1 saying nothing was shut down:\n%s", r)
 	}
 	assertEmptyDir(t, backups)
 
-	stopMachineAndWait(t, b, "master-0")
+	boxtest.StopMachineAndWait(t, b, "master-0")
 	before := clusterState(t, b)
-	r = run(t, b, "", "kubectl-recover", "member", "replace", "master-0", "--backup", "--backup-dir", backups, "--yes")
-	if r.code != 1 || !strings.Contains(r.stderr, "the backup taken before the replacement failed, nothing else was changed") {
+	r = tools.Run(t, b, "", "kubectl-recover", "member", "replace", "master-0", "--backup", "--backup-dir", backups, "--yes")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "the backup taken before the replacement failed, nothing else was changed") {
 		t.Fatalf("member replace --backup with a failing backup: want exit 1 saying nothing else was changed:\n%s", r)
 	}
 	assertEmptyDir(t, backups)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // assertNothingLooksComplete fails if dir holds a backup file, a *.part or
@@ -55,8 +56,8 @@ func TestBackupRefusesAUserWithoutClusterAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "out")
-	r := run(t, shared, "", "kubectl-recover", "--kubeconfig", kubeconfig, "backup", "--output-dir", dir)
-	if r.code != 1 || !strings.Contains(r.stderr, "cluster-admin") {
+	r := tools.Run(t, shared, "", "kubectl-recover", "--kubeconfig", kubeconfig, "backup", "--output-dir", dir)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "cluster-admin") {
 		t.Errorf("backup without cluster-admin: %s", r)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
@@ -67,8 +68,8 @@ func TestBackupRefusesAUserWithoutClusterAdmin(t *testing.T) {
 func TestBackupRefusesNodesThatAreNotControlPlane(t *testing.T) {
 	for _, node := range []string{"worker-0", "no-such-node"} {
 		dir := filepath.Join(t.TempDir(), "out")
-		r := run(t, shared, "", "kubectl-recover", "backup", "--node", node, "--output-dir", dir)
-		if r.code != 2 || !strings.Contains(r.stderr, node+" is not a control-plane node") || !strings.Contains(r.stderr, "master-0, master-1, master-2") {
+		r := tools.Run(t, shared, "", "kubectl-recover", "backup", "--node", node, "--output-dir", dir)
+		if r.Code != 2 || !strings.Contains(r.Stderr, node+" is not a control-plane node") || !strings.Contains(r.Stderr, "master-0, master-1, master-2") {
 			t.Errorf("backup --node %s: %s", node, r)
 		}
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
@@ -97,8 +98,8 @@ func TestBackupRefusesAnUnusableOutputDirectory(t *testing.T) {
 		readOnly:                       "not writable",
 		filepath.Join(readOnly, "sub"): "cannot create output directory",
 	} {
-		r := run(t, shared, "", "kubectl-recover", "backup", "--output-dir", dir)
-		if r.code != 2 || !strings.Contains(r.stderr, want) {
+		r := tools.Run(t, shared, "", "kubectl-recover", "backup", "--output-dir", dir)
+		if r.Code != 2 || !strings.Contains(r.Stderr, want) {
 			t.Errorf("backup --output-dir %s: want exit 2 and %q: %s", dir, want, r)
 		}
 	}
@@ -110,17 +111,17 @@ func TestBackupRefusesAnUnusableOutputDirectory(t *testing.T) {
 
 func TestBackupRefusesWithin24HoursOfInstallationUnlessForced(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{InstalledAgo: 3 * time.Hour})
+	b := boxtest.StartBox(t, box.Options{InstalledAgo: 3 * time.Hour})
 	dir := filepath.Join(t.TempDir(), "out")
-	r := run(t, b, "", "kubectl-recover", "backup", "--output-dir", dir)
-	if r.code != 1 || !strings.Contains(r.stderr, "installed 3h0m0s ago") || !strings.Contains(r.stderr, "--force") {
+	r := tools.Run(t, b, "", "kubectl-recover", "backup", "--output-dir", dir)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "installed 3h0m0s ago") || !strings.Contains(r.Stderr, "--force") {
 		t.Errorf("backup 3h after installation: %s", r)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("output directory created although the backup was refused")
 	}
-	r = run(t, b, "", "kubectl-recover", "backup", "--output-dir", dir, "--force")
-	if r.code != 0 || !strings.Contains(r.stdout, "WARNING: --force") {
+	r = tools.Run(t, b, "", "kubectl-recover", "backup", "--output-dir", dir, "--force")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "WARNING: --force") {
 		t.Fatalf("backup --force: %s", r)
 	}
 	data, _ := os.ReadFile(filepath.Join(dir, "backup.json"))
@@ -134,7 +135,7 @@ func TestBackupRefusesWithin24HoursOfInstallationUnlessForced(t *testing.T) {
 // "Backing up etcd data").
 func TestBackupExportsTheClusterProxy(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx := context.Background()
 	proxy, err := b.Config.ConfigV1().Proxies().Get(ctx, "cluster", metav1GetOptions)
 	if err != nil {
@@ -145,8 +146,8 @@ func TestBackupExportsTheClusterProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	replaceHostTool(t, b, "master-0", "cluster-backup.sh", "#!/bin/bash\necho \"proxy seen: $HTTP_PROXY $HTTPS_PROXY $NO_PROXY\" >&2\nexit 9\n")
-	r := run(t, b, "", "kubectl-recover", "backup", "--output-dir", filepath.Join(t.TempDir(), "out"))
-	if r.code != 1 || !strings.Contains(r.stderr, "proxy seen: http://proxy.corp:3128 http://proxy.corp:3129 .cluster.local,10.0.0.0/16") {
+	r := tools.Run(t, b, "", "kubectl-recover", "backup", "--output-dir", filepath.Join(t.TempDir(), "out"))
+	if r.Code != 1 || !strings.Contains(r.Stderr, "proxy seen: http://proxy.corp:3128 http://proxy.corp:3129 .cluster.local,10.0.0.0/16") {
 		t.Errorf("proxy not exported to the host script: %s", r)
 	}
 }
@@ -161,9 +162,9 @@ func TestBackupReportsAFailingHostScript(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			replaceHostTool(t, shared, "master-2", "cluster-backup.sh", script)
 			dir := filepath.Join(t.TempDir(), "out")
-			r := run(t, shared, "", "kubectl-recover", "backup", "--node", "master-2", "--output-dir", dir)
+			r := tools.Run(t, shared, "", "kubectl-recover", "backup", "--node", "master-2", "--output-dir", dir)
 			wantOutput := map[string]string{"fails": "Could not find etcd pod", "prints-no-files": "all good, honest"}[name]
-			if r.code != 1 || !strings.Contains(r.stderr, "backup script on master-2") || !strings.Contains(r.stderr, "| "+wantOutput) {
+			if r.Code != 1 || !strings.Contains(r.Stderr, "backup script on master-2") || !strings.Contains(r.Stderr, "| "+wantOutput) {
 				t.Errorf("backup with a host script that %s: %s", name, r)
 			}
 			if _, err := os.Stat(dir); !os.IsNotExist(err) {
@@ -183,8 +184,8 @@ func TestBackupOnAFullDiskLeavesNothingComplete(t *testing.T) {
 	}
 	defer exec.Command("umount", mnt).Run()
 	dir := filepath.Join(mnt, "out")
-	r := run(t, shared, "", "kubectl-recover", "backup", "--output-dir", dir)
-	if r.code != 1 || !strings.Contains(r.stderr, "no space left on device") {
+	r := tools.Run(t, shared, "", "kubectl-recover", "backup", "--output-dir", dir)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "no space left on device") {
 		t.Errorf("backup onto a full disk: %s", r)
 	}
 	if _, err := os.Stat(dir); err == nil {
@@ -217,7 +218,7 @@ func slowBackups(t *testing.T, node string) {
 // reader of its progress output.
 func startBackup(t *testing.T, b *box.Box, args ...string) (*exec.Cmd, *bufio.Reader, *bytes.Buffer) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(binDir, "kubectl-recover"), append([]string{"backup"}, args...)...)
+	cmd := exec.Command(filepath.Join(tools.BinDir, "kubectl-recover"), append([]string{"backup"}, args...)...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+b.Kubeconfig)
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
@@ -273,7 +274,7 @@ func TestBackupSurvivesItsDebugPodBeingDeletedMidDownload(t *testing.T) {
 	if err != nil || len(left) != 1 {
 		t.Fatalf("want one debug namespace during the backup, got %d (%v)", len(left), err)
 	}
-	if r := run(t, shared, "", "kubectl", "delete", "pods", "--all", "-n", left[0].Name, "--grace-period=0", "--force"); r.code != 0 {
+	if r := tools.Run(t, shared, "", "kubectl", "delete", "pods", "--all", "-n", left[0].Name, "--grace-period=0", "--force"); r.Code != 0 {
 		t.Fatalf("delete the debug pod: %s", r)
 	}
 	rest, _ := readAll(progress)
@@ -288,7 +289,7 @@ func TestBackupSurvivesItsDebugPodBeingDeletedMidDownload(t *testing.T) {
 	for _, tool := range []string{"tar", "zstd"} {
 		replaceHostTool(t, shared, "master-1", tool, "#!/bin/bash\nexec /usr/bin/"+tool+" \"$@\"\n")
 	}
-	if r := run(t, shared, "", "kubectl-recover", "backup", "--node", "master-1", "--output-dir", dir); r.code != 0 {
+	if r := tools.Run(t, shared, "", "kubectl-recover", "backup", "--node", "master-1", "--output-dir", dir); r.Code != 0 {
 		t.Fatalf("re-run after the fault: %s", r)
 	}
 }

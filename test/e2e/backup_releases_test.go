@@ -19,6 +19,7 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // archiveEntries lists the entries of a tar.gz archive.
@@ -111,15 +112,15 @@ func TestBackupOnEachReleaseAndDuringARollout(t *testing.T) {
 		t.Run(tc.version, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			b := startBox(t, box.Options{Version: tc.version})
+			b := boxtest.StartBox(t, box.Options{Version: tc.version})
 			dirs, err := b.ScrambleRevisionDirs("master-1")
 			if err != nil {
 				t.Fatal(err)
 			}
 			parent := t.TempDir()
 			out := filepath.Join(parent, "clean")
-			r := run(t, b, "", "kubectl-recover", "backup", "--node", "master-1", "--output-dir", out)
-			if r.code != 0 {
+			r := tools.Run(t, b, "", "kubectl-recover", "backup", "--node", "master-1", "--output-dir", out)
+			if r.Code != 0 {
 				t.Fatalf("backup on %s: %s", tc.version, r)
 			}
 			m, err := backup.ReadManifest(out)
@@ -147,9 +148,9 @@ func TestBackupOnEachReleaseAndDuringARollout(t *testing.T) {
 			defer release()
 			waitProgressing(t, b, "kube-apiserver", configv1.ConditionTrue)
 			refused := filepath.Join(parent, "refused")
-			r = run(t, b, "", "kubectl-recover", "backup", "--output-dir", refused)
-			if r.code != 1 || !strings.Contains(r.stderr, "kube-apiserver is rolling out") || !strings.Contains(r.stderr, "NodeInstallerProgressing") ||
-				!strings.Contains(r.stderr, "--force") || strings.Contains(r.stderr, "Pass the --force flag") || strings.Contains(r.stdout+r.stderr, "Starting a debug pod") {
+			r = tools.Run(t, b, "", "kubectl-recover", "backup", "--output-dir", refused)
+			if r.Code != 1 || !strings.Contains(r.Stderr, "kube-apiserver is rolling out") || !strings.Contains(r.Stderr, "NodeInstallerProgressing") ||
+				!strings.Contains(r.Stderr, "--force") || strings.Contains(r.Stderr, "Pass the --force flag") || strings.Contains(r.Stdout+r.Stderr, "Starting a debug pod") {
 				t.Errorf("backup during a rollout: %s", r)
 			}
 			if _, err := os.Stat(refused); !os.IsNotExist(err) {
@@ -158,8 +159,8 @@ func TestBackupOnEachReleaseAndDuringARollout(t *testing.T) {
 			waitNoLeftovers(t, ctx, b.Kube)
 
 			dirty := filepath.Join(parent, "dirty")
-			r = run(t, b, "", "kubectl-recover", "backup", "--force", "--output-dir", dirty)
-			if r.code != 0 || !strings.Contains(r.stdout, "WARNING: --force: backup during a rollout") || !strings.Contains(r.stdout, "possibly dirty") {
+			r = tools.Run(t, b, "", "kubectl-recover", "backup", "--force", "--output-dir", dirty)
+			if r.Code != 0 || !strings.Contains(r.Stdout, "WARNING: --force: backup during a rollout") || !strings.Contains(r.Stdout, "possibly dirty") {
 				t.Fatalf("backup --force during a rollout: %s", r)
 			}
 			m, err = backup.ReadManifest(dirty)
@@ -176,12 +177,12 @@ func TestBackupOnEachReleaseAndDuringARollout(t *testing.T) {
 			if !tc.takesForce && (marked != 0 || m.HostScript != "/usr/local/bin/cluster-backup.sh") {
 				t.Errorf("%s has no --force: files %v, script %q", tc.version, fileNames(m), m.HostScript)
 			}
-			r = run(t, b, "", "kubectl-recover", "backup", "verify", dirty)
-			if r.code != 0 || !strings.Contains(r.stdout, "complete and restorable") || !strings.Contains(r.stdout, "possibly dirty") {
+			r = tools.Run(t, b, "", "kubectl-recover", "backup", "verify", dirty)
+			if r.Code != 0 || !strings.Contains(r.Stdout, "complete and restorable") || !strings.Contains(r.Stdout, "possibly dirty") {
 				t.Errorf("backup verify of the dirty backup: %s", r)
 			}
-			r = run(t, b, "", "kubectl-recover", "backup", "list", parent)
-			if r.code != 0 || !regexp.MustCompile(`(?m)^dirty .*possibly dirty`).MatchString(r.stdout) || regexp.MustCompile(`(?m)^clean .*possibly dirty`).MatchString(r.stdout) {
+			r = tools.Run(t, b, "", "kubectl-recover", "backup", "list", parent)
+			if r.Code != 0 || !regexp.MustCompile(`(?m)^dirty .*possibly dirty`).MatchString(r.Stdout) || regexp.MustCompile(`(?m)^clean .*possibly dirty`).MatchString(r.Stdout) {
 				t.Errorf("backup list: %s", r)
 			}
 			waitNoLeftovers(t, ctx, b.Kube)
@@ -193,7 +194,7 @@ func TestBackupOnEachReleaseAndDuringARollout(t *testing.T) {
 // kube-apiserver is down is passed over, and refused when named.
 func TestBackupNeedsTheNodesOwnAPIServer(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	if err := b.StopNodeAPIServer("master-0"); err != nil {
 		t.Fatal(err)
 	}
@@ -212,13 +213,13 @@ func TestBackupNeedsTheNodesOwnAPIServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := run(t, b, "", "kubectl-recover", "backup", "--node", "master-0", "--output-dir", filepath.Join(t.TempDir(), "x"))
-	if r.code != 1 || !strings.Contains(r.stderr, "its own kube-apiserver (pod kube-apiserver-master-0) is not running and ready") {
+	r := tools.Run(t, b, "", "kubectl-recover", "backup", "--node", "master-0", "--output-dir", filepath.Join(t.TempDir(), "x"))
+	if r.Code != 1 || !strings.Contains(r.Stderr, "its own kube-apiserver (pod kube-apiserver-master-0) is not running and ready") {
 		t.Errorf("--node master-0 with its kube-apiserver down: %s", r)
 	}
 	out := filepath.Join(t.TempDir(), "b")
-	r = run(t, b, "", "kubectl-recover", "backup", "--output-dir", out)
-	if m, err := backup.ReadManifest(out); r.code != 0 || err != nil || m.Node != "master-1" {
+	r = tools.Run(t, b, "", "kubectl-recover", "backup", "--output-dir", out)
+	if m, err := backup.ReadManifest(out); r.Code != 0 || err != nil || m.Node != "master-1" {
 		t.Errorf("backup with master-0's kube-apiserver down: %s", r)
 	}
 }
@@ -241,12 +242,12 @@ exit $rc
 	t.Cleanup(func() { _ = os.Remove(runsFile) })
 	parent := t.TempDir()
 	var wg sync.WaitGroup
-	results := make([]result, 3)
+	results := make([]boxtest.Result, 3)
 	for i := range results {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = run(t, shared, "", "kubectl-recover", "backup", "--node", "master-1", "--output-dir", filepath.Join(parent, string(rune('a'+i))))
+			results[i] = tools.Run(t, shared, "", "kubectl-recover", "backup", "--node", "master-1", "--output-dir", filepath.Join(parent, string(rune('a'+i))))
 		}()
 	}
 	wg.Wait()
@@ -264,7 +265,7 @@ exit $rc
 	}
 	waited := 0
 	for _, r := range results {
-		if strings.Contains(r.stdout+r.stderr, "another oc-recover backup is running the backup script on this host; waiting for it") {
+		if strings.Contains(r.Stdout+r.Stderr, "another oc-recover backup is running the backup script on this host; waiting for it") {
 			waited++
 		}
 	}
@@ -274,18 +275,18 @@ exit $rc
 	hostDir := regexp.MustCompile(`Removed the host copy (\S+) on master-1`)
 	seen := map[string]bool{}
 	for i, r := range results {
-		if r.code != 0 {
+		if r.Code != 0 {
 			t.Errorf("backup %d: %s", i, r)
 			continue
 		}
-		m := hostDir.FindStringSubmatch(r.stdout + r.stderr)
+		m := hostDir.FindStringSubmatch(r.Stdout + r.Stderr)
 		if m == nil || seen[m[1]] {
 			t.Errorf("backup %d: its host directory is missing or shared: %s", i, r)
 		} else {
 			seen[m[1]] = true
 		}
 		dir := filepath.Join(parent, string(rune('a'+i)))
-		if v := run(t, shared, "", "kubectl-recover", "backup", "verify", dir); v.code != 0 {
+		if v := tools.Run(t, shared, "", "kubectl-recover", "backup", "verify", dir); v.Code != 0 {
 			t.Errorf("backup %d does not verify: %s", i, v)
 		}
 		if entries, _ := os.ReadDir(dir); len(entries) != 3 {
@@ -330,8 +331,8 @@ rm -rf "$tmp"
 		t.Run(name, func(t *testing.T) {
 			wrapHostTool(t, shared, "master-2", "cluster-backup.sh", tc.wrapper)
 			dir := filepath.Join(t.TempDir(), "out")
-			r := run(t, shared, "", "kubectl-recover", "backup", "--node", "master-2", "--output-dir", dir)
-			if r.code != 1 || !strings.Contains(r.stderr, tc.want) {
+			r := tools.Run(t, shared, "", "kubectl-recover", "backup", "--node", "master-2", "--output-dir", dir)
+			if r.Code != 1 || !strings.Contains(r.Stderr, tc.want) {
 				t.Errorf("backup with a script that %s: %s", name, r)
 			}
 			if _, err := os.Stat(dir); !os.IsNotExist(err) {
@@ -348,7 +349,7 @@ rm -rf "$tmp"
 // waiting on; nothing is left behind.
 func TestBackupReportsAHostScriptThatGoesSilent(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	resume, err := b.HangNodeAPIServer("master-2")
 	if err != nil {
 		t.Fatal(err)
@@ -356,9 +357,9 @@ func TestBackupReportsAHostScriptThatGoesSilent(t *testing.T) {
 	defer resume()
 	dir := filepath.Join(t.TempDir(), "out")
 	start := time.Now()
-	r := run(t, b, "", "kubectl-recover", "backup", "--node", "master-2", "--silence-timeout", "4s", "--output-dir", dir)
-	if r.code != 1 || !strings.Contains(r.stderr, "printed nothing for 4s and was stopped") ||
-		!strings.Contains(r.stderr, "It was waiting on: oc get co kube-apiserver") || !strings.Contains(r.stderr, "--silence-timeout") {
+	r := tools.Run(t, b, "", "kubectl-recover", "backup", "--node", "master-2", "--silence-timeout", "4s", "--output-dir", dir)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "printed nothing for 4s and was stopped") ||
+		!strings.Contains(r.Stderr, "It was waiting on: oc get co kube-apiserver") || !strings.Contains(r.Stderr, "--silence-timeout") {
 		t.Errorf("backup with a hung node kube-apiserver: %s", r)
 	}
 	if took := time.Since(start); took > time.Minute {
@@ -369,7 +370,7 @@ func TestBackupReportsAHostScriptThatGoesSilent(t *testing.T) {
 	}
 	assertNoHostCopies(t, b, "master-2")
 	waitNoLeftovers(t, context.Background(), b.Kube)
-	if r := run(t, b, "", "kubectl-recover", "backup", "--silence-timeout", "0s"); r.code != 2 || !strings.Contains(r.stderr, "--silence-timeout must be at least 1s") {
+	if r := tools.Run(t, b, "", "kubectl-recover", "backup", "--silence-timeout", "0s"); r.Code != 2 || !strings.Contains(r.Stderr, "--silence-timeout must be at least 1s") {
 		t.Errorf("--silence-timeout 0s: %s", r)
 	}
 }

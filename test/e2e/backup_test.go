@@ -24,8 +24,8 @@ import (
 func TestBackupTakesAVerifiedBackup(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "backup")
-	r := run(t, shared, "", "kubectl-recover", "backup", "--output-dir", dir)
-	if r.code != 0 {
+	r := tools.Run(t, shared, "", "kubectl-recover", "backup", "--output-dir", dir)
+	if r.Code != 0 {
 		t.Fatalf("backup failed: %s", r)
 	}
 	m, err := backup.ReadManifest(dir)
@@ -45,7 +45,7 @@ func TestBackupTakesAVerifiedBackup(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"found latest etcd: /etc/kubernetes/static-pod-resources/etcd-pod-", "Snapshot saved at", " live keys, test restore OK"} {
-		if !strings.Contains(r.stdout+r.stderr, want) {
+		if !strings.Contains(r.Stdout+r.Stderr, want) {
 			t.Errorf("output lacks %q:\n%s", want, r)
 		}
 	}
@@ -59,17 +59,17 @@ func TestBackupTakesAVerifiedBackup(t *testing.T) {
 	assertNoLeftovers(t, ctx)
 
 	// backup verify agrees, in every output format.
-	r = run(t, shared, "", "kubectl-recover", "backup", "verify", dir)
-	if r.code != 0 || !strings.Contains(r.stdout, "complete and restorable") {
+	r = tools.Run(t, shared, "", "kubectl-recover", "backup", "verify", dir)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "complete and restorable") {
 		t.Errorf("backup verify: %s", r)
 	}
-	r = run(t, shared, "", "kubectl-recover", "backup", "verify", dir, "-o", "json")
+	r = tools.Run(t, shared, "", "kubectl-recover", "backup", "verify", dir, "-o", "json")
 	var v backup.Verification
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &v) != nil || v.Snapshot.Revision != m.Etcd.Revision {
+	if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &v) != nil || v.Snapshot.Revision != m.Etcd.Revision {
 		t.Errorf("backup verify -o json: %s", r)
 	}
-	r = run(t, shared, "", "kubectl-recover", "backup", "list", filepath.Dir(dir))
-	if r.code != 0 || !strings.Contains(r.stdout, "backup") || !strings.Contains(r.stdout, "4.14.8") || !strings.Contains(r.stdout, "master-0") {
+	r = tools.Run(t, shared, "", "kubectl-recover", "backup", "list", filepath.Dir(dir))
+	if r.Code != 0 || !strings.Contains(r.Stdout, "backup") || !strings.Contains(r.Stdout, "4.14.8") || !strings.Contains(r.Stdout, "master-0") {
 		t.Errorf("backup list: %s", r)
 	}
 }
@@ -103,8 +103,8 @@ func TestBackupAdvisesOnEncryption(t *testing.T) {
 	setEncryption(configv1.EncryptionTypeAESCBC)
 	defer setEncryption("")
 	dir := filepath.Join(t.TempDir(), "backup")
-	r := run(t, shared, "", "kubectl-recover", "backup", "--output-dir", dir)
-	if r.code != 0 || !strings.Contains(r.stdout, "etcd encryption is on (aescbc)") || !strings.Contains(r.stdout, "Store it apart from the snapshot") {
+	r := tools.Run(t, shared, "", "kubectl-recover", "backup", "--output-dir", dir)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "etcd encryption is on (aescbc)") || !strings.Contains(r.Stdout, "Store it apart from the snapshot") {
 		t.Fatalf("backup with encryption on: %s", r)
 	}
 	m, err := backup.ReadManifest(dir)

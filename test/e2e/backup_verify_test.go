@@ -15,7 +15,7 @@ import (
 func takeBackup(t *testing.T) (string, *backup.Manifest) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "backup")
-	if r := run(t, shared, "", "kubectl-recover", "backup", "--output-dir", dir); r.code != 0 {
+	if r := tools.Run(t, shared, "", "kubectl-recover", "backup", "--output-dir", dir); r.Code != 0 {
 		t.Fatalf("backup: %s", r)
 	}
 	m, err := backup.ReadManifest(dir)
@@ -98,25 +98,25 @@ func TestBackupVerifyCatchesDamage(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := copyDir(t, good)
 			c.damage(dir)
-			r := run(t, shared, "", "kubectl-recover", "backup", "verify", dir)
-			if r.code != 1 || !strings.Contains(r.stderr, "NOT usable") || !strings.Contains(r.stderr, c.want) {
+			r := tools.Run(t, shared, "", "kubectl-recover", "backup", "verify", dir)
+			if r.Code != 1 || !strings.Contains(r.Stderr, "NOT usable") || !strings.Contains(r.Stderr, c.want) {
 				t.Errorf("verify after %s: want exit 1 and %q: %s", c.name, c.want, r)
 			}
 		})
 	}
 	// The undamaged copy passes, with or without backup.json.
-	if r := run(t, shared, "", "kubectl-recover", "backup", "verify", copyDir(t, good)); r.code != 0 {
+	if r := tools.Run(t, shared, "", "kubectl-recover", "backup", "verify", copyDir(t, good)); r.Code != 0 {
 		t.Errorf("verify of an intact copy: %s", r)
 	}
 	noManifest := copyDir(t, good)
 	remove(t, filepath.Join(noManifest, "backup.json"))
-	if r := run(t, shared, "", "kubectl-recover", "backup", "verify", noManifest); r.code != 0 {
+	if r := tools.Run(t, shared, "", "kubectl-recover", "backup", "verify", noManifest); r.Code != 0 {
 		t.Errorf("verify without backup.json: %s", r)
 	}
-	if r := run(t, shared, "", "kubectl-recover", "backup", "verify", filepath.Join(good, "nope")); r.code != 2 {
+	if r := tools.Run(t, shared, "", "kubectl-recover", "backup", "verify", filepath.Join(good, "nope")); r.Code != 2 {
 		t.Errorf("verify of a missing directory: want exit 2: %s", r)
 	}
-	if r := run(t, shared, "", "kubectl-recover", "backup", "verify", good, "-o", "xml"); r.code != 2 {
+	if r := tools.Run(t, shared, "", "kubectl-recover", "backup", "verify", good, "-o", "xml"); r.Code != 2 {
 		t.Errorf("verify -o xml: want exit 2: %s", r)
 	}
 }
@@ -131,7 +131,7 @@ func TestBackupKeepPrunesOlderBackups(t *testing.T) {
 	var dirs []string
 	for i := 0; i < 3; i++ {
 		dir := filepath.Join(parent, "b"+string(rune('1'+i)))
-		if r := run(t, shared, "", "kubectl-recover", "backup", "--output-dir", dir, "--keep", "2"); r.code != 0 {
+		if r := tools.Run(t, shared, "", "kubectl-recover", "backup", "--output-dir", dir, "--keep", "2"); r.Code != 0 {
 			t.Fatalf("backup %d: %s", i, r)
 		}
 		dirs = append(dirs, dir)
@@ -144,7 +144,7 @@ func TestBackupKeepPrunesOlderBackups(t *testing.T) {
 			t.Errorf("%s removed: %v", d, err)
 		}
 	}
-	if r := run(t, shared, "", "kubectl-recover", "backup", "--keep", "-1"); r.code != 2 {
+	if r := tools.Run(t, shared, "", "kubectl-recover", "backup", "--keep", "-1"); r.Code != 2 {
 		t.Errorf("--keep -1: want exit 2: %s", r)
 	}
 }

@@ -24,20 +24,20 @@ func TestCleanupRemovesLeftovers(t *testing.T) {
 	}
 	defer s.Close(ctx)
 
-	r := run(t, shared, "", "kubectl-recover", "cleanup", "--dry-run")
-	if r.code != 0 || !strings.Contains(r.stdout, "namespace/"+s.Namespace) || !strings.Contains(r.stdout, "Dry run") {
+	r := tools.Run(t, shared, "", "kubectl-recover", "cleanup", "--dry-run")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "namespace/"+s.Namespace) || !strings.Contains(r.Stdout, "Dry run") {
 		t.Fatalf("cleanup --dry-run: %s", r)
 	}
 	if _, err := shared.Kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{}); err != nil {
 		t.Fatalf("--dry-run removed the namespace: %v", err)
 	}
-	r = run(t, shared, "", "kubectl-recover", "cleanup")
-	if r.code != 0 || !strings.Contains(r.stdout, "namespace/"+s.Namespace+" removed") {
+	r = tools.Run(t, shared, "", "kubectl-recover", "cleanup")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "namespace/"+s.Namespace+" removed") {
 		t.Fatalf("cleanup: %s", r)
 	}
 	waitNamespaceGone(t, shared, s.Namespace)
-	r = run(t, shared, "", "kubectl-recover", "cleanup")
-	if r.code != 0 || !strings.Contains(r.stdout, "Nothing to clean up") {
+	r = tools.Run(t, shared, "", "kubectl-recover", "cleanup")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Nothing to clean up") {
 		t.Errorf("second cleanup: %s", r)
 	}
 }
@@ -48,8 +48,8 @@ func TestCleanupWithoutPermissionFails(t *testing.T) {
 	if err := shared.WriteKubeconfig(kubeconfig, box.DeveloperToken); err != nil {
 		t.Fatal(err)
 	}
-	r := run(t, shared, "", "kubectl-recover", "--kubeconfig", kubeconfig, "cleanup")
-	if r.code != 1 || !strings.Contains(r.stderr, "forbidden") {
+	r := tools.Run(t, shared, "", "kubectl-recover", "--kubeconfig", kubeconfig, "cleanup")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "forbidden") {
 		t.Errorf("cleanup as a user without roles: %s", r)
 	}
 }
@@ -82,7 +82,7 @@ func TestCleanupAsksOnATerminalAndRemovesNothingWithoutYes(t *testing.T) {
 	}
 	defer s.Close(ctx)
 	r := runOnTerminal(t, shared, "n\n", "cleanup")
-	if r.code != 1 || !strings.Contains(r.stdout, "Remove these 1 namespace(s) and their pods? [y/N]") || !strings.Contains(r.stdout, "not confirmed; nothing removed") {
+	if r.Code != 1 || !strings.Contains(r.Stdout, "Remove these 1 namespace(s) and their pods? [y/N]") || !strings.Contains(r.Stdout, "not confirmed; nothing removed") {
 		t.Fatalf("cleanup answered no: %s", r)
 	}
 	ns, err := shared.Kube.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{})

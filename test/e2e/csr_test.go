@@ -20,6 +20,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/csr/csrtest"
 	"github.com/oc-recover/oc-recover/test/box"
 	"github.com/oc-recover/oc-recover/test/csrload"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // csrBox is a box of its own for the CSR tests (they add nodes, machines
@@ -27,7 +28,7 @@ import (
 // objects are not Ready; two Machines announce new nodes.
 func csrBox(t *testing.T) (*box.Box, csrtest.Hosts) {
 	t.Helper()
-	b := startBox(t, box.Options{Workers: 1})
+	b := boxtest.StartBox(t, box.Options{Workers: 1})
 	ctx := context.Background()
 	hosts := csrtest.Hosts{
 		NotReady:  csrtest.NumberedHosts("csr-not-ready", 2, 1),
@@ -91,10 +92,10 @@ func approval(c certificatesv1.CertificateSigningRequest) *certificatesv1.Certif
 	return nil
 }
 
-func csrReport(t *testing.T, r result) csr.Report {
+func csrReport(t *testing.T, r boxtest.Result) csr.Report {
 	t.Helper()
 	var rep csr.Report
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
 		t.Fatalf("csr approve -o json: %v\n%s", err, r)
 	}
 	return rep
@@ -126,27 +127,27 @@ func TestCSRApprove(t *testing.T) {
 			t.Fatalf("only %d kinds of forgery through the API", len(kinds))
 		}
 
-		r := run(t, b, "", "kubectl-recover", "csr", "approve", "--dry-run", "-o", "json")
+		r := tools.Run(t, b, "", "kubectl-recover", "csr", "approve", "--dry-run", "-o", "json")
 		rep := csrReport(t, r)
-		if r.code != 3 || !rep.DryRun || len(rep.CSRs) != len(cases) || rep.Approved != len(valid) || rep.LeftPending != len(forged) {
+		if r.Code != 3 || !rep.DryRun || len(rep.CSRs) != len(cases) || rep.Approved != len(valid) || rep.LeftPending != len(forged) {
 			t.Fatalf("dry run: exit %d, dryRun %v, %d CSRs listed of %d, %d to approve of %d valid, %d pending of %d forged\n%s",
-				r.code, rep.DryRun, len(rep.CSRs), len(cases), rep.Approved, len(valid), rep.LeftPending, len(forged), r.stderr)
+				r.Code, rep.DryRun, len(rep.CSRs), len(cases), rep.Approved, len(valid), rep.LeftPending, len(forged), r.Stderr)
 		}
 		for name, c := range csrs(t, b) {
 			if approval(c) != nil {
 				t.Errorf("dry run approved %s", name)
 			}
 		}
-		r = run(t, b, "", "kubectl-recover", "csr", "approve", "--dry-run", "-o", "yaml")
+		r = tools.Run(t, b, "", "kubectl-recover", "csr", "approve", "--dry-run", "-o", "yaml")
 		var fromYAML csr.Report
-		if err := yaml.Unmarshal([]byte(r.stdout), &fromYAML); err != nil || len(fromYAML.CSRs) != len(cases) || r.code != 3 {
+		if err := yaml.Unmarshal([]byte(r.Stdout), &fromYAML); err != nil || len(fromYAML.CSRs) != len(cases) || r.Code != 3 {
 			t.Errorf("dry run -o yaml: %v\n%s", err, r)
 		}
 
-		r = run(t, b, "", "kubectl-recover", "csr", "approve", "-o", "json")
+		r = tools.Run(t, b, "", "kubectl-recover", "csr", "approve", "-o", "json")
 		rep = csrReport(t, r)
-		if r.code != 3 || len(rep.CSRs) != len(cases) || rep.Approved != len(valid) {
-			t.Errorf("approve: exit %d, %d listed, %d approved\n%s", r.code, len(rep.CSRs), rep.Approved, r.stderr)
+		if r.Code != 3 || len(rep.CSRs) != len(cases) || rep.Approved != len(valid) {
+			t.Errorf("approve: exit %d, %d listed, %d approved\n%s", r.Code, len(rep.CSRs), rep.Approved, r.Stderr)
 		}
 		for _, d := range rep.CSRs {
 			c := byName[d.Name]
@@ -174,9 +175,9 @@ func TestCSRApprove(t *testing.T) {
 		t.Logf("%d valid and %d forged CSRs of %d kinds through the API: %d forged approved", len(valid), len(forged), len(kinds), approvedForged)
 
 		// Again: only the forged ones are pending; the table says why.
-		r = run(t, b, "", "kubectl-recover", "csr", "approve")
-		if r.code != 3 || !strings.Contains(r.stdout, "superseded by csr-") || !strings.Contains(r.stdout, "system:masters") ||
-			!strings.Contains(r.stdout, "Approved 0 CSR(s); left "+strconv.Itoa(len(forged))+" pending") {
+		r = tools.Run(t, b, "", "kubectl-recover", "csr", "approve")
+		if r.Code != 3 || !strings.Contains(r.Stdout, "superseded by csr-") || !strings.Contains(r.Stdout, "system:masters") ||
+			!strings.Contains(r.Stdout, "Approved 0 CSR(s); left "+strconv.Itoa(len(forged))+" pending") {
 			t.Errorf("approve again: %s", r)
 		}
 		deleteCSRs(t, b)
@@ -184,12 +185,12 @@ func TestCSRApprove(t *testing.T) {
 
 	t.Run("nothing needs attention", func(t *testing.T) {
 		createCSRs(t, b, csrtest.Renewal(hosts.Ready[0]), csrtest.ServingCSR(hosts.Ready[3]))
-		r := run(t, b, "", "kubectl-recover", "csr", "approve")
-		if r.code != 0 || !strings.Contains(r.stdout, "Approved 2 CSR(s); left 0 pending") {
+		r := tools.Run(t, b, "", "kubectl-recover", "csr", "approve")
+		if r.Code != 0 || !strings.Contains(r.Stdout, "Approved 2 CSR(s); left 0 pending") {
 			t.Errorf("two valid CSRs: %s", r)
 		}
-		r = run(t, b, "", "kubectl-recover", "csr", "approve")
-		if r.code != 0 || !strings.Contains(r.stdout, "No pending CSRs.") {
+		r = tools.Run(t, b, "", "kubectl-recover", "csr", "approve")
+		if r.Code != 0 || !strings.Contains(r.Stdout, "No pending CSRs.") {
 			t.Errorf("no pending CSRs: %s", r)
 		}
 		deleteCSRs(t, b)
@@ -199,23 +200,23 @@ func TestCSRApprove(t *testing.T) {
 	t.Run("bootstrapper identity", func(t *testing.T) {
 		master0 := hosts.Ready[0]
 		names := createCSRs(t, b, csrtest.Bootstrap(master0), csrtest.Bootstrap(csrtest.Host{Name: "brand-new-0"}))
-		r := run(t, b, "", "kubectl-recover", "csr", "approve", "-o", "json")
+		r := tools.Run(t, b, "", "kubectl-recover", "csr", "approve", "-o", "json")
 		rep := csrReport(t, r)
 		got := map[string]csr.Decision{}
 		for _, d := range rep.CSRs {
 			got[d.Name] = d
 		}
-		if r.code != 3 || got[names[0]].Category != csr.NodeReady || got[names[1]].Category != csr.NewNodeUnconfirmed ||
+		if r.Code != 3 || got[names[0]].Category != csr.NodeReady || got[names[1]].Category != csr.NewNodeUnconfirmed ||
 			!strings.Contains(got[names[1]].Reason, "--new-node brand-new-0") {
 			t.Fatalf("bootstrapper CSRs for a Ready node and an unknown one: %+v\n%s", rep, r)
 		}
-		r = run(t, b, "", "kubectl-recover", "csr", "approve", "--new-node", "brand-new-0", "-o", "json")
+		r = tools.Run(t, b, "", "kubectl-recover", "csr", "approve", "--new-node", "brand-new-0", "-o", "json")
 		rep = csrReport(t, r)
 		all := csrs(t, b)
-		if r.code != 3 || rep.Approved != 1 || approval(all[names[0]]) != nil || approval(all[names[1]]) == nil {
+		if r.Code != 3 || rep.Approved != 1 || approval(all[names[0]]) != nil || approval(all[names[1]]) == nil {
 			t.Errorf("--new-node brand-new-0: %+v\n%s", rep, r)
 		}
-		if r := run(t, b, "", "kubectl-recover", "csr", "approve", "--new-node", "Not_A_Node"); r.code != 2 {
+		if r := tools.Run(t, b, "", "kubectl-recover", "csr", "approve", "--new-node", "Not_A_Node"); r.Code != 2 {
 			t.Errorf("--new-node with a bad name: %s", r)
 		}
 		deleteCSRs(t, b)
@@ -225,12 +226,12 @@ func TestCSRApprove(t *testing.T) {
 	t.Run("prompt", func(t *testing.T) {
 		names := createCSRs(t, b, csrtest.Bootstrap(csrtest.Host{Name: "brand-new-1"}))
 		r := runOnTerminal(t, b, "y\ny\n", "csr", "approve")
-		if approval(csrs(t, b)[names[0]]) == nil || r.code != 0 || !strings.Contains(r.stdout, "Is brand-new-1 a new host of yours?") {
+		if approval(csrs(t, b)[names[0]]) == nil || r.Code != 0 || !strings.Contains(r.Stdout, "Is brand-new-1 a new host of yours?") {
 			t.Errorf("confirmed at the prompt: %s", r)
 		}
 		names = createCSRs(t, b, csrtest.Bootstrap(csrtest.Host{Name: "brand-new-2"}))
 		r = runOnTerminal(t, b, "n\n", "csr", "approve")
-		if approval(csrs(t, b)[names[0]]) != nil || r.code != 3 || !strings.Contains(r.stdout, "not confirmed at the prompt") {
+		if approval(csrs(t, b)[names[0]]) != nil || r.Code != 3 || !strings.Contains(r.Stdout, "not confirmed at the prompt") {
 			t.Errorf("declined at the prompt: %s", r)
 		}
 		deleteCSRs(t, b)
@@ -238,17 +239,17 @@ func TestCSRApprove(t *testing.T) {
 
 	// --watch approves CSRs as they arrive, until every node is Ready.
 	t.Run("watch", func(t *testing.T) {
-		r := run(t, b, "", "kubectl-recover", "csr", "approve", "--watch", "--timeout", "2s", "--interval", "200ms")
-		if r.code != 3 || !strings.Contains(r.stdout, "Nodes not Ready: csr-not-ready-0000, csr-not-ready-0001") ||
-			!strings.Contains(r.stderr, "timed out after 2s") {
+		r := tools.Run(t, b, "", "kubectl-recover", "csr", "approve", "--watch", "--timeout", "2s", "--interval", "200ms")
+		if r.Code != 3 || !strings.Contains(r.Stdout, "Nodes not Ready: csr-not-ready-0000, csr-not-ready-0001") ||
+			!strings.Contains(r.Stderr, "timed out after 2s") {
 			t.Fatalf("watch with nodes that stay not Ready: %s", r)
 		}
-		r = run(t, b, "", "kubectl-recover", "csr", "approve", "--watch", "--dry-run")
-		if r.code != 0 || !strings.Contains(r.stdout, "not Ready now: csr-not-ready-0000, csr-not-ready-0001") {
+		r = tools.Run(t, b, "", "kubectl-recover", "csr", "approve", "--watch", "--dry-run")
+		if r.Code != 0 || !strings.Contains(r.Stdout, "not Ready now: csr-not-ready-0000, csr-not-ready-0001") {
 			t.Errorf("watch dry run: %s", r)
 		}
 
-		cmd := exec.Command(filepath.Join(binDir, "kubectl-recover"), "csr", "approve", "--watch", "--timeout", "90s", "--interval", "200ms", "-o", "json")
+		cmd := exec.Command(filepath.Join(tools.BinDir, "kubectl-recover"), "csr", "approve", "--watch", "--timeout", "90s", "--interval", "200ms", "-o", "json")
 		cmd.Env = append(os.Environ(), "KUBECONFIG="+b.Kubeconfig, "HOME="+t.TempDir())
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr

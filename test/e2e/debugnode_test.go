@@ -23,6 +23,7 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 func newEngine(t *testing.T, b *box.Box) *debugnode.Engine {
@@ -108,7 +109,7 @@ func TestDebugNodeSessionRunsOnTheHostAndCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitNamespaceGone(t, shared, s.Namespace)
-	if procs := processesUnder(filepath.Join(shared.Dir, "containers")); len(procs) > 0 {
+	if procs := boxtest.ProcessesUnder(filepath.Join(shared.Dir, "containers")); len(procs) > 0 {
 		t.Errorf("debug pod processes still running after Close: %v", procs)
 	}
 }
@@ -396,7 +397,7 @@ func (f roundTripperFunc) RoundTrip(r *http.Request) (*http.Response, error) { r
 // and removes the namespace it made.
 func TestDebugNodeStartOnStoppedNodeFailsAndCleansUp(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx := context.Background()
 	if err := b.StopMachine(ctx, "master-2"); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // eraState is what a refused command must leave exactly as it was: the
@@ -92,16 +93,16 @@ func refuseEra(t *testing.T, b *box.Box, want ...string) {
 	before := eraState(t, b)
 	for _, args := range eraCommands(out) {
 		start := time.Now()
-		r := run(t, b, "", "kubectl-recover", args...)
-		if r.code != 1 {
+		r := tools.Run(t, b, "", "kubectl-recover", args...)
+		if r.Code != 1 {
 			t.Errorf("%v: want exit 1:\n%s", args, r)
 		}
 		for _, w := range want {
-			if !strings.Contains(r.stderr, w) {
+			if !strings.Contains(r.Stderr, w) {
 				t.Errorf("%v: stderr lacks %q:\n%s", args, w, r)
 			}
 		}
-		if strings.Contains(r.stdout+r.stderr, "seed") {
+		if strings.Contains(r.Stdout+r.Stderr, "seed") {
 			t.Errorf("%v: the message speaks of seeds:\n%s", args, r)
 		}
 		if d := time.Since(start); d > 30*time.Second {
@@ -115,7 +116,7 @@ func refuseEra(t *testing.T, b *box.Box, want ...string) {
 		t.Errorf("a refused command changed the cluster:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	// cleanup only removes oc-recover's own leftovers and is not refused.
-	if r := run(t, b, "", "kubectl-recover", "cleanup", "--yes"); r.code != 0 || !strings.Contains(r.stdout, "Nothing to clean up") {
+	if r := tools.Run(t, b, "", "kubectl-recover", "cleanup", "--yes"); r.Code != 0 || !strings.Contains(r.Stdout, "Nothing to clean up") {
 		t.Errorf("cleanup: %s", r)
 	}
 }
@@ -124,7 +125,7 @@ func refuseEra(t *testing.T, b *box.Box, want ...string) {
 // 4.4+ does) is refused by every command, naming the release.
 func TestEraRefusesOpenShift43(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{Version: "4.3.40"})
+	b := boxtest.StartBox(t, box.Options{Version: "4.3.40"})
 	refuseEra(t, b,
 		"refusing, nothing was done: this cluster runs OpenShift 4.3.40, whose etcd is not managed by the etcd operator (etcd-member-<node> pods)",
 		"oc-recover supports OpenShift 4.4 and later",
@@ -134,7 +135,7 @@ func TestEraRefusesOpenShift43(t *testing.T) {
 // A cluster without clusterversion/version is not OpenShift 4.
 func TestEraRefusesAClusterWithoutClusterVersion(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx := context.Background()
 	if err := b.Config.ConfigV1().ClusterVersions().Delete(ctx, "version", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
@@ -148,8 +149,8 @@ func TestEraAcceptsOpenShift44AndNewer(t *testing.T) {
 	t.Parallel()
 	for _, version := range []string{"4.4.0", "4.21.0"} {
 		t.Run(version, func(t *testing.T) {
-			b := startBox(t, box.Options{Version: version})
-			if r := run(t, b, "", "kubectl-recover", "member", "status"); r.code != 0 || strings.Contains(r.stderr, "refusing") {
+			b := boxtest.StartBox(t, box.Options{Version: version})
+			if r := tools.Run(t, b, "", "kubectl-recover", "member", "status"); r.Code != 0 || strings.Contains(r.Stderr, "refusing") {
 				t.Errorf("member status on %s: %s", version, r)
 			}
 		})

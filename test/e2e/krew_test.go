@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // The release archive of the one platform that runs here, packaged by the
@@ -40,14 +42,14 @@ var (
 func releaseDist(t *testing.T) string {
 	t.Helper()
 	releaseOnce.Do(func() {
-		releaseDir = filepath.Join(binDir, "dist")
+		releaseDir = filepath.Join(tools.BinDir, "dist")
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 		defer cancel()
 		// The archive holds the plugin these tests built: compiling it
 		// again the release way (-trimpath) would double the build.
 		cmd := exec.CommandContext(ctx, "go", "run", "./hack/release", "-version", e2eVersion,
-			"-platforms", releasePlatform, "-dist", releaseDir, "-binary", filepath.Join(binDir, "kubectl-recover"))
-		cmd.Dir = repoRoot()
+			"-platforms", releasePlatform, "-dist", releaseDir, "-binary", filepath.Join(tools.BinDir, "kubectl-recover"))
+		cmd.Dir = boxtest.RepoRoot()
 		cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH=1795734081")
 		out, err := cmd.CombinedOutput()
 		releaseErr, releaseLog = err, string(out)
@@ -69,7 +71,7 @@ var (
 func krewTools(t *testing.T) string {
 	t.Helper()
 	krewOnce.Do(func() {
-		dir := filepath.Join(repoRoot(), "test", ".bin", "krew-"+krewVersion)
+		dir := filepath.Join(boxtest.RepoRoot(), "test", ".bin", "krew-"+krewVersion)
 		for name, pkg := range map[string]string{
 			"kubectl-krew":           "sigs.k8s.io/krew/cmd/krew",
 			"validate-krew-manifest": "sigs.k8s.io/krew/cmd/validate-krew-manifest",
@@ -99,36 +101,31 @@ func (e *buildError) Error() string {
 }
 
 // toolEnv is an environment for krew and kubectl: PATH holds exactly the
-// given directories (not binDir, whose kubectl-recover would be found
+// given directories (not tools.BinDir, whose kubectl-recover would be found
 // instead of krew's), a fresh HOME and the given variables.
 func toolEnv(t *testing.T, path []string, vars ...string) []string {
 	env := []string{"PATH=" + strings.Join(path, string(os.PathListSeparator)), "HOME=" + t.TempDir()}
 	return append(env, vars...)
 }
 
-func runTool(t *testing.T, env []string, name string, args ...string) result {
+func runTool(t *testing.T, env []string, name string, args ...string) boxtest.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = env
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
+	r, err := boxtest.Capture(cmd)
+	if err != nil {
 		t.Fatalf("%s %v: %v", name, args, err)
 	}
-	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+	return r
 }
 
-// kubectlDir holds only kubectl (linked from binDir), for a PATH without the
-// plugin on it.
+// kubectlDir holds only kubectl (linked from tools.BinDir), for a PATH
+// without the plugin on it.
 func kubectlDir(t *testing.T) string {
 	dir := t.TempDir()
-	if err := os.Symlink(filepath.Join(binDir, "kubectl"), filepath.Join(dir, "kubectl")); err != nil {
+	if err := os.Symlink(filepath.Join(tools.BinDir, "kubectl"), filepath.Join(dir, "kubectl")); err != nil {
 		t.Fatal(err)
 	}
 	return dir
@@ -165,7 +162,7 @@ func TestReleaseArchiveUnpacksAndRuns(t *testing.T) {
 	for _, name := range []string{"kubectl-recover", "oc-recover"} {
 		r := runTool(t, toolEnv(t, nil), filepath.Join(dir, name), "version", "-o", "json")
 		var v struct{ GitVersion, Platform string }
-		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &v) != nil || v.GitVersion != e2eVersion || v.Platform != releasePlatform {
+		if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &v) != nil || v.GitVersion != e2eVersion || v.Platform != releasePlatform {
 			t.Errorf("%s version -o json: %+v\n%s", name, v, r)
 		}
 	}
@@ -178,11 +175,11 @@ func TestReleaseArchiveUnpacksAndRuns(t *testing.T) {
 // platforms, placeholder sha256s: structure only) and, test-installing it with
 // the real kubectl krew, the manifest `make release` renders.
 func TestKrewManifestValidates(t *testing.T) {
-	tools := krewTools(t)
+	krewToolsDir := krewTools(t)
 	dist := releaseDist(t)
 
 	// validate-krew-manifest wants the file named after the plugin.
-	template, err := os.ReadFile(filepath.Join(repoRoot(), ".krew.yaml"))
+	template, err := os.ReadFile(filepath.Join(boxtest.RepoRoot(), ".krew.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,8 +187,8 @@ func TestKrewManifestValidates(t *testing.T) {
 	if err := os.WriteFile(templateCopy, template, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	env := toolEnv(t, []string{tools, kubectlDir(t)})
-	if r := runTool(t, env, filepath.Join(tools, "validate-krew-manifest"), "-manifest", templateCopy, "-skip-install"); r.code != 0 {
+	env := toolEnv(t, []string{krewToolsDir, kubectlDir(t)})
+	if r := runTool(t, env, filepath.Join(krewToolsDir, "validate-krew-manifest"), "-manifest", templateCopy, "-skip-install"); r.Code != 0 {
 		t.Fatalf("validate-krew-manifest .krew.yaml: %s", r)
 	}
 
@@ -210,8 +207,8 @@ func TestKrewManifestValidates(t *testing.T) {
 	if err := os.WriteFile(local, bytes.ReplaceAll(rendered, []byte(releaseURL), []byte(srv.URL)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := runTool(t, env, filepath.Join(tools, "validate-krew-manifest"), "-manifest", local)
-	if r.code != 0 || !strings.Contains(r.stdout+r.stderr, "all 1 spec.platforms installed fine") {
+	r := runTool(t, env, filepath.Join(krewToolsDir, "validate-krew-manifest"), "-manifest", local)
+	if r.Code != 0 || !strings.Contains(r.Stdout+r.Stderr, "all 1 spec.platforms installed fine") {
 		t.Fatalf("validate-krew-manifest (with installation): %s", r)
 	}
 }
@@ -220,18 +217,18 @@ func TestKrewManifestValidates(t *testing.T) {
 // into a fresh KREW_ROOT, $KREW_ROOT/bin on PATH; then kubectl finds the
 // plugin, and `kubectl krew uninstall` removes it again.
 func TestKrewInstallsThePlugin(t *testing.T) {
-	tools := krewTools(t)
+	krewToolsDir := krewTools(t)
 	dist := releaseDist(t)
 	krewRoot := t.TempDir()
 	krewBin := filepath.Join(krewRoot, "bin")
-	env := toolEnv(t, []string{kubectlDir(t), tools, krewBin}, "KREW_ROOT="+krewRoot, "KUBECONFIG="+shared.Kubeconfig)
+	env := toolEnv(t, []string{kubectlDir(t), krewToolsDir, krewBin}, "KREW_ROOT="+krewRoot, "KUBECONFIG="+shared.Kubeconfig)
 
 	r := runTool(t, env, "kubectl", "krew", "install",
 		"--manifest="+filepath.Join(dist, "recover.yaml"), "--archive="+filepath.Join(dist, releaseArchive))
-	if r.code != 0 || !strings.Contains(r.stderr, `Installed plugin: recover`) {
+	if r.Code != 0 || !strings.Contains(r.Stderr, `Installed plugin: recover`) {
 		t.Fatalf("kubectl krew install: %s", r)
 	}
-	if !strings.Contains(r.stderr, "cluster-admin") {
+	if !strings.Contains(r.Stderr, "cluster-admin") {
 		t.Errorf("krew did not show the manifest's caveats: %s", r)
 	}
 	link := filepath.Join(krewBin, "kubectl-recover")
@@ -247,29 +244,29 @@ func TestKrewInstallsThePlugin(t *testing.T) {
 		t.Fatalf("git init %s: %v\n%s", index, err, out)
 	}
 	r = runTool(t, env, "kubectl", "krew", "list")
-	if r.code != 0 || !strings.Contains(r.stdout, "recover") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "recover") {
 		t.Errorf("kubectl krew list: %s", r)
 	}
 	r = runTool(t, env, "kubectl", "plugin", "list")
-	if r.code != 0 || !strings.Contains(r.stdout, link) {
+	if r.Code != 0 || !strings.Contains(r.Stdout, link) {
 		t.Errorf("kubectl plugin list does not show %s: %s", link, r)
 	}
 	r = runTool(t, env, "kubectl", "recover", "version")
-	if r.code != 0 || !strings.Contains(r.stdout, "Version:    "+e2eVersion+"\n") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Version:    "+e2eVersion+"\n") {
 		t.Fatalf("kubectl recover version: %s", r)
 	}
 	r = runTool(t, env, "kubectl", "recover", "--help")
-	if r.code != 0 || !strings.Contains(r.stdout, "kubectl recover [command]") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "kubectl recover [command]") {
 		t.Errorf("kubectl recover --help: %s", r)
 	}
 	// The installed plugin reaches the cluster like any kubectl plugin.
 	r = runTool(t, env, "kubectl", "recover", "member", "status", "-o", "json")
-	if r.code != 0 || !strings.Contains(r.stdout, `"verdict"`) {
+	if r.Code != 0 || !strings.Contains(r.Stdout, `"verdict"`) {
 		t.Errorf("kubectl recover member status -o json: %s", r)
 	}
 
 	r = runTool(t, env, "kubectl", "krew", "uninstall", "recover")
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("kubectl krew uninstall: %s", r)
 	}
 	if _, err := os.Lstat(link); !os.IsNotExist(err) {
@@ -319,7 +316,7 @@ func TestLegacyPluginDescriptorRuns(t *testing.T) {
 		}
 		return n.Command
 	}
-	legacyRun := func(command string, args []string, vars ...string) result {
+	legacyRun := func(command string, args []string, vars ...string) boxtest.Result {
 		words := strings.Split(command, " ")
 		cmd := exec.Command(words[0], append(words[1:], args...)...)
 		cmd.Dir = pluginDir
@@ -328,31 +325,26 @@ func TestLegacyPluginDescriptorRuns(t *testing.T) {
 			"KUBECTL_PLUGINS_GLOBAL_FLAG_CONFIG=" + shared.Kubeconfig, "KUBECTL_PLUGINS_GLOBAL_FLAG_LOGLEVEL=0",
 			"KUBECTL_PLUGINS_GLOBAL_FLAG_MATCH_SERVER_VERSION=false",
 			"KUBECTL_PLUGINS_LOCAL_FLAG_YES=false", "KUBECTL_PLUGINS_LOCAL_FLAG_TIMEOUT=30m0s"}, vars...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
+		r, err := boxtest.Capture(cmd)
+		if err != nil {
 			t.Fatalf("%s: %v", command, err)
 		}
-		return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
+		return r
 	}
 
 	// `oc plugin recover member status -o json`, the kubeconfig from oc's --config
 	r := legacyRun(find("member", "status"), nil, "KUBECTL_PLUGINS_LOCAL_FLAG_OUTPUT=json")
-	if r.code != 0 || !strings.Contains(r.stdout, `"verdict"`) {
+	if r.Code != 0 || !strings.Contains(r.Stdout, `"verdict"`) {
 		t.Errorf("member status: %s", r)
 	}
 	// `oc plugin recover backup list <dir>`: a positional argument
 	r = legacyRun(find("backup", "list"), []string{t.TempDir()}, "KUBECTL_PLUGINS_LOCAL_FLAG_OUTPUT=yaml")
-	if r.code != 0 || r.stdout != "[]\n" {
+	if r.Code != 0 || r.Stdout != "[]\n" {
 		t.Errorf("backup list -o yaml of an empty directory: %s", r)
 	}
 	// help names the command the way the user typed it
 	r = legacyRun(find("version"), []string{"--help"})
-	if r.code != 0 || !strings.Contains(r.stdout, "oc plugin recover version") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "oc plugin recover version") {
 		t.Errorf("version --help: %s", r)
 	}
 }

@@ -10,20 +10,20 @@ import (
 // kubectl finds the plugin on PATH, and the plugin names itself after how
 // it was invoked.
 func TestKubectlPluginListFindsThePlugin(t *testing.T) {
-	r := run(t, shared, "", "kubectl", "plugin", "list")
-	if r.code != 0 || !strings.Contains(r.stdout, filepath.Join(binDir, "kubectl-recover")) {
+	r := tools.Run(t, shared, "", "kubectl", "plugin", "list")
+	if r.Code != 0 || !strings.Contains(r.Stdout, filepath.Join(tools.BinDir, "kubectl-recover")) {
 		t.Fatalf("kubectl plugin list does not show kubectl-recover: %s", r)
 	}
-	r = run(t, shared, "", "kubectl", "recover", "--help")
-	if r.code != 0 || !strings.Contains(r.stdout, "kubectl recover") {
+	r = tools.Run(t, shared, "", "kubectl", "recover", "--help")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "kubectl recover") {
 		t.Fatalf("kubectl recover --help: %s", r)
 	}
-	r = run(t, shared, "", "kubectl", "recover", "version")
-	if r.code != 0 || !strings.Contains(r.stdout, "Version:    "+e2eVersion+"\n") {
+	r = tools.Run(t, shared, "", "kubectl", "recover", "version")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Version:    "+e2eVersion+"\n") {
 		t.Fatalf("kubectl recover version: %s", r)
 	}
-	r = run(t, shared, "", "oc-recover", "--help")
-	if r.code != 0 || !strings.Contains(r.stdout, "oc recover") {
+	r = tools.Run(t, shared, "", "oc-recover", "--help")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "oc recover") {
 		t.Fatalf("oc-recover --help does not say oc recover: %s", r)
 	}
 }
@@ -36,19 +36,19 @@ func TestKubectlCompletesThePlugin(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "kubectl_complete-recover"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	env := toolEnv(t, []string{dir, binDir, "/usr/bin", "/bin"}, "KUBECONFIG="+shared.Kubeconfig)
-	r := runTool(t, env, filepath.Join(binDir, "kubectl"), "__complete", "recover", "")
+	env := toolEnv(t, []string{dir, tools.BinDir, "/usr/bin", "/bin"}, "KUBECONFIG="+shared.Kubeconfig)
+	r := runTool(t, env, filepath.Join(tools.BinDir, "kubectl"), "__complete", "recover", "")
 	for _, want := range []string{"backup\t", "member\t", "completion\t"} {
-		if r.code != 0 || !strings.Contains(r.stdout, want) {
+		if r.Code != 0 || !strings.Contains(r.Stdout, want) {
 			t.Errorf("kubectl __complete recover '' lacks %q: %s", want, r)
 		}
 	}
-	r = runTool(t, env, filepath.Join(binDir, "kubectl"), "__complete", "recover", "backup", "--keep-")
-	if r.code != 0 || !strings.Contains(r.stdout, "--keep-on-node") {
+	r = runTool(t, env, filepath.Join(tools.BinDir, "kubectl"), "__complete", "recover", "backup", "--keep-")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "--keep-on-node") {
 		t.Errorf("kubectl __complete recover backup --keep-: %s", r)
 	}
-	r = run(t, shared, "", "kubectl", "recover", "completion", "bash")
-	if r.code != 0 || !strings.Contains(r.stdout, "__start_kubectl-recover") {
+	r = tools.Run(t, shared, "", "kubectl", "recover", "completion", "bash")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "__start_kubectl-recover") {
 		t.Errorf("kubectl recover completion bash: %.500s", r)
 	}
 }

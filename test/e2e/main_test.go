@@ -3,23 +3,18 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 var (
-	// binDir holds the built kubectl-recover, oc-recover and kubectl.
-	binDir string
+	// tools runs the kubectl-recover, oc-recover and kubectl TestMain built.
+	tools boxtest.Tools
 	// shared is a box for tests that do not change the cluster's health.
 	shared *box.Box
 )
@@ -29,25 +24,13 @@ func TestMain(m *testing.M) {
 }
 
 func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "oc-recover-e2e-bin-")
+	suite, err := boxtest.StartSuite("oc-recover-e2e-bin-", buildBinaries)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	binDir = dir
-	if err := buildBinaries(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	shared, err = box.Start(ctx, box.Options{Workers: 1})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start the cluster-in-a-box:", err)
-		return 1
-	}
-	defer shared.Stop()
+	defer suite.Stop()
+	tools, shared = suite.Tools, suite.Shared
 	return m.Run()
 }
 
@@ -64,79 +47,14 @@ const e2eVersion = "v9.9.9-e2e"
 // its archive. (Release builds add -trimpath, which would compile them all
 // again.)
 func buildBinaries(dir string) error {
-	builds := []struct {
-		dir  string
-		env  []string
-		args []string
-	}{
-		{repoRoot(), []string{"CGO_ENABLED=0"}, []string{"build", "-buildvcs=false",
-			"-ldflags", "-X github.com/oc-recover/oc-recover/pkg/version.gitVersion=" + e2eVersion,
-			"-o", filepath.Join(dir, "kubectl-recover"), "./cmd/oc-recover"}},
-		{"", nil, []string{"build", "-o", filepath.Join(dir, "kubectl"), "k8s.io/kubernetes/cmd/kubectl"}},
+	err := boxtest.GoBuild(boxtest.RepoRoot(), []string{"CGO_ENABLED=0"}, "build", "-buildvcs=false",
+		"-ldflags", "-X github.com/oc-recover/oc-recover/pkg/version.gitVersion="+e2eVersion,
+		"-o", filepath.Join(dir, "kubectl-recover"), "./cmd/oc-recover")
+	if err != nil {
+		return err
 	}
-	for _, b := range builds {
-		cmd := exec.Command("go", b.args...)
-		cmd.Dir = b.dir
-		cmd.Env = append(os.Environ(), b.env...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("go %s: %v\n%s", strings.Join(b.args, " "), err, out)
-		}
+	if err := boxtest.BuildKubectl(dir); err != nil {
+		return err
 	}
 	return os.Link(filepath.Join(dir, "kubectl-recover"), filepath.Join(dir, "oc-recover"))
-}
-
-// repoRoot is the plugin's repository, the parent of the test module.
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
-}
-
-// result is what a command printed and how it exited.
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-}
-
-// run runs a program from binDir (or PATH) with the box's kubeconfig, the
-// way a user's shell would, and a bounded time.
-func run(t *testing.T, b *box.Box, stdin string, name string, args ...string) result {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	path := name
-	if _, err := os.Stat(filepath.Join(binDir, name)); err == nil {
-		path = filepath.Join(binDir, name)
-	}
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+b.Kubeconfig, "PATH="+binDir+":"+os.Getenv("PATH"), "HOME="+t.TempDir())
-	cmd.Stdin = strings.NewReader(stdin)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else {
-			t.Fatalf("%s %v: %v", name, args, err)
-		}
-	}
-	return result{stdout: stdout.String(), stderr: stderr.String(), code: code}
-}
-
-// startBox starts a box of the test's own, for tests that break it.
-func startBox(t *testing.T, opts box.Options) *box.Box {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	b, err := box.Start(ctx, opts)
-	if err != nil {
-		t.Fatalf("start the cluster-in-a-box: %v", err)
-	}
-	t.Cleanup(b.Stop)
-	return b
 }

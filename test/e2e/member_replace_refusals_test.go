@@ -15,6 +15,7 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // clusterState is what a refused replacement must leave exactly as it was:
@@ -77,8 +78,8 @@ func membership(t *testing.T, b *box.Box) string {
 func refuse(t *testing.T, b *box.Box, code int, want string, args ...string) {
 	t.Helper()
 	before := clusterState(t, b)
-	r := run(t, b, "", "kubectl-recover", append([]string{"member", "replace"}, args...)...)
-	if r.code != code || !strings.Contains(r.stdout+r.stderr, want) {
+	r := tools.Run(t, b, "", "kubectl-recover", append([]string{"member", "replace"}, args...)...)
+	if r.Code != code || !strings.Contains(r.Stdout+r.Stderr, want) {
 		t.Errorf("member replace %v: want exit %d saying %q:\n%s", args, code, want, r)
 	}
 	if after := clusterState(t, b); after != before {
@@ -103,10 +104,10 @@ func TestMemberReplaceRefusesOnAHealthyCluster(t *testing.T) {
 // quorum lost. The dry run shows the plan and changes nothing.
 func TestMemberReplaceRefusals(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx := context.Background()
 	backups := t.TempDir()
-	if r := run(t, b, "", "kubectl-recover", "backup", "--output-dir", filepath.Join(backups, "b1")); r.code != 0 {
+	if r := tools.Run(t, b, "", "kubectl-recover", "backup", "--output-dir", filepath.Join(backups, "b1")); r.Code != 0 {
 		t.Fatalf("backup: %s", r)
 	}
 	// An etcd member that matches no node (a learner nobody started, added while
@@ -126,7 +127,7 @@ func TestMemberReplaceRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stopMachineAndWait(t, b, "master-0")
+	boxtest.StopMachineAndWait(t, b, "master-0")
 
 	refuse(t, b, 1, "no backup of cluster", "master-0", "--backup-dir", t.TempDir())
 	// The same backup, made two days old.
@@ -143,13 +144,13 @@ func TestMemberReplaceRefusals(t *testing.T) {
 
 	// The dry run: the plan, nothing changed.
 	before := clusterState(t, b)
-	r := run(t, b, "", "kubectl-recover", "member", "replace", "master-0", "--backup-dir", backups, "--max-backup-age", "72h", "--dry-run")
-	if r.code != 0 {
+	r := tools.Run(t, b, "", "kubectl-recover", "member", "replace", "master-0", "--backup-dir", backups, "--max-backup-age", "72h", "--dry-run")
+	if r.Code != 0 {
 		t.Fatalf("dry run: %s", r)
 	}
 	for _, want := range []string{"Plan (dry run, nothing changed):", "MachineNotRunning", "etcd member remove", "delete secret -n openshift-etcd etcd-peer-master-0 etcd-serving-master-0 etcd-serving-metrics-master-0",
 		"useUnsupportedUnsafeNonHANonProductionUnstableEtcd", "delete machine -n openshift-machine-api " + b.InfraID + "-master-0", "create machine -n openshift-machine-api " + b.InfraID + "-master-3", "wait for phase Running"} {
-		if !strings.Contains(r.stdout, want) {
+		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("dry run does not show %q:\n%s", want, r)
 		}
 	}
@@ -159,7 +160,7 @@ func TestMemberReplaceRefusals(t *testing.T) {
 
 	// On a terminal it asks first; anything but yes changes nothing.
 	r = runOnTerminal(t, b, "no\n", "member", "replace", "master-0", "--backup-dir", backups, "--max-backup-age", "72h")
-	if r.code != 1 || !strings.Contains(r.stdout, "Replace the etcd member of master-0?") || !strings.Contains(r.stdout, "not confirmed; nothing changed") {
+	if r.Code != 1 || !strings.Contains(r.Stdout, "Replace the etcd member of master-0?") || !strings.Contains(r.Stdout, "not confirmed; nothing changed") {
 		t.Errorf("member replace on a terminal, answered no: %s", r)
 	}
 	if after := clusterState(t, b); after != before {
@@ -196,8 +197,8 @@ func TestMemberReplaceRefusals(t *testing.T) {
 	stopCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	_ = b.StopMachine(stopCtx, "master-1") // its Node update fails without quorum
 	cancel()
-	r = run(t, b, "", "kubectl-recover", "member", "replace", "master-0", "--force", "--timeout", "60s")
-	if r.code != 1 || !strings.Contains(r.stderr, "restore the cluster from a backup") {
+	r = tools.Run(t, b, "", "kubectl-recover", "member", "replace", "master-0", "--force", "--timeout", "60s")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "restore the cluster from a backup") {
 		t.Errorf("member replace without quorum: want exit 1 pointing to a restore:\n%s", r)
 	}
 	if after := membership(t, b); after != before {
@@ -209,7 +210,7 @@ func TestMemberReplaceRefusals(t *testing.T) {
 // refused — the redeployment that follows restarts each member in turn.
 func TestMemberReplaceRefusesWithTwoUnhealthyMembers(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{Masters: 5})
+	b := boxtest.StartBox(t, box.Options{Masters: 5})
 	ctx := context.Background()
 	for _, n := range []string{"master-3", "master-4"} {
 		if err := b.StopMachine(ctx, n); err != nil {

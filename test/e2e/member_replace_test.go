@@ -22,6 +22,7 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/member"
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // replaced is the end state of a replacement, in terms that do not depend
@@ -145,7 +146,7 @@ func wantMachineReplaced() replaced {
 // memberIDOf is node's member ID as member status shows it, "" when none.
 func memberIDOf(t *testing.T, b *box.Box, node string) string {
 	t.Helper()
-	if id, ok := memberIDs(t, b)[node]; ok {
+	if id, ok := boxtest.MemberIDs(t, b)[node]; ok {
 		return hexID(id)
 	}
 	return ""
@@ -157,19 +158,19 @@ func memberIDOf(t *testing.T, b *box.Box, node string) string {
 // etcd rollout, and ends with three healthy members and the guard back.
 func TestMemberReplaceReplacesTheMachine(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx := context.Background()
-	stopMachineAndWait(t, b, "master-0")
+	boxtest.StopMachineAndWait(t, b, "master-0")
 	oldID := memberIDOf(t, b, "master-0")
 	backups := t.TempDir()
 
-	r := run(t, b, "", "kubectl-recover", "member", "replace", "master-0", "--backup", "--backup-dir", backups, "--yes", "--timeout", "4m")
-	if r.code != 0 {
+	r := tools.Run(t, b, "", "kubectl-recover", "member", "replace", "master-0", "--backup", "--backup-dir", backups, "--yes", "--timeout", "4m")
+	if r.Code != 0 {
 		t.Fatalf("member replace: %s", r)
 	}
 	for _, want := range []string{"MachineNotRunning", "Backup: " + backups, "member " + oldID + " removed", "secret openshift-etcd/etcd-peer-master-0 deleted",
 		"machine " + b.InfraID + "-master-3 created", "phase Running", "put back", "The etcd member of master-0 was replaced"} {
-		if !strings.Contains(r.stdout, want) {
+		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("the output does not say %q:\n%s", want, r)
 		}
 	}
@@ -188,7 +189,7 @@ func TestMemberReplaceReplacesTheMachine(t *testing.T) {
 		t.Errorf("--backup made %d backups in %s", len(entries), backups)
 	}
 	rep, sr := memberStatus(t, b)
-	if sr.code != 0 || rep.Verdict != member.VerdictHealthy {
+	if sr.Code != 0 || rep.Verdict != member.VerdictHealthy {
 		t.Errorf("member status after the replacement: %s", sr)
 	}
 }
@@ -199,10 +200,10 @@ func TestMemberReplaceReplacesTheMachine(t *testing.T) {
 // healthy member, and the quorum guard is back as it was.
 func TestMemberReplaceRebuildsACrashloopingMember(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx := context.Background()
 	backups := t.TempDir()
-	if r := run(t, b, "", "kubectl-recover", "backup", "--output-dir", filepath.Join(backups, "b1")); r.code != 0 {
+	if r := tools.Run(t, b, "", "kubectl-recover", "backup", "--output-dir", filepath.Join(backups, "b1")); r.Code != 0 {
 		t.Fatalf("backup: %s", r)
 	}
 	if err := b.CrashLoopEtcd("master-1", true); err != nil {
@@ -212,13 +213,13 @@ func TestMemberReplaceRebuildsACrashloopingMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldID := memberIDOf(t, b, "master-1")
-	r := run(t, b, "", "kubectl-recover", "member", "replace", "master-1", "--backup-dir", backups, "--yes", "--timeout", "4m")
-	if r.code != 0 {
+	r := tools.Run(t, b, "", "kubectl-recover", "member", "replace", "master-1", "--backup-dir", backups, "--yes", "--timeout", "4m")
+	if r.Code != 0 {
 		t.Fatalf("member replace: %s", r)
 	}
 	for _, want := range []string{"EtcdPodCrashlooping", "moved /etc/kubernetes/manifests/etcd-pod.yaml to /var/lib/etcd-backup/etcd-pod.yaml", "moved /var/lib/etcd to /tmp/etcd",
 		"member " + oldID + " removed", "forcing a redeployment", "3 members, all healthy"} {
-		if !strings.Contains(r.stdout, want) {
+		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("the output does not say %q:\n%s", want, r)
 		}
 	}
@@ -258,7 +259,7 @@ func runUntil(t *testing.T, b *box.Box, at func(line string) bool, sig syscall.S
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "kubectl-recover"), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(tools.BinDir, "kubectl-recover"), args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+b.Kubeconfig, "HOME="+t.TempDir())
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -299,9 +300,9 @@ func runUntil(t *testing.T, b *box.Box, at func(line string) bool, sig syscall.S
 // record stays, and the next run lifts the guard again.
 func TestMemberReplaceResumesAfterEveryInterruption(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx := context.Background()
-	stopMachineAndWait(t, b, "master-0")
+	boxtest.StopMachineAndWait(t, b, "master-0")
 	args := []string{"member", "replace", "master-0", "--force", "--yes", "--timeout", "3m"}
 
 	// record, remove, secrets, guard, delete machine, create machine,
@@ -332,8 +333,8 @@ func TestMemberReplaceResumesAfterEveryInterruption(t *testing.T) {
 		}
 	}
 	if !completed {
-		r := run(t, b, "", "kubectl-recover", args...)
-		if r.code != 0 || !strings.Contains(r.stdout, "Resuming the replacement") {
+		r := tools.Run(t, b, "", "kubectl-recover", args...)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "Resuming the replacement") {
 			t.Fatalf("the last run: %s", r)
 		}
 	}
@@ -351,21 +352,21 @@ func TestMemberReplaceResumesAfterEveryInterruption(t *testing.T) {
 // has built it and deleted the old Node, it finishes.
 func TestMemberReplaceStopsForAUserProvisionedHostAndContinues(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{UserProvisioned: true})
+	b := boxtest.StartBox(t, box.Options{UserProvisioned: true})
 	ctx := context.Background()
-	stopMachineAndWait(t, b, "master-0")
+	boxtest.StopMachineAndWait(t, b, "master-0")
 	oldID := memberIDOf(t, b, "master-0")
 	args := []string{"member", "replace", "master-0", "--force", "--yes", "--timeout", "3m"}
 
-	r := run(t, b, "", "kubectl-recover", args...)
-	if r.code != 3 || !strings.Contains(r.stdout, "does not manage master-0") || !strings.Contains(r.stdout, "member "+oldID+" removed") || !strings.Contains(r.stdout, "run `kubectl recover member replace master-0` again") {
+	r := tools.Run(t, b, "", "kubectl-recover", args...)
+	if r.Code != 3 || !strings.Contains(r.Stdout, "does not manage master-0") || !strings.Contains(r.Stdout, "member "+oldID+" removed") || !strings.Contains(r.Stdout, "run `kubectl recover member replace master-0` again") {
 		t.Fatalf("the first run must stop with exit 3 after removing the member: %s", r)
 	}
 	if id := memberIDOf(t, b, "master-0"); id != "" {
 		t.Fatalf("master-0's member %s is still there", id)
 	}
-	r = run(t, b, "", "kubectl-recover", args...)
-	if r.code != 3 || !strings.Contains(r.stdout, "Resuming") {
+	r = tools.Run(t, b, "", "kubectl-recover", args...)
+	if r.Code != 3 || !strings.Contains(r.Stdout, "Resuming") {
 		t.Fatalf("without a new host the re-run must stop again: %s", r)
 	}
 	// While it is in progress, no other replacement starts, and the one in
@@ -380,8 +381,8 @@ func TestMemberReplaceStopsForAUserProvisionedHostAndContinues(t *testing.T) {
 	if err := b.Kube.CoreV1().Nodes().Delete(ctx, "master-0", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	r = run(t, b, "", "kubectl-recover", args...)
-	if r.code != 0 || !strings.Contains(r.stdout, "3 members, all healthy") {
+	r = tools.Run(t, b, "", "kubectl-recover", args...)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "3 members, all healthy") {
 		t.Fatalf("with the new host the replacement must finish: %s", r)
 	}
 	got := endState(t, b)
@@ -396,7 +397,7 @@ func TestMemberReplaceStopsForAUserProvisionedHostAndContinues(t *testing.T) {
 // and the next run ends as an uninterrupted one.
 func TestMemberReplaceCrashloopResumes(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx := context.Background()
 	if err := b.CrashLoopEtcd("master-2", true); err != nil {
 		t.Fatal(err)
@@ -415,8 +416,8 @@ func TestMemberReplaceCrashloopResumes(t *testing.T) {
 	if out, sent := runUntilStep(t, b, 3, syscall.SIGKILL, args...); !sent {
 		t.Fatalf("the re-run never reached the member removal:\n%s", out)
 	}
-	r := run(t, b, "", "kubectl-recover", args...)
-	if r.code != 0 || !strings.Contains(r.stdout, "Resuming") {
+	r := tools.Run(t, b, "", "kubectl-recover", args...)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Resuming") {
 		t.Fatalf("the last run: %s", r)
 	}
 	if newID := memberIDOf(t, b, "master-2"); newID == "" || newID == oldID {

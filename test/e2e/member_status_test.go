@@ -8,13 +8,14 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/member"
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
-func memberStatus(t *testing.T, b *box.Box) (*member.Report, result) {
+func memberStatus(t *testing.T, b *box.Box) (*member.Report, boxtest.Result) {
 	t.Helper()
-	r := run(t, b, "", "kubectl-recover", "member", "status", "-o", "json")
+	r := tools.Run(t, b, "", "kubectl-recover", "member", "status", "-o", "json")
 	var rep member.Report
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
 		t.Fatalf("member status -o json: %v\n%s", err, r)
 	}
 	return &rep, r
@@ -23,7 +24,7 @@ func memberStatus(t *testing.T, b *box.Box) (*member.Report, result) {
 // On a healthy cluster every member is Healthy, with its real ID and URLs.
 func TestMemberStatusHealthy(t *testing.T) {
 	rep, r := memberStatus(t, shared)
-	if r.code != 0 || rep.Verdict != member.VerdictHealthy || len(rep.Members) != 3 || len(rep.ExtraMembers) != 0 {
+	if r.Code != 0 || rep.Verdict != member.VerdictHealthy || len(rep.Members) != 3 || len(rep.ExtraMembers) != 0 {
 		t.Fatalf("member status on a healthy cluster: %+v\n%s", rep, r)
 	}
 	cli, err := shared.EtcdClient()
@@ -47,14 +48,14 @@ func TestMemberStatusHealthy(t *testing.T) {
 			t.Errorf("%s: member %s %v, etcd says %s", s.Node, s.MemberID, s.ClientURLs, ids[s.Node])
 		}
 	}
-	r = run(t, shared, "", "kubectl-recover", "member", "status")
-	if r.code != 0 || !strings.Contains(r.stdout, "Verdict: Healthy") || !strings.Contains(r.stdout, "etcd operator: 3 members are available") {
+	r = tools.Run(t, shared, "", "kubectl-recover", "member", "status")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Verdict: Healthy") || !strings.Contains(r.Stdout, "etcd operator: 3 members are available") {
 		t.Errorf("member status table: %s", r)
 	}
-	if r.stderr != "" {
-		t.Errorf("member status printed to stderr on a healthy cluster (client-go noise?): %s", r.stderr)
+	if r.Stderr != "" {
+		t.Errorf("member status printed to stderr on a healthy cluster (client-go noise?): %s", r.Stderr)
 	}
-	if r := run(t, shared, "", "kubectl-recover", "member", "status", "-o", "wide"); r.code != 2 {
+	if r := tools.Run(t, shared, "", "kubectl-recover", "member", "status", "-o", "wide"); r.Code != 2 {
 		t.Errorf("member status -o wide: want exit 2: %s", r)
 	}
 }
@@ -64,11 +65,11 @@ func TestMemberStatusHealthy(t *testing.T) {
 // crash-looping etcd pod (step 3) are told apart, and the verdict names the procedure; exit 3.
 func TestMemberStatusDiagnosesTheUnhealthyMember(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx := context.Background()
-	stopMachineAndWait(t, b, "master-1")
+	boxtest.StopMachineAndWait(t, b, "master-1")
 	rep, r := memberStatus(t, b)
-	if r.code != 3 || rep.Verdict != member.VerdictReplaceMember || rep.Target != "master-1" || !strings.Contains(rep.Procedure, `2.4.1 "Replacing an unhealthy etcd member whose machine is not running or whose node is not ready"`) {
+	if r.Code != 3 || rep.Verdict != member.VerdictReplaceMember || rep.Target != "master-1" || !strings.Contains(rep.Procedure, `2.4.1 "Replacing an unhealthy etcd member whose machine is not running or whose node is not ready"`) {
 		t.Fatalf("stopped machine: %+v\n%s", rep, r)
 	}
 	for _, s := range rep.Members {
@@ -97,7 +98,7 @@ func TestMemberStatusDiagnosesTheUnhealthyMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, r = memberStatus(t, b)
-	if r.code != 3 || rep.Verdict != member.VerdictReplaceMember || rep.Target != "master-2" || !strings.Contains(rep.Procedure, `2.4.2 "Replacing an unhealthy etcd member whose etcd pod is crashlooping"`) {
+	if r.Code != 3 || rep.Verdict != member.VerdictReplaceMember || rep.Target != "master-2" || !strings.Contains(rep.Procedure, `2.4.2 "Replacing an unhealthy etcd member whose etcd pod is crashlooping"`) {
 		t.Fatalf("crash-looping etcd: %+v\n%s", rep, r)
 	}
 	for _, s := range rep.Members {
@@ -105,8 +106,8 @@ func TestMemberStatusDiagnosesTheUnhealthyMember(t *testing.T) {
 			t.Errorf("master-2: %+v", s)
 		}
 	}
-	r = run(t, b, "", "kubectl-recover", "member", "status")
-	if r.code != 3 || !strings.Contains(r.stdout, "Verdict: ReplaceMember master-2") || !strings.Contains(r.stdout, "CrashLoopBackOff") {
+	r = tools.Run(t, b, "", "kubectl-recover", "member", "status")
+	if r.Code != 3 || !strings.Contains(r.Stdout, "Verdict: ReplaceMember master-2") || !strings.Contains(r.Stdout, "CrashLoopBackOff") {
 		t.Errorf("member status table: %s", r)
 	}
 }

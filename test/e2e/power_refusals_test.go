@@ -10,19 +10,20 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/power"
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // Every refusal leaves the cluster as it was: no shutdown scheduled on any
 // host, no debug namespace left.
 func TestShutdownRefusals(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{Workers: 1, MinuteScale: time.Second})
+	b := boxtest.StartBox(t, box.Options{Workers: 1, MinuteScale: time.Second})
 	ctx := context.Background()
 	backupDir := t.TempDir()
 
 	t.Run("no backup", func(t *testing.T) {
-		r := run(t, b, "", "kubectl-recover", "shutdown", "--backup-dir", backupDir, "--yes")
-		if r.code != 1 || !strings.Contains(r.stderr, "refusing, nothing was done: no backup of cluster "+b.ClusterID) {
+		r := tools.Run(t, b, "", "kubectl-recover", "shutdown", "--backup-dir", backupDir, "--yes")
+		if r.Code != 1 || !strings.Contains(r.Stderr, "refusing, nothing was done: no backup of cluster "+b.ClusterID) {
 			t.Fatalf("shutdown without a backup: %s", r)
 		}
 		assertNothingScheduled(t, b)
@@ -42,23 +43,23 @@ func TestShutdownRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 			// --force: the backup is not what this is about; the signer is checked first anyway.
-			r := run(t, b, "", "kubectl-recover", "shutdown", "--force", "--yes")
+			r := tools.Run(t, b, "", "kubectl-recover", "shutdown", "--force", "--yes")
 			expiry := soon.UTC().Format(time.RFC3339)
-			if r.code != 1 || !strings.Contains(r.stderr, "refusing, nothing was done") || !strings.Contains(r.stderr, "expires at "+expiry) ||
-				!strings.Contains(r.stdout, "expires "+expiry) {
+			if r.Code != 1 || !strings.Contains(r.Stderr, "refusing, nothing was done") || !strings.Contains(r.Stderr, "expires at "+expiry) ||
+				!strings.Contains(r.Stdout, "expires "+expiry) {
 				t.Fatalf("annotated %v: shutdown with the signer expiring in 10 days, default --restart-by: %s", annotated, r)
 			}
-			if !strings.Contains(r.stdout, "from its certificate") {
+			if !strings.Contains(r.Stdout, "from its certificate") {
 				t.Errorf("annotated %v: the expiry is not read from the certificate: %s", annotated, r)
 			}
 			assertNothingScheduled(t, b)
-			r = run(t, b, "", "kubectl-recover", "shutdown", "--force", "--restart-by", "12d", "--yes")
-			if r.code != 1 || !strings.Contains(r.stderr, "expires at "+expiry) {
+			r = tools.Run(t, b, "", "kubectl-recover", "shutdown", "--force", "--restart-by", "12d", "--yes")
+			if r.Code != 1 || !strings.Contains(r.Stderr, "expires at "+expiry) {
 				t.Errorf("--restart-by 12d: %s", r)
 			}
 			// A restart before the expiry passes the check (dry run: nothing done).
-			r = run(t, b, "", "kubectl-recover", "shutdown", "--force", "--restart-by", "9d", "--dry-run")
-			if r.code != 0 || !strings.Contains(r.stdout, "Plan (dry run, nothing changed)") {
+			r = tools.Run(t, b, "", "kubectl-recover", "shutdown", "--force", "--restart-by", "9d", "--dry-run")
+			if r.Code != 0 || !strings.Contains(r.Stdout, "Plan (dry run, nothing changed)") {
 				t.Errorf("--restart-by 9d --dry-run: %s", r)
 			}
 		}
@@ -76,12 +77,12 @@ func TestShutdownRefusals(t *testing.T) {
 				t.Fatal(err)
 			}
 		}()
-		r := run(t, b, "", "kubectl-recover", "shutdown", "--force", "--pod-start-timeout", "4s", "--yes", "-o", "json")
+		r := tools.Run(t, b, "", "kubectl-recover", "shutdown", "--force", "--pod-start-timeout", "4s", "--yes", "-o", "json")
 		var rep power.ShutdownReport
-		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+		if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
 			t.Fatalf("%v: %s", err, r)
 		}
-		if r.code != 1 || !strings.Contains(r.stderr, "no debug pod could start on worker-0, so no shutdown was scheduled on any node") || rep.Scheduled != 0 {
+		if r.Code != 1 || !strings.Contains(r.Stderr, "no debug pod could start on worker-0, so no shutdown was scheduled on any node") || rep.Scheduled != 0 {
 			t.Fatalf("shutdown with worker-0's kubelet stopped: %s", r)
 		}
 		for _, n := range rep.Nodes {
@@ -103,17 +104,17 @@ func TestShutdownRefusals(t *testing.T) {
 	})
 
 	t.Run("dry run and no at the prompt", func(t *testing.T) {
-		r := run(t, b, "", "kubectl-recover", "shutdown", "--force", "--dry-run")
-		if r.code != 0 || !strings.Contains(r.stdout, "on the 1 worker node(s), run `chroot /host shutdown -h 1`: worker-0") ||
-			!strings.Contains(r.stdout, "on the 3 control-plane node(s), run `chroot /host shutdown -h 1`: master-0, master-1, master-2") ||
-			!strings.Contains(r.stdout, "WARNING: --force: no backup") {
+		r := tools.Run(t, b, "", "kubectl-recover", "shutdown", "--force", "--dry-run")
+		if r.Code != 0 || !strings.Contains(r.Stdout, "on the 1 worker node(s), run `chroot /host shutdown -h 1`: worker-0") ||
+			!strings.Contains(r.Stdout, "on the 3 control-plane node(s), run `chroot /host shutdown -h 1`: master-0, master-1, master-2") ||
+			!strings.Contains(r.Stdout, "WARNING: --force: no backup") {
 			t.Errorf("dry run: %s", r)
 		}
-		if i, j := strings.Index(r.stdout, "worker node(s)"), strings.Index(r.stdout, "control-plane node(s)"); i < 0 || j < i {
+		if i, j := strings.Index(r.Stdout, "worker node(s)"), strings.Index(r.Stdout, "control-plane node(s)"); i < 0 || j < i {
 			t.Errorf("the plan does not put the workers first: %s", r)
 		}
 		r = runOnTerminal(t, b, "n\n", "shutdown", "--force")
-		if r.code != 1 || !strings.Contains(r.stdout, "Shut down all 4 nodes of this cluster? [y/N]") || !strings.Contains(r.stdout, "not confirmed; nothing was done") {
+		if r.Code != 1 || !strings.Contains(r.Stdout, "Shut down all 4 nodes of this cluster? [y/N]") || !strings.Contains(r.Stdout, "not confirmed; nothing was done") {
 			t.Errorf("answered no: %s", r)
 		}
 		assertNothingScheduled(t, b)
@@ -125,7 +126,7 @@ func TestShutdownRefusals(t *testing.T) {
 
 	t.Run("usage errors", func(t *testing.T) {
 		for _, args := range [][]string{{"--restart-by", "whenever"}, {"--restart-by", "2001-01-01T00:00:00Z"}, {"--max-backup-age", "0s"}} {
-			if r := run(t, b, "", "kubectl-recover", append([]string{"shutdown", "--force"}, args...)...); r.code != 2 {
+			if r := tools.Run(t, b, "", "kubectl-recover", append([]string{"shutdown", "--force"}, args...)...); r.Code != 2 {
 				t.Errorf("%v: %s", args, r)
 			}
 		}

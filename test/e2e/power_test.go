@@ -26,6 +26,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/csr/csrtest"
 	"github.com/oc-recover/oc-recover/pkg/power"
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // ---- helpers ----
@@ -64,7 +65,7 @@ func clusterReady(t *testing.T, b *box.Box) (notReady, badOperators []string) {
 		t.Fatal(err)
 	}
 	for i := range nodes.Items {
-		if nodeReady(&nodes.Items[i]) != corev1.ConditionTrue {
+		if boxtest.NodeReady(&nodes.Items[i]) != corev1.ConditionTrue {
 			notReady = append(notReady, nodes.Items[i].Name)
 		}
 	}
@@ -144,7 +145,7 @@ func waitNoDebugNamespaces(t *testing.T, b *box.Box) {
 // certificate approve.
 func TestStartupBoxKubeletAsksForCertificatesThroughCSRs(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{OperatorSettle: time.Second})
+	b := boxtest.StartBox(t, box.Options{OperatorSettle: time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if _, bad := clusterReady(t, b); len(bad) != 0 || len(box.ClusterOperatorNames) < 30 {
@@ -222,7 +223,7 @@ func TestStartupBoxKubeletAsksForCertificatesThroughCSRs(t *testing.T) {
 		t.Errorf("serving CSR names %v %v", req.DNSNames, req.IPAddresses)
 	}
 	time.Sleep(time.Second)
-	assertNodeReady(t, b, "master-2", corev1.ConditionUnknown)
+	boxtest.AssertNodeReady(t, b, "master-2", corev1.ConditionUnknown)
 	approve(serving)
 	err = box.WaitFor(ctx, 30*time.Second, "master-2 Ready and every operator recovered", func(context.Context) (bool, string, error) {
 		notReady, bad := clusterReady(t, b)
@@ -247,7 +248,7 @@ func TestStartupBoxKubeletAsksForCertificatesThroughCSRs(t *testing.T) {
 	if !conn.Equal(issued) {
 		t.Errorf("the kubelet presents %v, not the issued certificate", conn.Subject)
 	}
-	if r := run(t, b, "", "kubectl", "exec", "-n", "openshift-etcd", "etcd-master-2", "-c", "etcdctl", "--", "true"); r.code != 0 {
+	if r := tools.Run(t, b, "", "kubectl", "exec", "-n", "openshift-etcd", "etcd-master-2", "-c", "etcdctl", "--", "true"); r.Code != 0 {
 		t.Errorf("exec through master-2's kubelet: %s", r)
 	}
 }
@@ -261,7 +262,7 @@ func TestStartupBoxKubeletAsksForCertificatesThroughCSRs(t *testing.T) {
 // CSRs and exits 0.
 func TestStartupTimesOutWithAReportAndThenSucceeds(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{Workers: 1, NodeCSRsOnBoot: true, OperatorSettle: time.Second})
+	b := boxtest.StartBox(t, box.Options{Workers: 1, NodeCSRsOnBoot: true, OperatorSettle: time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := b.StopMachine(ctx, "worker-0"); err != nil {
@@ -269,7 +270,7 @@ func TestStartupTimesOutWithAReportAndThenSucceeds(t *testing.T) {
 	}
 	forged := plantTakeover(t, b, "worker-0")
 
-	r := run(t, b, "", "kubectl-recover", "startup", "--dry-run", "-o", "json")
+	r := tools.Run(t, b, "", "kubectl-recover", "startup", "--dry-run", "-o", "json")
 	var rep struct {
 		power.State
 		DryRun   bool           `json:"dryRun"`
@@ -277,15 +278,15 @@ func TestStartupTimesOutWithAReportAndThenSucceeds(t *testing.T) {
 		CSRs     []csr.Decision `json:"csrs"`
 		TimedOut bool           `json:"timedOut"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
 		t.Fatalf("%v: %s", err, r)
 	}
-	if r.code != 3 || !rep.DryRun || rep.Phase != power.WaitWorkers || len(rep.Workers.NotReady) != 1 || len(rep.CSRs) != 1 || rep.CSRs[0].Name != forged {
+	if r.Code != 3 || !rep.DryRun || rep.Phase != power.WaitWorkers || len(rep.Workers.NotReady) != 1 || len(rep.CSRs) != 1 || rep.CSRs[0].Name != forged {
 		t.Fatalf("startup --dry-run with worker-0 down: %+v\n%s", rep, r)
 	}
 
-	r = run(t, b, "", "kubectl-recover", "startup", "--timeout", "6s", "--interval", "500ms")
-	if r.code != 3 || !strings.Contains(r.stderr, "timed out after 6s before the cluster was up (waiting for worker nodes)") {
+	r = tools.Run(t, b, "", "kubectl-recover", "startup", "--timeout", "6s", "--interval", "500ms")
+	if r.Code != 3 || !strings.Contains(r.Stderr, "timed out after 6s before the cluster was up (waiting for worker nodes)") {
 		t.Fatalf("startup with worker-0 down: %s", r)
 	}
 	for _, want := range []string{
@@ -295,8 +296,8 @@ func TestStartupTimesOutWithAReportAndThenSucceeds(t *testing.T) {
 		"  ingress (Available=False, Degraded=True): ",
 		"CSRs left pending: 1\n  " + forged + " (client-bootstrap, requested by " + csr.BootstrapperUser + "): WrongOrganization: ",
 	} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("the report lacks %q:\n%s", want, r.stdout)
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("the report lacks %q:\n%s", want, r.Stdout)
 		}
 	}
 	if approval(csrs(t, b)[forged]) != nil {
@@ -307,9 +308,9 @@ func TestStartupTimesOutWithAReportAndThenSucceeds(t *testing.T) {
 	if err := b.PowerOn(ctx, "worker-0"); err != nil {
 		t.Fatal(err)
 	}
-	assertNodeReady(t, b, "worker-0", corev1.ConditionUnknown)
-	r = run(t, b, "", "kubectl-recover", "startup", "--timeout", "90s", "--interval", "500ms")
-	if r.code != 0 || !strings.Contains(r.stdout, "The cluster is up: 3 control-plane and 1 worker node(s) Ready, 33 of 33 cluster operators available and not degraded; approved 2 CSR(s).") {
+	boxtest.AssertNodeReady(t, b, "worker-0", corev1.ConditionUnknown)
+	r = tools.Run(t, b, "", "kubectl-recover", "startup", "--timeout", "90s", "--interval", "500ms")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "The cluster is up: 3 control-plane and 1 worker node(s) Ready, 33 of 33 cluster operators available and not degraded; approved 2 CSR(s).") {
 		t.Fatalf("startup once worker-0 is on: %s", r)
 	}
 	checkApprovedExactlyTheNodesCSRs(t, b, []string{"worker-0"}, forged)
@@ -356,11 +357,11 @@ func checkApprovedExactlyTheNodesCSRs(t *testing.T, b *box.Box, nodes []string, 
 // waits for the control plane, the worker and the cluster operators, and
 // exits 0.
 func TestShutdownAndStartupFullCycle(t *testing.T) {
-	b := startBox(t, box.Options{Workers: 1, MinuteScale: 8 * time.Second, NodeCSRsOnBoot: true})
+	b := boxtest.StartBox(t, box.Options{Workers: 1, MinuteScale: 8 * time.Second, NodeCSRsOnBoot: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	backupDir := t.TempDir()
-	if r := run(t, b, "", "kubectl-recover", "backup", "--output-dir", filepath.Join(backupDir, "before-shutdown")); r.code != 0 {
+	if r := tools.Run(t, b, "", "kubectl-recover", "backup", "--output-dir", filepath.Join(backupDir, "before-shutdown")); r.Code != 0 {
 		t.Fatalf("backup: %s", r)
 	}
 
@@ -378,13 +379,13 @@ func TestShutdownAndStartupFullCycle(t *testing.T) {
 	t.Logf("interrupted shutdown:\n%s", out)
 
 	start := time.Now()
-	r := run(t, b, "", "kubectl-recover", "shutdown", "--backup-dir", backupDir, "--yes")
-	if r.code != 0 {
+	r := tools.Run(t, b, "", "kubectl-recover", "shutdown", "--backup-dir", backupDir, "--yes")
+	if r.Code != 0 {
 		t.Fatalf("shutdown: %s", r)
 	}
 	scheduled := regexp.MustCompile(`(?m)^(\S+)\s+(worker|control-plane)\s+Scheduled\s+Shutdown scheduled for `)
 	var order []string
-	for _, m := range scheduled.FindAllStringSubmatch(r.stdout, -1) {
+	for _, m := range scheduled.FindAllStringSubmatch(r.Stdout, -1) {
 		order = append(order, m[1])
 	}
 	if fmt.Sprint(order) != "[worker-0 master-0 master-1 master-2]" {
@@ -392,7 +393,7 @@ func TestShutdownAndStartupFullCycle(t *testing.T) {
 	}
 	for _, want := range []string{"Backup: " + filepath.Join(backupDir, "before-shutdown"), "Kubelet signer (openshift-kube-apiserver-operator/kube-apiserver-to-kubelet-signer) expires ",
 		"Every node powers off within a minute", "then run `kubectl recover startup`"} {
-		if !strings.Contains(r.stdout, want) {
+		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("shutdown output lacks %q:\n%s", want, r)
 		}
 	}
@@ -428,17 +429,17 @@ func TestShutdownAndStartupFullCycle(t *testing.T) {
 		t.Fatalf("right after the power-on: not Ready %v, operators not available %v", notReady, bad)
 	}
 	forged := plantTakeover(t, b, "master-1")
-	r = run(t, b, "", "kubectl-recover", "startup", "--timeout", "100s", "--interval", "500ms")
-	if r.code != 0 {
+	r = tools.Run(t, b, "", "kubectl-recover", "startup", "--timeout", "100s", "--interval", "500ms")
+	if r.Code != 0 {
 		t.Fatalf("startup: %s", r)
 	}
 	t.Logf("startup: %s", r)
 	progress := regexp.MustCompile(`(?m)^\d of 3 control-plane nodes Ready.*; approved \d+ CSR\(s\)$`)
 	operators := regexp.MustCompile(`(?m)^every node Ready; \d+ of 33 cluster operators available and not degraded \(waiting for .+\)$`)
-	if !progress.MatchString(r.stdout) || !operators.MatchString(r.stdout) {
+	if !progress.MatchString(r.Stdout) || !operators.MatchString(r.Stdout) {
 		t.Errorf("startup shows no progress:\n%s", r)
 	}
-	if !strings.Contains(r.stdout, "Left pending CSR "+forged+" (client-bootstrap") || !strings.Contains(r.stdout, "approved 8 CSR(s).") {
+	if !strings.Contains(r.Stdout, "Left pending CSR "+forged+" (client-bootstrap") || !strings.Contains(r.Stdout, "approved 8 CSR(s).") {
 		t.Errorf("startup output:\n%s", r)
 	}
 	notReady, bad = clusterReady(t, b)

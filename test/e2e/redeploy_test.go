@@ -11,17 +11,18 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 func TestRedeployRollsANewRevisionToEveryNode(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx := context.Background()
 
-	r := run(t, b, "", "kubectl-recover", "redeploy", "etcd")
+	r := tools.Run(t, b, "", "kubectl-recover", "redeploy", "etcd")
 	mixed := regexp.MustCompile(`etcd: \d nodes? (is|are) at revision 3; \d nodes? (is|are) at revision 4 \(latest revision 4\)`)
-	if r.code != 0 || !mixed.MatchString(r.stdout) ||
-		!strings.Contains(r.stdout, "etcd: every node at revision 4 (was 3 nodes are at revision 3)") {
+	if r.Code != 0 || !mixed.MatchString(r.Stdout) ||
+		!strings.Contains(r.Stdout, "etcd: every node at revision 4 (was 3 nodes are at revision 3)") {
 		t.Fatalf("redeploy etcd: %s", r)
 	}
 	etcd, err := b.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})
@@ -47,8 +48,8 @@ func TestRedeployRollsANewRevisionToEveryNode(t *testing.T) {
 	}
 
 	// --dry-run shows the patches and changes nothing.
-	r = run(t, b, "", "kubectl-recover", "redeploy", "control-plane", "--dry-run")
-	if r.code != 0 || strings.Count(r.stdout, `merge-patch`) != 4 || !strings.Contains(r.stdout, `{"spec":{"forceRedeploymentReason":"recovery-`) {
+	r = tools.Run(t, b, "", "kubectl-recover", "redeploy", "control-plane", "--dry-run")
+	if r.Code != 0 || strings.Count(r.Stdout, `merge-patch`) != 4 || !strings.Contains(r.Stdout, `{"spec":{"forceRedeploymentReason":"recovery-`) {
 		t.Errorf("redeploy control-plane --dry-run: %s", r)
 	}
 	kas, _ := b.Operator.OperatorV1().KubeAPIServers().Get(ctx, "cluster", metav1.GetOptions{})
@@ -56,7 +57,7 @@ func TestRedeployRollsANewRevisionToEveryNode(t *testing.T) {
 		t.Errorf("--dry-run changed kubeapiserver/cluster: %q %d", kas.Spec.ForceRedeploymentReason, kas.Status.LatestAvailableRevision)
 	}
 	for _, args := range [][]string{{"redeploy"}, {"redeploy", "openshift-apiserver"}} {
-		if r := run(t, b, "", "kubectl-recover", args...); r.code != 2 {
+		if r := tools.Run(t, b, "", "kubectl-recover", args...); r.Code != 2 {
 			t.Errorf("%v: want exit 2: %s", args, r)
 		}
 	}
@@ -68,15 +69,15 @@ func TestRedeployRollsANewRevisionToEveryNode(t *testing.T) {
 	if err := b.StopMachine(ctx, "master-2"); err != nil {
 		t.Fatal(err)
 	}
-	r = run(t, b, "", "kubectl-recover", "redeploy", "kube-scheduler", "--timeout", "30s")
-	if r.code != 1 || !strings.Contains(r.stderr, "1 node is at revision 6; 2 nodes are at revision 7") || !strings.Contains(r.stderr, "--timeout") {
+	r = tools.Run(t, b, "", "kubectl-recover", "redeploy", "kube-scheduler", "--timeout", "30s")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "1 node is at revision 6; 2 nodes are at revision 7") || !strings.Contains(r.Stderr, "--timeout") {
 		t.Fatalf("redeploy with a stopped node: %s", r)
 	}
 	if err := b.StartMachine(ctx, "master-2"); err != nil {
 		t.Fatal(err)
 	}
-	r = run(t, b, "", "kubectl-recover", "redeploy", "kube-scheduler")
-	if r.code != 0 || !strings.Contains(r.stdout, "kube-scheduler: every node at revision 7") {
+	r = tools.Run(t, b, "", "kubectl-recover", "redeploy", "kube-scheduler")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "kube-scheduler: every node at revision 7") {
 		t.Errorf("re-run after the node came back: %s", r)
 	}
 }
@@ -88,27 +89,27 @@ func TestRedeployRollsANewRevisionToEveryNode(t *testing.T) {
 // then reaches the nodes that run.
 func TestEtcdRolloutWaitsForThreeHealthyMembersUnlessOverridden(t *testing.T) {
 	t.Parallel()
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx := context.Background()
-	stopMachineAndWait(t, b, "master-1")
-	r := run(t, b, "", "kubectl-recover", "redeploy", "etcd", "--timeout", "4s")
-	if r.code != 1 || !strings.Contains(r.stderr, "3 nodes are at revision 3") {
+	boxtest.StopMachineAndWait(t, b, "master-1")
+	r := tools.Run(t, b, "", "kubectl-recover", "redeploy", "etcd", "--timeout", "4s")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "3 nodes are at revision 3") {
 		t.Fatalf("redeploy etcd with two healthy members: %s", r)
 	}
 	etcd, err := b.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})
 	if err != nil || etcd.Status.LatestAvailableRevision != 3 {
 		t.Fatalf("the quorum guard let a revision through: latest %d (%v)", etcd.Status.LatestAvailableRevision, err)
 	}
-	r = run(t, b, "", "kubectl", "patch", "etcd/cluster", "--type=merge", "-p",
+	r = tools.Run(t, b, "", "kubectl", "patch", "etcd/cluster", "--type=merge", "-p",
 		`{"spec":{"unsupportedConfigOverrides":{"useUnsupportedUnsafeNonHANonProductionUnstableEtcd":true}}}`)
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("set the override: %s", r)
 	}
 	// master-1 is still down, so the rollout cannot finish, but it starts:
 	// the installer, going node by node, brings master-0 to the new
 	// revision and waits at master-1.
-	r = run(t, b, "", "kubectl-recover", "redeploy", "etcd", "--timeout", "8s")
-	if r.code != 1 || !strings.Contains(r.stderr, "2 nodes are at revision 3; 1 node is at revision 4 (latest revision 4)") {
+	r = tools.Run(t, b, "", "kubectl-recover", "redeploy", "etcd", "--timeout", "8s")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "2 nodes are at revision 3; 1 node is at revision 4 (latest revision 4)") {
 		t.Errorf("redeploy etcd with the override: %s", r)
 	}
 }
@@ -121,7 +122,7 @@ func TestRedeployAsksOnATerminalAndChangesNothingWithoutYes(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := runOnTerminal(t, shared, "no\n", "redeploy", "etcd")
-	if r.code != 1 || !strings.Contains(r.stdout, "Redeploy [etcd] on every control-plane node? [y/N]") || !strings.Contains(r.stdout, "not confirmed; nothing changed") {
+	if r.Code != 1 || !strings.Contains(r.Stdout, "Redeploy [etcd] on every control-plane node? [y/N]") || !strings.Contains(r.Stdout, "not confirmed; nothing changed") {
 		t.Fatalf("redeploy answered no: %s", r)
 	}
 	after, err := shared.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // A host has only what RHCOS has: a command needing a binary RHCOS lacks
@@ -18,12 +19,12 @@ import (
 // keeps the test machine's tools), and the tools RHCOS has work.
 func TestBoxRHCOSHostHasOnlyRHCOSBinaries(t *testing.T) {
 	for _, missing := range []string{"python3", "jq", "etcdctl", "etcdutl", "go", "git"} {
-		r := hostRun(t, shared, "master-0", missing+" --version")
-		if r.code != 127 {
+		r := boxtest.HostRun(t, shared, "master-0", missing+" --version")
+		if r.Code != 127 {
 			t.Errorf("%s on an RHCOS host: %s", missing, r)
 		}
 		for _, dir := range []string{"/usr/bin/", "/usr/sbin/", "/usr/local/bin/", "/usr/libexec/"} {
-			if r := hostRun(t, shared, "master-0", "test -e "+dir+missing); r.code == 0 {
+			if r := boxtest.HostRun(t, shared, "master-0", "test -e "+dir+missing); r.Code == 0 {
 				t.Errorf("%s%s exists on the host", dir, missing)
 			}
 		}
@@ -50,15 +51,15 @@ func TestBoxRHCOSHostHasOnlyRHCOSBinaries(t *testing.T) {
 		"find /etc/kubernetes/manifests -name 'etcd*'": "/etc/kubernetes/manifests/etcd-pod.yaml\n",
 	}
 	for script, want := range works {
-		if r := hostRun(t, shared, "master-0", "bash -c "+shellQuote(script)); r.code != 0 || r.stdout != want {
+		if r := boxtest.HostRun(t, shared, "master-0", "bash -c "+shellQuote(script)); r.Code != 0 || r.Stdout != want {
 			t.Errorf("%q on the host: want %q, got %s", script, want, r)
 		}
 	}
 	// The debug pod's container is the support-tools image: the test
 	// machine's tools are there, and the host's stay RHCOS's.
-	r := run(t, shared, "", "kubectl", "debug", "node/master-0", "--profile=sysadmin", "-i", "--image="+debugImage,
+	r := tools.Run(t, shared, "", "kubectl", "debug", "node/master-0", "--profile=sysadmin", "-i", "--image="+boxtest.DebugImage,
 		"--", "sh", "-c", "test -x /usr/bin/sh && echo container; chroot /host sh -c 'command -v python3 || echo no-python3'")
-	if !strings.Contains(r.stdout, "container\n") || !strings.Contains(r.stdout, "no-python3\n") {
+	if !strings.Contains(r.Stdout, "container\n") || !strings.Contains(r.Stdout, "no-python3\n") {
 		t.Errorf("debug pod: %s", r)
 	}
 }
@@ -70,8 +71,8 @@ var backupNames = regexp.MustCompile(`^snapshot_(\d{4}-\d\d-\d\d_\d{6})(__POSSIB
 // backupFiles lists a backup dir on the host and checks the two files' names.
 func backupFiles(t *testing.T, b *box.Box, dir string, dirty bool) {
 	t.Helper()
-	r := hostRun(t, b, "master-0", "ls "+dir)
-	m := backupNames.FindStringSubmatch(r.stdout)
+	r := boxtest.HostRun(t, b, "master-0", "ls "+dir)
+	m := backupNames.FindStringSubmatch(r.Stdout)
 	if m == nil || m[1] != m[3] || (m[2] != "") != dirty || (m[4] != "") != dirty {
 		t.Errorf("backup files in %s (dirty %v): %s", dir, dirty, r)
 	}
@@ -84,7 +85,7 @@ func backupFiles(t *testing.T, b *box.Box, dir string, dirty bool) {
 func TestBoxBackupScriptPerRelease(t *testing.T) {
 	for _, version := range []string{"4.5.41", "4.8.57", "4.14.8", "4.18.3"} {
 		t.Run(version, func(t *testing.T) {
-			b := startBox(t, box.Options{Version: version})
+			b := boxtest.StartBox(t, box.Options{Version: version})
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
 			modern := version != "4.5.41"
@@ -93,8 +94,8 @@ func TestBoxBackupScriptPerRelease(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := hostRun(t, b, "master-0", "cluster-backup.sh /home/core/backup")
-			if r.code != 0 || !strings.HasSuffix(r.stdout, "snapshot db and kube resources are successfully saved to /home/core/backup\n") {
+			r := boxtest.HostRun(t, b, "master-0", "cluster-backup.sh /home/core/backup")
+			if r.Code != 0 || !strings.HasSuffix(r.Stdout, "snapshot db and kube resources are successfully saved to /home/core/backup\n") {
 				t.Fatalf("cluster-backup.sh: %s", r)
 			}
 			backupFiles(t, b, "/home/core/backup", false)
@@ -104,29 +105,29 @@ func TestBoxBackupScriptPerRelease(t *testing.T) {
 				if modern {
 					want, res = d.Referenced, pod // 4.6+: the manifest's
 				}
-				if !strings.Contains(r.stdout, "found latest "+res+": "+want+"\n") {
-					t.Errorf("%s: want %s (of %+v):\n%s", pod, want, d, r.stdout)
+				if !strings.Contains(r.Stdout, "found latest "+res+": "+want+"\n") {
+					t.Errorf("%s: want %s (of %+v):\n%s", pod, want, d, r.Stdout)
 				}
-				tar := hostRun(t, b, "master-0", "tar -tzf /home/core/backup/static_kuberesources_*.tar.gz | cut -d/ -f2 | sort -u | grep '^"+pod+"-pod-'")
-				if tar.stdout != strings.TrimPrefix(want, "/etc/kubernetes/static-pod-resources/")+"\n" {
+				tar := boxtest.HostRun(t, b, "master-0", "tar -tzf /home/core/backup/static_kuberesources_*.tar.gz | cut -d/ -f2 | sort -u | grep '^"+pod+"-pod-'")
+				if tar.Stdout != strings.TrimPrefix(want, "/etc/kubernetes/static-pod-resources/")+"\n" {
 					t.Errorf("%s in the archive: %s", pod, tar)
 				}
 			}
 			// etcdctl came out of the etcd image, with etcdutl where 3.5's image has it.
-			r = hostRun(t, b, "master-0", "ls /etc/kubernetes/static-pod-resources/bin")
+			r = boxtest.HostRun(t, b, "master-0", "ls /etc/kubernetes/static-pod-resources/bin")
 			wantBin := map[string]string{"4.5.41": "etcdctl\n", "4.8.57": "etcdctl\n", "4.14.8": "etcdctl\netcdutl\n", "4.18.3": "etcdctl\netcdutl\njq\n"}[version]
-			if r.stdout != wantBin {
+			if r.Stdout != wantBin {
 				t.Errorf("copied out of the etcd image: %s", r)
 			}
 			switch version {
 			case "4.14.8", "4.18.3":
 				ca := map[string]string{"4.14.8": "etcd-serving-ca/ca-bundle.crt", "4.18.3": "etcd-all-bundles/server-ca-bundle.crt"}[version]
 				want := "Certificate /etc/kubernetes/static-pod-resources/etcd-certs/configmaps/" + ca + " found!\n"
-				if !strings.Contains(hostRun(t, b, "master-0", "cluster-backup.sh /home/core/b-ca").stdout, want) {
+				if !strings.Contains(boxtest.HostRun(t, b, "master-0", "cluster-backup.sh /home/core/b-ca").Stdout, want) {
 					t.Errorf("the CA bundle: want %q", want)
 				}
 			default:
-				if r := hostRun(t, b, "master-0", "readlink /etc/kubernetes/static-pod-certs"); r.stdout != "/etc/kubernetes/static-pod-resources/etcd-certs\n" {
+				if r := boxtest.HostRun(t, b, "master-0", "readlink /etc/kubernetes/static-pod-certs"); r.Stdout != "/etc/kubernetes/static-pod-resources/etcd-certs\n" {
 					t.Errorf("static-pod-certs link: %s", r)
 				}
 			}
@@ -139,11 +140,11 @@ func TestBoxBackupScriptPerRelease(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer release()
-				waitForHost(t, b, "master-0", "oc get co kube-apiserver -o jsonpath='{.status.conditions[?(@.type==\"Progressing\")].status}' --kubeconfig /etc/kubernetes/static-pod-resources/kube-apiserver-certs/secrets/node-kubeconfigs/localhost.kubeconfig", "True")
-				if r := hostRun(t, b, "master-0", "cluster-backup.sh --force /home/core/forced; ls /home/core/forced 2>&1 | grep -c DIRTY"); strings.Contains(r.stdout, "successfully saved to /home/core/forced") || !strings.HasSuffix(r.stdout, "0\n") {
+				boxtest.WaitForHost(t, b, "master-0", "oc get co kube-apiserver -o jsonpath='{.status.conditions[?(@.type==\"Progressing\")].status}' --kubeconfig /etc/kubernetes/static-pod-resources/kube-apiserver-certs/secrets/node-kubeconfigs/localhost.kubeconfig", "True")
+				if r := boxtest.HostRun(t, b, "master-0", "cluster-backup.sh --force /home/core/forced; ls /home/core/forced 2>&1 | grep -c DIRTY"); strings.Contains(r.Stdout, "successfully saved to /home/core/forced") || !strings.HasSuffix(r.Stdout, "0\n") {
 					t.Errorf("4.5 with --force: %s", r)
 				}
-				if r := hostRun(t, b, "master-0", "cluster-backup.sh /home/core/rolling"); r.code != 0 {
+				if r := boxtest.HostRun(t, b, "master-0", "cluster-backup.sh /home/core/rolling"); r.Code != 0 {
 					t.Errorf("4.5 during a rollout: %s", r)
 				}
 			} else {
@@ -153,27 +154,27 @@ func TestBoxBackupScriptPerRelease(t *testing.T) {
 				}
 				defer release()
 				// The ClusterOperator turns Progressing within a sync period.
-				waitForHost(t, b, "master-0", "KUBECONFIG=/etc/kubernetes/static-pod-resources/kube-apiserver-certs/secrets/node-kubeconfigs/localhost.kubeconfig oc get co kube-apiserver -o jsonpath='{.status.conditions[?(@.type==\"Progressing\")].reason}'", "NodeInstaller")
-				r := hostRun(t, b, "master-0", "cluster-backup.sh /home/core/rolling")
-				if r.code != 1 || !strings.HasSuffix(r.stdout, "Currently the kube-apiserver operator is progressing. A reliable backup requires that a rollout is not in progress.  Aborting!\n") {
+				boxtest.WaitForHost(t, b, "master-0", "KUBECONFIG=/etc/kubernetes/static-pod-resources/kube-apiserver-certs/secrets/node-kubeconfigs/localhost.kubeconfig oc get co kube-apiserver -o jsonpath='{.status.conditions[?(@.type==\"Progressing\")].reason}'", "NodeInstaller")
+				r := boxtest.HostRun(t, b, "master-0", "cluster-backup.sh /home/core/rolling")
+				if r.Code != 1 || !strings.HasSuffix(r.Stdout, "Currently the kube-apiserver operator is progressing. A reliable backup requires that a rollout is not in progress.  Aborting!\n") {
 					t.Errorf("backup during a rollout: %s", r)
 				}
-				if r := hostRun(t, b, "master-0", "ls -A /home/core/rolling"); r.stdout != "" {
+				if r := boxtest.HostRun(t, b, "master-0", "ls -A /home/core/rolling"); r.Stdout != "" {
 					t.Errorf("a refused backup left files: %s", r)
 				}
-				r = hostRun(t, b, "master-0", "cluster-backup.sh --force /home/core/forced")
-				if r.code != 0 {
+				r = boxtest.HostRun(t, b, "master-0", "cluster-backup.sh --force /home/core/forced")
+				if r.Code != 0 {
 					t.Errorf("backup with --force during a rollout: %s", r)
 				}
 				backupFiles(t, b, "/home/core/forced", true)
 				release()
-				waitForHost(t, b, "master-0", "KUBECONFIG=/etc/kubernetes/static-pod-resources/kube-apiserver-certs/secrets/node-kubeconfigs/localhost.kubeconfig oc get co kube-apiserver -o jsonpath='{.status.conditions[?(@.type==\"Progressing\")].status}'", "False")
-				if r := hostRun(t, b, "master-0", "cluster-backup.sh /home/core/after"); r.code != 0 {
+				boxtest.WaitForHost(t, b, "master-0", "KUBECONFIG=/etc/kubernetes/static-pod-resources/kube-apiserver-certs/secrets/node-kubeconfigs/localhost.kubeconfig oc get co kube-apiserver -o jsonpath='{.status.conditions[?(@.type==\"Progressing\")].status}'", "False")
+				if r := boxtest.HostRun(t, b, "master-0", "cluster-backup.sh /home/core/after"); r.Code != 0 {
 					t.Errorf("backup after the rollout: %s", r)
 				}
 				// No kubeconfig: the check cannot run.
-				r = hostRun(t, b, "master-0", "mv /etc/kubernetes/static-pod-resources/kube-apiserver-certs /root/ && cluster-backup.sh /home/core/nokc; mv /root/kube-apiserver-certs /etc/kubernetes/static-pod-resources/")
-				if !strings.Contains(r.stdout, "Valid kubeconfig is not found in kube-apiserver-certs. Exiting!\n") {
+				r = boxtest.HostRun(t, b, "master-0", "mv /etc/kubernetes/static-pod-resources/kube-apiserver-certs /root/ && cluster-backup.sh /home/core/nokc; mv /root/kube-apiserver-certs /etc/kubernetes/static-pod-resources/")
+				if !strings.Contains(r.Stdout, "Valid kubeconfig is not found in kube-apiserver-certs. Exiting!\n") {
 					t.Errorf("backup without the localhost kubeconfig: %s", r)
 				}
 			}
@@ -181,7 +182,7 @@ func TestBoxBackupScriptPerRelease(t *testing.T) {
 			// The integrity check (4.6+) really checks: an etcdctl whose
 			// snapshot is damaged after saving fails the backup.
 			if modern {
-				r := hostRun(t, b, "master-0", `mkdir -p /root/wrap && cat > /root/wrap/etcdctl <<'EOF'
+				r := boxtest.HostRun(t, b, "master-0", `mkdir -p /root/wrap && cat > /root/wrap/etcdctl <<'EOF'
 #!/bin/bash
 /etc/kubernetes/static-pod-resources/bin/etcdctl "$@"; rc=$?
 if [ "$1 $2" = "snapshot save" ]; then
@@ -192,10 +193,10 @@ exit $rc
 EOF
 chmod +x /root/wrap/etcdctl
 PATH=/root/wrap:$PATH cluster-backup.sh --force /home/core/corrupt`)
-				if r.code != 1 || !strings.Contains(r.stdout, "Backup integrity verification failed. Backup appears corrupted. Aborting!\n") {
+				if r.Code != 1 || !strings.Contains(r.Stdout, "Backup integrity verification failed. Backup appears corrupted. Aborting!\n") {
 					t.Errorf("a corrupted snapshot: %s", r)
 				}
-				if r := hostRun(t, b, "master-0", "ls -A /home/core/corrupt"); r.stdout != "" {
+				if r := boxtest.HostRun(t, b, "master-0", "ls -A /home/core/corrupt"); r.Stdout != "" {
 					t.Errorf("a failed backup left files: %s", r)
 				}
 			}
@@ -209,11 +210,11 @@ PATH=/root/wrap:$PATH cluster-backup.sh --force /home/core/corrupt`)
 			if !modern {
 				force = ""
 			}
-			r = hostRun(t, b, "master-0", "rm -rf /etc/kubernetes/static-pod-resources/bin && cluster-backup.sh "+force+"/home/core/noimage")
-			if r.code == 0 || !strings.Contains(r.stderr, "Trying to pull "+b.EtcdImage()) {
+			r = boxtest.HostRun(t, b, "master-0", "rm -rf /etc/kubernetes/static-pod-resources/bin && cluster-backup.sh "+force+"/home/core/noimage")
+			if r.Code == 0 || !strings.Contains(r.Stderr, "Trying to pull "+b.EtcdImage()) {
 				t.Errorf("backup without the etcd image: %s", r)
 			}
-			if r := hostRun(t, b, "master-0", "ls -A /home/core/noimage"); r.stdout != "" {
+			if r := boxtest.HostRun(t, b, "master-0", "ls -A /home/core/noimage"); r.Stdout != "" {
 				t.Errorf("a failed backup left files: %s", r)
 			}
 		})
@@ -225,7 +226,7 @@ PATH=/root/wrap:$PATH cluster-backup.sh --force /home/core/corrupt`)
 // operators, and its mirror pod is not Ready; the other hosts still reach
 // theirs.
 func TestBoxStopNodeAPIServer(t *testing.T) {
-	b := startBox(t, box.Options{})
+	b := boxtest.StartBox(t, box.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const oc = "oc get co kube-apiserver -o jsonpath='{.status.conditions[?(@.type==\"Available\")].status}' --request-timeout=5s"
@@ -248,21 +249,21 @@ func TestBoxStopNodeAPIServer(t *testing.T) {
 		}
 	}
 	kc := "KUBECONFIG=/etc/kubernetes/static-pod-resources/kube-apiserver-certs/secrets/node-kubeconfigs/localhost.kubeconfig "
-	if r := hostRun(t, b, "master-1", kc+oc); r.stdout != "True" {
+	if r := boxtest.HostRun(t, b, "master-1", kc+oc); r.Stdout != "True" {
 		t.Fatalf("oc on master-1: %s", r)
 	}
 	podReady(corev1.ConditionTrue)
 	if err := b.StopNodeAPIServer("master-1"); err != nil {
 		t.Fatal(err)
 	}
-	if r := hostRun(t, b, "master-1", kc+oc); r.code == 0 {
+	if r := boxtest.HostRun(t, b, "master-1", kc+oc); r.Code == 0 {
 		t.Errorf("oc on master-1 with its apiserver stopped: %s", r)
 	}
-	r := hostRun(t, b, "master-1", "cluster-backup.sh /home/core/backup")
-	if r.code != 1 || !strings.Contains(r.stdout, "Could not find the status of the kube-apiserver. Check if the API server is running. Pass the --force flag to skip checks.\n") {
+	r := boxtest.HostRun(t, b, "master-1", "cluster-backup.sh /home/core/backup")
+	if r.Code != 1 || !strings.Contains(r.Stdout, "Could not find the status of the kube-apiserver. Check if the API server is running. Pass the --force flag to skip checks.\n") {
 		t.Errorf("backup on master-1 with its apiserver stopped: %s", r)
 	}
-	if r := hostRun(t, b, "master-0", kc+oc); r.stdout != "True" {
+	if r := boxtest.HostRun(t, b, "master-0", kc+oc); r.Stdout != "True" {
 		t.Errorf("oc on master-0: %s", r)
 	}
 	podReady(corev1.ConditionFalse)
@@ -270,7 +271,7 @@ func TestBoxStopNodeAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	podReady(corev1.ConditionTrue)
-	if r := hostRun(t, b, "master-1", kc+oc); r.stdout != "True" {
+	if r := boxtest.HostRun(t, b, "master-1", kc+oc); r.Stdout != "True" {
 		t.Errorf("oc on master-1 after its apiserver started: %s", r)
 	}
 }
