@@ -1,5 +1,8 @@
 // Package e2e drives the real oc-recover binary, and third-party tools such as
 // kubectl, against the cluster-in-a-box, exactly as an administrator would.
+// debugnode_test.go alone drives a library, the debug-node engine, against
+// the box: it proves what every command's host work stands on. The box's
+// tests of itself are in test/box.
 package e2e
 
 import (
