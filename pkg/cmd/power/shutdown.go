@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/rest"
@@ -158,14 +157,8 @@ func (o *ShutdownOptions) engine() *debugnode.Engine {
 		Deadline: 15 * time.Minute, StartTimeout: o.PodStartTimeout, Log: o.streams.ErrOut}
 }
 
-// human is where the plan and progress go: stdout, or stderr when stdout
-// carries a JSON or YAML report.
-func (o *ShutdownOptions) human() io.Writer {
-	if output.Structured(o.Output) {
-		return o.streams.ErrOut
-	}
-	return o.streams.Out
-}
+// human is where the plan and progress go (output.HumanWriter).
+func (o *ShutdownOptions) human() io.Writer { return output.HumanWriter(o.Output, o.streams) }
 
 // Run checks, plans, confirms and shuts down.
 func (o *ShutdownOptions) Run(ctx context.Context) error {
@@ -178,37 +171,21 @@ func (o *ShutdownOptions) Run(ctx context.Context) error {
 		return err
 	}
 	out := o.human()
-	nodes, err := o.set.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	// Pre-flight: the nodes and the kubelet signer, then the backup.
+	targets, r, err := power.Preflight(ctx, o.set.Kube, o.restartBy, o.now)
+	if r != nil {
+		expiry := r.Signer
+		fmt.Fprintf(out, "Kubelet signer (%s/%s) expires %s (%s from now, from its %s).\n", power.SignerNamespace, power.SignerSecret,
+			expiry.NotAfter.UTC().Format(time.RFC3339), power.HumanDuration(expiry.NotAfter.Sub(o.now)), expiry.Source)
+		if expiry.Warning != "" {
+			fmt.Fprintf(out, "WARNING: %s\n", expiry.Warning)
+		}
+		fmt.Fprintf(out, "Restart by: %s (--restart-by %s).\n", o.restartBy.UTC().Format(time.RFC3339), o.RestartBy)
+	}
 	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
+		return err
 	}
-	if len(nodes.Items) == 0 {
-		return fmt.Errorf("the cluster has no nodes")
-	}
-	targets := power.ShutdownOrder(nodes.Items)
-	r := power.NewReport(targets)
-	r.DryRun, r.RestartBy = o.globals.DryRun, o.restartBy
-
-	// Pre-flight: the kubelet signer, then the backup.
-	secret, err := o.set.Kube.CoreV1().Secrets(power.SignerNamespace).Get(ctx, power.SignerSecret, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("refusing: cannot read %s/%s to learn when the kubelet signer expires: %w", power.SignerNamespace, power.SignerSecret, err)
-	}
-	expiry, err := power.ReadSignerExpiry(secret)
-	if err != nil {
-		return fmt.Errorf("refusing: %w", err)
-	}
-	r.Signer = &expiry
-	fmt.Fprintf(out, "Kubelet signer (%s/%s) expires %s (%s from now, from its %s).\n", power.SignerNamespace, power.SignerSecret,
-		expiry.NotAfter.UTC().Format(time.RFC3339), power.HumanDuration(expiry.NotAfter.Sub(o.now)), expiry.Source)
-	if expiry.Warning != "" {
-		fmt.Fprintf(out, "WARNING: %s\n", expiry.Warning)
-		r.Warnings = append(r.Warnings, expiry.Warning)
-	}
-	fmt.Fprintf(out, "Restart by: %s (--restart-by %s).\n", o.restartBy.UTC().Format(time.RFC3339), o.RestartBy)
-	if err := power.CheckRestartBy(expiry, o.restartBy, o.now); err != nil {
-		return fmt.Errorf("refusing, nothing was done: %w", err)
-	}
+	r.DryRun = o.globals.DryRun
 	if err := o.requireBackup(ctx, r); err != nil {
 		return err
 	}
