@@ -28,6 +28,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/power"
+	"github.com/oc-recover/oc-recover/pkg/runbook"
 	"github.com/oc-recover/oc-recover/pkg/version"
 )
 
@@ -241,15 +242,9 @@ func (o *ShutdownOptions) explain(err error, r *power.ShutdownReport) error {
 }
 
 func (o *ShutdownOptions) printPlan(out io.Writer, targets []power.Target) {
-	if o.globals.DryRun {
-		fmt.Fprintln(out, "Plan (dry run, nothing changed):")
-	} else {
-		fmt.Fprintln(out, "Plan:")
-	}
-	n := 0
+	var plan []runbook.Planned
 	step := func(format string, args ...any) {
-		n++
-		fmt.Fprintf(out, "  %d. %s\n", n, fmt.Sprintf(format, args...))
+		plan = append(plan, runbook.Planned{Title: fmt.Sprintf(format, args...)})
 	}
 	if o.TakeBackup {
 		step("take a backup into %s (from a healthy control-plane node)", o.BackupDir)
@@ -271,6 +266,7 @@ func (o *ShutdownOptions) printPlan(out io.Writer, targets []power.Target) {
 	}
 	step("on the %d control-plane node(s), run `chroot /host %s`: %s", len(masters), power.HostCommand, strings.Join(masters, ", "))
 	step("remove the debug pods and their namespaces, before the minute is up")
+	runbook.Print(out, o.globals.DryRun, "", plan)
 	fmt.Fprintf(out, "  If scheduling fails on a node, the shutdowns already scheduled are cancelled (`chroot /host %s`).\n", power.CancelCommand)
 	if len(notReady) > 0 {
 		fmt.Fprintf(out, "WARNING: not Ready: %s; a debug pod may not start there, and then nothing is shut down.\n", strings.Join(notReady, ", "))
