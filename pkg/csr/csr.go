@@ -15,6 +15,7 @@
 package csr
 
 import (
+	"sort"
 	"time"
 
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -153,6 +154,17 @@ type Decision struct {
 // administrator should look at: anything but a superseded duplicate.
 func (d Decision) NeedsAttention() bool {
 	return d.Outcome == Pending && d.Category != Superseded
+}
+
+// SortDecisions orders decisions by creation, then by name: the order in
+// which reports list them.
+func SortDecisions(ds []Decision) {
+	sort.Slice(ds, func(i, j int) bool {
+		if !ds[i].Created.Equal(ds[j].Created) {
+			return ds[i].Created.Before(ds[j].Created)
+		}
+		return ds[i].Name < ds[j].Name
+	})
 }
 
 // Report is the result of `csr approve`: every pending CSR with its

@@ -1,13 +1,178 @@
 package power
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	configv1 "github.com/openshift/api/config/v1"
+	configclient "github.com/openshift/client-go/config/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/oc-recover/oc-recover/pkg/csr"
+	"github.com/oc-recover/oc-recover/pkg/era"
 )
+
+// Startup brings a cluster that was shut down gracefully back, once its
+// machines are powered on again (OpenShift 4.5 documentation, Backup and
+// restore, chapter 4 "Restarting the cluster gracefully"): round after
+// round it approves the valid CSRs of the nodes (a kubelet whose
+// certificate expired while the cluster was down asks a new one) and judges
+// the nodes and cluster operators, until the cluster is up or ctx ends. The
+// API may not answer at first: a round that cannot read the cluster decides
+// nothing, and the next one asks again.
+type Startup struct {
+	Approver *csr.Approver
+	// Operators reads the ClusterOperators.
+	Operators configclient.Interface
+	// Era tells the release, which must be supported before anything is
+	// approved.
+	Era era.Clients
+	// DryRun approves nothing and judges the cluster once.
+	DryRun bool
+	// Interval is how long to wait between rounds.
+	Interval time.Duration
+	// Confirm asks, before the first approval, whether to approve the
+	// decisions marked Approve and the valid CSRs that arrive until the
+	// cluster is up. Nil approves without asking.
+	Confirm func(ds []csr.Decision) (bool, error)
+
+	// OnRetry, if set, is told of each round that could not read or judge
+	// the cluster (the API does not answer yet); the next round follows
+	// after Interval.
+	OnRetry func(err error)
+	// OnDecision, if set, is told after every round of each CSR approved
+	// (or, in a dry run, to approve), each approval that failed (it is
+	// tried again), and each CSR left pending for a reason worth a look.
+	OnDecision func(d csr.Decision)
+	// OnState, if set, is told after every round the API answered where
+	// the restart stands, and how many CSRs were approved so far.
+	OnState func(st State, approved int)
+}
+
+// StartupReport is startup's result.
+type StartupReport struct {
+	DryRun bool `json:"dryRun"`
+	State
+	Phase    Phase `json:"phase"`
+	Approved int   `json:"approved"`
+	// CSRs are the CSRs approved (or, in a dry run, to approve) and those
+	// left pending for a reason worth a look.
+	CSRs     []csr.Decision `json:"csrs"`
+	TimedOut bool           `json:"timedOut,omitempty"`
+}
+
+// startupRun is what one run remembers between rounds.
+type startupRun struct {
+	state    State
+	approved map[string]csr.Decision // by CSR name
+	pending  map[string]csr.Decision // left pending, as last decided
+	// release is set once the API has answered era.RequireSupported.
+	release *era.Release
+}
+
+// Run approves and waits until the cluster is up (or, with DryRun, for one
+// round that the API answers), or until ctx ends, and returns the report:
+// Phase is Started when the cluster is up, and TimedOut is set when it is
+// not and this was no dry run. It returns an error instead when the
+// administrator declines the approvals (csr.ErrNotConfirmed) or the cluster
+// runs a release this tool does not support.
+func (s *Startup) Run(ctx context.Context) (*StartupReport, error) {
+	run := &startupRun{approved: map[string]csr.Decision{}, pending: map[string]csr.Decision{}}
+	rounds := &csr.Rounds{
+		Approver: s.Approver,
+		DryRun:   s.DryRun,
+		Confirm:  s.Confirm,
+		Interval: s.Interval,
+		Retry:    s.OnRetry,
+		Final:    era.IsUnsupported,
+		// The API may not answer yet: that decides nothing, and the next
+		// round asks again; only an answer that names an unsupported
+		// release stops.
+		Before: func(ctx context.Context) error {
+			if run.release != nil {
+				return nil
+			}
+			rel, err := era.RequireSupported(ctx, s.Era)
+			if err != nil {
+				return err
+			}
+			run.release = rel
+			return nil
+		},
+	}
+	err := rounds.Until(ctx, func(ctx context.Context, snap *csr.Snapshot, ds []csr.Decision) (bool, error) {
+		s.note(run, ds)
+		st, err := s.judge(ctx, snap.Nodes)
+		if err != nil {
+			return false, err
+		}
+		run.state = st
+		if s.OnState != nil {
+			s.OnState(st, len(run.approved))
+		}
+		return s.DryRun || st.Phase() == Started, nil
+	})
+	if errors.Is(err, csr.ErrNotConfirmed) || era.IsUnsupported(err) {
+		return nil, err
+	}
+	return s.report(run), nil
+}
+
+// note records the CSRs approved and those left pending, and tells
+// OnDecision.
+func (s *Startup) note(run *startupRun, ds []csr.Decision) {
+	run.pending = map[string]csr.Decision{}
+	for _, d := range ds {
+		switch d.Outcome {
+		case csr.Approved, csr.WouldApprove:
+			run.approved[d.Name] = d
+		case csr.Failed:
+		case csr.Pending:
+			if !d.NeedsAttention() {
+				continue
+			}
+			run.pending[d.Name] = d
+		default:
+			continue
+		}
+		if s.OnDecision != nil {
+			s.OnDecision(d)
+		}
+	}
+}
+
+// judge counts the nodes Ready and reads and judges the cluster operators.
+func (s *Startup) judge(ctx context.Context, nodes []corev1.Node) (State, error) {
+	cos, err := s.Operators.ConfigV1().ClusterOperators().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return State{}, fmt.Errorf("list cluster operators: %w", err)
+	}
+	var st State
+	st.ControlPlane, st.Workers = CountNodes(nodes)
+	st.OperatorsOK, st.Operators = JudgeOperators(cos.Items)
+	st.OperatorsTotal = len(cos.Items)
+	return st, nil
+}
+
+// report is the run's outcome. Until a round is answered the state is
+// empty, and its Phase is WaitControlPlane.
+func (s *Startup) report(run *startupRun) *StartupReport {
+	r := &StartupReport{DryRun: s.DryRun, State: run.state, Phase: run.state.Phase(), Approved: len(run.approved), CSRs: []csr.Decision{}}
+	for _, d := range run.approved {
+		r.CSRs = append(r.CSRs, d)
+	}
+	for _, d := range run.pending {
+		r.CSRs = append(r.CSRs, d)
+	}
+	csr.SortDecisions(r.CSRs)
+	r.TimedOut = r.Phase != Started && !s.DryRun
+	return r
+}
 
 // NodeCount is how many nodes of a role are Ready, and which are not.
 type NodeCount struct {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -155,13 +154,6 @@ func (o *ApproveOptions) connect() error {
 	return nil
 }
 
-// session is what one run remembers between rounds.
-type session struct {
-	newNodes sets.Set[string] // --new-node and the ones confirmed at the prompt
-	declined sets.Set[string] // new nodes not confirmed at the prompt
-	approved bool             // the administrator confirmed the approvals
-}
-
 // Run approves once, or until every node is Ready with --watch.
 func (o *ApproveOptions) Run(ctx context.Context) error {
 	if err := o.connect(); err != nil {
@@ -172,28 +164,47 @@ func (o *ApproveOptions) Run(ctx context.Context) error {
 	if err := era.Refuse(ctx, o.era); err != nil {
 		return err
 	}
-	s := &session{newNodes: sets.New(o.NewNodes...), declined: sets.New[string]()}
+	rounds := &csr.Rounds{Approver: o.approver, NewNodes: sets.New(o.NewNodes...), DryRun: o.globals.DryRun, Interval: o.Interval}
+	if !o.globals.Yes && prompt.IsTerminal(o.streams.In) {
+		rounds.ConfirmNewNode, rounds.Confirm = o.confirmNewNode, o.confirm
+	}
 	switch {
 	case o.globals.DryRun:
-		return o.dryRun(ctx, s)
+		return o.dryRun(ctx, rounds)
 	case o.Watch:
-		return o.watch(ctx, s)
+		return o.watch(ctx, rounds)
 	default:
-		return o.once(ctx, s)
+		return o.once(ctx, rounds)
 	}
 }
 
-func (o *ApproveOptions) dryRun(ctx context.Context, s *session) error {
-	snap, err := o.approver.Read(ctx)
+// confirmNewNode asks whether the node a bootstrapper CSR names, which no
+// Machine announces, is a new host.
+func (o *ApproveOptions) confirmNewNode(d csr.Decision) (bool, error) {
+	return prompt.Confirm(o.streams.In, o.promptOut(), fmt.Sprintf(
+		"CSR %s asks a client certificate for %s, which is no node yet and which no Machine announces. Is %s a new host of yours?", d.Name, d.Node, d.Node))
+}
+
+// confirm shows the decisions and asks before the first approval.
+func (o *ApproveOptions) confirm(ds []csr.Decision) (bool, error) {
+	n := csr.CountApprove(ds)
+	printTable(o.promptOut(), ds, true)
+	question := fmt.Sprintf("Approve the %d CSR(s) marked approve above?", n)
+	if o.Watch {
+		question = fmt.Sprintf("Approve the %d CSR(s) marked approve above, and the valid CSRs that arrive until every node is Ready?", n)
+	}
+	return prompt.Confirm(o.streams.In, o.promptOut(), question)
+}
+
+func (o *ApproveOptions) dryRun(ctx context.Context, rounds *csr.Rounds) error {
+	snap, ds, err := rounds.Once(ctx)
 	if err != nil {
 		return err
 	}
-	ds := csr.Decide(snap.CSRs, snap.Nodes, snap.Machines, s.newNodes)
-	csr.DryRun(ds)
 	r := report(ds)
 	r.DryRun = true
 	if o.Watch {
-		r.NodesNotReady = notReady(snap, s)
+		r.NodesNotReady = notReady(snap, rounds.NewNodes)
 	}
 	if output.Structured(o.Output) {
 		if err := output.Print(o.streams.Out, o.Output, r); err != nil {
@@ -210,8 +221,8 @@ func (o *ApproveOptions) dryRun(ctx context.Context, s *session) error {
 	return exitFor(r)
 }
 
-func (o *ApproveOptions) once(ctx context.Context, s *session) error {
-	_, ds, err := o.round(ctx, s)
+func (o *ApproveOptions) once(ctx context.Context, rounds *csr.Rounds) error {
+	_, ds, err := rounds.Once(ctx)
 	if err != nil {
 		return err
 	}
@@ -230,8 +241,9 @@ func (o *ApproveOptions) once(ctx context.Context, s *session) error {
 	return exitFor(r)
 }
 
-// watch runs rounds until every node is Ready or the time is up.
-func (o *ApproveOptions) watch(ctx context.Context, s *session) error {
+// watch runs rounds until every node is Ready or the time is up, printing
+// each CSR again only when what is said about it changes.
+func (o *ApproveOptions) watch(ctx context.Context, rounds *csr.Rounds) error {
 	seen := map[string]csr.Decision{} // the latest decision about every CSR seen pending
 	printed := map[string]string{}
 	header := false
@@ -239,57 +251,51 @@ func (o *ApproveOptions) watch(ctx context.Context, s *session) error {
 	var lastNotReady []string
 	structured := output.Structured(o.Output)
 	out := o.streams.Out
-	for {
-		snap, ds, err := o.round(ctx, s)
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return o.timedOut(ctx, seen, lastNotReady)
-		case errors.Is(err, errNotConfirmed):
-			return err
-		case err != nil:
-			fmt.Fprintf(o.streams.ErrOut, "warning: %v; trying again\n", err)
-		default:
-			var changed []csr.Decision
-			for _, d := range ds {
-				if prev, ok := seen[d.Name]; ok && prev.Outcome == csr.Approved {
-					continue
-				}
-				seen[d.Name] = d
-				if key := string(d.Outcome) + d.Reason + d.Error; printed[d.Name] != key {
-					printed[d.Name] = key
-					changed = append(changed, d)
-				}
+	rounds.Retry = func(err error) { fmt.Fprintf(o.streams.ErrOut, "warning: %v; trying again\n", err) }
+	err := rounds.Until(ctx, func(_ context.Context, snap *csr.Snapshot, ds []csr.Decision) (bool, error) {
+		var changed []csr.Decision
+		for _, d := range ds {
+			if prev, ok := seen[d.Name]; ok && prev.Outcome == csr.Approved {
+				continue
 			}
-			if !structured && len(changed) > 0 {
-				printTable(out, changed, !header)
-				header = true
-			}
-			for _, d := range ds {
-				if d.Outcome == csr.Failed {
-					fmt.Fprintf(o.streams.ErrOut, "warning: %s; trying again\n", d.Error)
-				}
-			}
-			lastNotReady = notReady(snap, s)
-			if len(lastNotReady) == 0 {
-				r := report(values(seen))
-				if structured {
-					return output.Print(out, o.Output, r)
-				}
-				fmt.Fprintln(out, summary(r))
-				fmt.Fprintln(out, "Every node is Ready.")
-				return nil
-			}
-			if w := strings.Join(lastNotReady, ", "); !structured && w != waiting {
-				waiting = w
-				fmt.Fprintf(out, "Waiting for %d node(s) to be Ready: %s\n", len(lastNotReady), w)
+			seen[d.Name] = d
+			if key := string(d.Outcome) + d.Reason + d.Error; printed[d.Name] != key {
+				printed[d.Name] = key
+				changed = append(changed, d)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return o.timedOut(ctx, seen, lastNotReady)
-		case <-time.After(o.Interval):
+		if !structured && len(changed) > 0 {
+			printTable(out, changed, !header)
+			header = true
 		}
+		for _, d := range ds {
+			if d.Outcome == csr.Failed {
+				fmt.Fprintf(o.streams.ErrOut, "warning: %s; trying again\n", d.Error)
+			}
+		}
+		lastNotReady = notReady(snap, rounds.NewNodes)
+		if len(lastNotReady) == 0 {
+			return true, nil
+		}
+		if w := strings.Join(lastNotReady, ", "); !structured && w != waiting {
+			waiting = w
+			fmt.Fprintf(out, "Waiting for %d node(s) to be Ready: %s\n", len(lastNotReady), w)
+		}
+		return false, nil
+	})
+	switch {
+	case err == nil:
+		r := report(values(seen))
+		if structured {
+			return output.Print(out, o.Output, r)
+		}
+		fmt.Fprintln(out, summary(r))
+		fmt.Fprintln(out, "Every node is Ready.")
+		return nil
+	case ctx.Err() != nil:
+		return o.timedOut(ctx, seen, lastNotReady)
 	}
+	return err
 }
 
 // timedOut reports, when the time is up (or the run interrupted), the
@@ -319,85 +325,14 @@ func (o *ApproveOptions) timedOut(ctx context.Context, seen map[string]csr.Decis
 		o.globals.Timeout, len(nodesNotReady), len(pending))
 }
 
-var errNotConfirmed = errors.New("not confirmed; nothing approved")
-
-// round reads the cluster, decides, asks what must be asked (on a
-// terminal, unless --yes) and approves.
-func (o *ApproveOptions) round(ctx context.Context, s *session) (*csr.Snapshot, []csr.Decision, error) {
-	snap, err := o.approver.Read(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	ds := csr.Decide(snap.CSRs, snap.Nodes, snap.Machines, s.newNodes)
-	if o.canPrompt() {
-		asked := false
-		for _, d := range ds {
-			if d.Category != csr.NewNodeUnconfirmed || s.declined.Has(d.Node) || s.newNodes.Has(d.Node) {
-				continue
-			}
-			ok, err := prompt.Confirm(o.streams.In, o.promptOut(), fmt.Sprintf(
-				"CSR %s asks a client certificate for %s, which is no node yet and which no Machine announces. Is %s a new host of yours?", d.Name, d.Node, d.Node))
-			if err != nil {
-				return nil, nil, err
-			}
-			asked = true
-			if ok {
-				s.newNodes.Insert(d.Node)
-			} else {
-				s.declined.Insert(d.Node)
-			}
-		}
-		if asked {
-			ds = csr.Decide(snap.CSRs, snap.Nodes, snap.Machines, s.newNodes)
-		}
-		n := 0
-		for _, d := range ds {
-			if d.Approve {
-				n++
-			}
-		}
-		if n > 0 && !s.approved {
-			printTable(o.promptOut(), ds, true)
-			question := fmt.Sprintf("Approve the %d CSR(s) marked approve above?", n)
-			if o.Watch {
-				question = fmt.Sprintf("Approve the %d CSR(s) marked approve above, and the valid CSRs that arrive until every node is Ready?", n)
-			}
-			ok, err := prompt.Confirm(o.streams.In, o.promptOut(), question)
-			if err != nil {
-				return nil, nil, err
-			}
-			if !ok {
-				return nil, nil, errNotConfirmed
-			}
-			s.approved = true
-		}
-	}
-	for i := range ds {
-		if ds[i].Category == csr.NewNodeUnconfirmed && s.declined.Has(ds[i].Node) {
-			ds[i].Reason += " (not confirmed at the prompt)"
-		}
-	}
-	ds, _ = o.approver.Approve(ctx, snap.CSRs, ds)
-	return snap, ds, nil
-}
-
-func (o *ApproveOptions) canPrompt() bool {
-	return !o.globals.Yes && prompt.IsTerminal(o.streams.In)
-}
-
 // promptOut is where questions go: not into JSON or YAML on stdout.
-func (o *ApproveOptions) promptOut() io.Writer {
-	if output.Structured(o.Output) {
-		return o.streams.ErrOut
-	}
-	return o.streams.Out
-}
+func (o *ApproveOptions) promptOut() io.Writer { return output.HumanWriter(o.Output, o.streams) }
 
 // notReady are the nodes not Ready, and the nodes named with --new-node
 // (or confirmed) that have not registered yet.
-func notReady(snap *csr.Snapshot, s *session) []string {
+func notReady(snap *csr.Snapshot, newNodes sets.Set[string]) []string {
 	out := sets.New(csr.NodesNotReady(snap.Nodes)...)
-	missing := s.newNodes.Clone()
+	missing := newNodes.Clone()
 	for _, n := range snap.Nodes {
 		missing.Delete(n.Name)
 	}
@@ -425,12 +360,7 @@ func values(m map[string]csr.Decision) []csr.Decision {
 	for _, d := range m {
 		out = append(out, d)
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Created.Equal(out[j].Created) {
-			return out[i].Created.Before(out[j].Created)
-		}
-		return out[i].Name < out[j].Name
-	})
+	csr.SortDecisions(out)
 	return out
 }
 
@@ -494,7 +424,7 @@ func printTable(out io.Writer, ds []csr.Decision, header bool) {
 		if d.Error != "" {
 			reason += ": " + d.Error
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, duration.HumanDuration(now.Sub(d.Created)), d.Kind, dash(d.Node), outcome, reason)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, duration.HumanDuration(now.Sub(d.Created)), d.Kind, output.OrDash(d.Node), outcome, reason)
 	}
 	_ = w.Flush()
 }
@@ -504,11 +434,4 @@ func listOrNone(items []string) string {
 		return "none"
 	}
 	return strings.Join(items, ", ")
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

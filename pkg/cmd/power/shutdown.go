@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/client-go/rest"
@@ -29,6 +28,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/power"
+	"github.com/oc-recover/oc-recover/pkg/runbook"
 )
 
 var shutdownLong = templates.LongDesc(`
@@ -157,14 +157,8 @@ func (o *ShutdownOptions) engine() *debugnode.Engine {
 		Deadline: 15 * time.Minute, StartTimeout: o.PodStartTimeout, Log: o.streams.ErrOut}
 }
 
-// human is where the plan and progress go: stdout, or stderr when stdout
-// carries a JSON or YAML report.
-func (o *ShutdownOptions) human() io.Writer {
-	if output.Structured(o.Output) {
-		return o.streams.ErrOut
-	}
-	return o.streams.Out
-}
+// human is where the plan and progress go (output.HumanWriter).
+func (o *ShutdownOptions) human() io.Writer { return output.HumanWriter(o.Output, o.streams) }
 
 // Run checks, plans, confirms and shuts down.
 func (o *ShutdownOptions) Run(ctx context.Context) error {
@@ -177,37 +171,21 @@ func (o *ShutdownOptions) Run(ctx context.Context) error {
 		return err
 	}
 	out := o.human()
-	nodes, err := o.set.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	// Pre-flight: the nodes and the kubelet signer, then the backup.
+	targets, r, err := power.Preflight(ctx, o.set.Kube, o.restartBy, o.now)
+	if r != nil {
+		expiry := r.Signer
+		fmt.Fprintf(out, "Kubelet signer (%s/%s) expires %s (%s from now, from its %s).\n", power.SignerNamespace, power.SignerSecret,
+			expiry.NotAfter.UTC().Format(time.RFC3339), power.HumanDuration(expiry.NotAfter.Sub(o.now)), expiry.Source)
+		if expiry.Warning != "" {
+			fmt.Fprintf(out, "WARNING: %s\n", expiry.Warning)
+		}
+		fmt.Fprintf(out, "Restart by: %s (--restart-by %s).\n", o.restartBy.UTC().Format(time.RFC3339), o.RestartBy)
+	}
 	if err != nil {
-		return fmt.Errorf("list nodes: %w", err)
+		return err
 	}
-	if len(nodes.Items) == 0 {
-		return fmt.Errorf("the cluster has no nodes")
-	}
-	targets := power.ShutdownOrder(nodes.Items)
-	r := power.NewReport(targets)
-	r.DryRun, r.RestartBy = o.globals.DryRun, o.restartBy
-
-	// Pre-flight: the kubelet signer, then the backup.
-	secret, err := o.set.Kube.CoreV1().Secrets(power.SignerNamespace).Get(ctx, power.SignerSecret, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("refusing: cannot read %s/%s to learn when the kubelet signer expires: %w", power.SignerNamespace, power.SignerSecret, err)
-	}
-	expiry, err := power.ReadSignerExpiry(secret)
-	if err != nil {
-		return fmt.Errorf("refusing: %w", err)
-	}
-	r.Signer = &expiry
-	fmt.Fprintf(out, "Kubelet signer (%s/%s) expires %s (%s from now, from its %s).\n", power.SignerNamespace, power.SignerSecret,
-		expiry.NotAfter.UTC().Format(time.RFC3339), power.HumanDuration(expiry.NotAfter.Sub(o.now)), expiry.Source)
-	if expiry.Warning != "" {
-		fmt.Fprintf(out, "WARNING: %s\n", expiry.Warning)
-		r.Warnings = append(r.Warnings, expiry.Warning)
-	}
-	fmt.Fprintf(out, "Restart by: %s (--restart-by %s).\n", o.restartBy.UTC().Format(time.RFC3339), o.RestartBy)
-	if err := power.CheckRestartBy(expiry, o.restartBy, o.now); err != nil {
-		return fmt.Errorf("refusing, nothing was done: %w", err)
-	}
+	r.DryRun = o.globals.DryRun
 	if err := o.requireBackup(ctx, r); err != nil {
 		return err
 	}
@@ -263,15 +241,9 @@ func (o *ShutdownOptions) explain(err error, r *power.ShutdownReport) error {
 }
 
 func (o *ShutdownOptions) printPlan(out io.Writer, targets []power.Target) {
-	if o.globals.DryRun {
-		fmt.Fprintln(out, "Plan (dry run, nothing changed):")
-	} else {
-		fmt.Fprintln(out, "Plan:")
-	}
-	n := 0
+	var plan []runbook.Planned
 	step := func(format string, args ...any) {
-		n++
-		fmt.Fprintf(out, "  %d. %s\n", n, fmt.Sprintf(format, args...))
+		plan = append(plan, runbook.Planned{Title: fmt.Sprintf(format, args...)})
 	}
 	if o.TakeBackup {
 		step("take a backup into %s (from a healthy control-plane node)", o.BackupDir)
@@ -293,6 +265,7 @@ func (o *ShutdownOptions) printPlan(out io.Writer, targets []power.Target) {
 	}
 	step("on the %d control-plane node(s), run `chroot /host %s`: %s", len(masters), power.HostCommand, strings.Join(masters, ", "))
 	step("remove the debug pods and their namespaces, before the minute is up")
+	runbook.Print(out, o.globals.DryRun, "", plan)
 	fmt.Fprintf(out, "  If scheduling fails on a node, the shutdowns already scheduled are cancelled (`chroot /host %s`).\n", power.CancelCommand)
 	if len(notReady) > 0 {
 		fmt.Fprintf(out, "WARNING: not Ready: %s; a debug pod may not start there, and then nothing is shut down.\n", strings.Join(notReady, ", "))

@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
@@ -20,7 +17,6 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/output"
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/prompt"
 	"github.com/oc-recover/oc-recover/pkg/csr"
-	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/power"
 )
@@ -72,18 +68,6 @@ type StartupOptions struct {
 	approver *csr.Approver
 }
 
-// StartupReport is startup's result.
-type StartupReport struct {
-	DryRun bool `json:"dryRun"`
-	power.State
-	Phase    power.Phase `json:"phase"`
-	Approved int         `json:"approved"`
-	// CSRs are the CSRs approved (or, in a dry run, to approve) and those
-	// left pending for a reason worth a look.
-	CSRs     []csr.Decision `json:"csrs"`
-	TimedOut bool           `json:"timedOut,omitempty"`
-}
-
 // NewCmdStartup returns the startup command.
 func NewCmdStartup(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
 	o := &StartupOptions{Output: output.Table, Interval: DefaultStartupInterval, globals: globals, streams: streams}
@@ -128,25 +112,15 @@ func (o *StartupOptions) connect() error {
 	return nil
 }
 
-func (o *StartupOptions) human() io.Writer {
-	if output.Structured(o.Output) {
-		return o.streams.ErrOut
-	}
-	return o.streams.Out
-}
-
-// startupRun is what one run remembers between rounds.
-type startupRun struct {
-	state     power.State
-	haveState bool
-	approved  map[string]csr.Decision // by CSR name
-	pending   map[string]csr.Decision // left pending, as last decided
-	printed   map[string]string       // what was said about each CSR
-	confirmed bool
-	progress  string
-	apiError  string
-	// release is set once the API has answered era.RequireSupported.
-	release *era.Release
+// startupPrinted is what a run has said, so that each line is said once
+// until it changes.
+type startupPrinted struct {
+	csrs     map[string]string // by CSR name
+	progress string
+	// apiError is the API's last error since it last answered; answered is
+	// set once it has answered a whole round.
+	apiError string
+	answered bool
 }
 
 // Run approves and waits until the cluster is up or the time is up.
@@ -156,155 +130,78 @@ func (o *StartupOptions) Run(ctx context.Context) error {
 	}
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
-	s := &startupRun{approved: map[string]csr.Decision{}, pending: map[string]csr.Decision{}, printed: map[string]string{}}
-	out := o.human()
-	for {
-		err := o.round(ctx, s)
-		switch {
-		case errors.Is(err, errNotConfirmed), era.IsUnsupported(err):
-			return err
-		case err != nil && ctx.Err() != nil:
-			return o.finish(ctx, s)
-		case err != nil:
-			if msg := err.Error(); msg != s.apiError {
-				s.apiError = msg
+	out := output.HumanWriter(o.Output, o.streams)
+	p := &startupPrinted{csrs: map[string]string{}}
+	s := &power.Startup{
+		Approver:  o.approver,
+		Operators: o.set.OCConfig,
+		Era:       o.set.Era(),
+		DryRun:    o.globals.DryRun,
+		Interval:  o.Interval,
+		OnRetry: func(err error) {
+			if msg := err.Error(); msg != p.apiError {
+				p.apiError = msg
 				fmt.Fprintf(out, "Waiting for the API: %v\n", err)
 			}
-		default:
-			s.apiError = ""
-			if o.globals.DryRun || s.state.Phase() == power.Started {
-				return o.finish(ctx, s)
+		},
+		OnDecision: func(d csr.Decision) {
+			if line := csrLine(d); p.csrs[d.Name] != line {
+				p.csrs[d.Name] = line
+				fmt.Fprintln(out, line)
 			}
-		}
-		select {
-		case <-ctx.Done():
-			return o.finish(ctx, s)
-		case <-time.After(o.Interval):
+		},
+		OnState: func(st power.State, approved int) {
+			p.apiError, p.answered = "", true
+			if line := st.Progress(approved); line != p.progress && st.Phase() != power.Started {
+				p.progress = line
+				fmt.Fprintln(out, line)
+			}
+		},
+	}
+	if !o.globals.Yes && prompt.IsTerminal(o.streams.In) {
+		s.Confirm = func(ds []csr.Decision) (bool, error) {
+			for _, d := range ds {
+				if d.Approve {
+					fmt.Fprintf(out, "  %s: %s for %s: %s\n", d.Name, d.Kind, d.Node, d.Reason)
+				}
+			}
+			return prompt.Confirm(o.streams.In, out, fmt.Sprintf("Approve these %d CSR(s), and the valid CSRs of nodes that arrive until the cluster is up?", csr.CountApprove(ds)))
 		}
 	}
-}
-
-var errNotConfirmed = errors.New("not confirmed; nothing approved")
-
-// round reads the cluster, approves what is valid, and judges the nodes
-// and cluster operators.
-func (o *StartupOptions) round(ctx context.Context, s *startupRun) error {
-	// The API may not answer yet: that decides nothing, and the next round
-	// asks again; only an answer that names an unsupported release stops.
-	if s.release == nil {
-		rel, err := era.RequireSupported(ctx, o.set.Era())
-		if err != nil {
-			return err
-		}
-		s.release = rel
-	}
-	snap, err := o.approver.Read(ctx)
+	r, err := s.Run(ctx)
 	if err != nil {
 		return err
 	}
-	ds := csr.Decide(snap.CSRs, snap.Nodes, snap.Machines, nil)
-	toApprove := 0
-	for _, d := range ds {
-		if d.Approve {
-			toApprove++
-		}
-	}
-	if o.globals.DryRun {
-		csr.DryRun(ds)
-	} else {
-		if toApprove > 0 && !s.confirmed && !o.globals.Yes && prompt.IsTerminal(o.streams.In) {
-			for _, d := range ds {
-				if d.Approve {
-					fmt.Fprintf(o.human(), "  %s: %s for %s: %s\n", d.Name, d.Kind, d.Node, d.Reason)
-				}
-			}
-			ok, err := prompt.Confirm(o.streams.In, o.human(), fmt.Sprintf("Approve these %d CSR(s), and the valid CSRs of nodes that arrive until the cluster is up?", toApprove))
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return errNotConfirmed
-			}
-			s.confirmed = true
-		}
-		ds, _ = o.approver.Approve(ctx, snap.CSRs, ds)
-	}
-	o.noteCSRs(s, ds)
-
-	cos, err := o.set.OCConfig.ConfigV1().ClusterOperators().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return fmt.Errorf("list cluster operators: %w", err)
-	}
-	var st power.State
-	st.ControlPlane, st.Workers = power.CountNodes(snap.Nodes)
-	st.OperatorsOK, st.Operators = power.JudgeOperators(cos.Items)
-	st.OperatorsTotal = len(cos.Items)
-	s.state, s.haveState = st, true
-	if line := st.Progress(len(s.approved)); line != s.progress && st.Phase() != power.Started {
-		s.progress = line
-		fmt.Fprintln(o.human(), line)
-	}
-	return nil
+	return o.finish(ctx, r, p)
 }
 
-// noteCSRs records and reports, once each, the CSRs approved and those left
-// pending.
-func (o *StartupOptions) noteCSRs(s *startupRun, ds []csr.Decision) {
-	out := o.human()
-	s.pending = map[string]csr.Decision{}
-	for _, d := range ds {
-		var line string
-		switch d.Outcome {
-		case csr.Approved, csr.WouldApprove:
-			s.approved[d.Name] = d
-			verb := "Approved"
-			if d.Outcome == csr.WouldApprove {
-				verb = "Would approve"
-			}
-			line = fmt.Sprintf("%s CSR %s (%s, %s): %s", verb, d.Name, d.Kind, dash(d.Node), d.Reason)
-		case csr.Failed:
-			line = fmt.Sprintf("warning: approving CSR %s failed: %s; trying again", d.Name, d.Error)
-		case csr.Pending:
-			if !d.NeedsAttention() {
-				continue
-			}
-			s.pending[d.Name] = d
-			line = fmt.Sprintf("Left pending CSR %s (%s, requested by %s): %s: %s", d.Name, d.Kind, d.Requester, d.Category, d.Reason)
-		default:
-			continue
+// csrLine is what startup says about a CSR approved, failed or left pending.
+func csrLine(d csr.Decision) string {
+	switch d.Outcome {
+	case csr.Approved, csr.WouldApprove:
+		verb := "Approved"
+		if d.Outcome == csr.WouldApprove {
+			verb = "Would approve"
 		}
-		if s.printed[d.Name] != line {
-			s.printed[d.Name] = line
-			fmt.Fprintln(out, line)
-		}
+		return fmt.Sprintf("%s CSR %s (%s, %s): %s", verb, d.Name, d.Kind, output.OrDash(d.Node), d.Reason)
+	case csr.Failed:
+		return fmt.Sprintf("warning: approving CSR %s failed: %s; trying again", d.Name, d.Error)
 	}
+	return fmt.Sprintf("Left pending CSR %s (%s, requested by %s): %s: %s", d.Name, d.Kind, d.Requester, d.Category, d.Reason)
 }
 
 // finish reports: the cluster is up (exit 0), or what is not (exit 3, or 1
 // when interrupted).
-func (o *StartupOptions) finish(ctx context.Context, s *startupRun) error {
-	r := StartupReport{DryRun: o.globals.DryRun, State: s.state, Phase: s.state.Phase(), Approved: len(s.approved), CSRs: []csr.Decision{}}
-	for _, d := range s.approved {
-		r.CSRs = append(r.CSRs, d)
-	}
-	for _, d := range s.pending {
-		r.CSRs = append(r.CSRs, d)
-	}
-	sortDecisions(r.CSRs)
-	up := s.haveState && r.Phase == power.Started
-	r.TimedOut = !up && !o.globals.DryRun
-	if !s.haveState {
-		r.Phase = power.WaitControlPlane
-	}
+func (o *StartupOptions) finish(ctx context.Context, r *power.StartupReport, p *startupPrinted) error {
 	if output.Structured(o.Output) {
 		if err := output.Print(o.streams.Out, o.Output, r); err != nil {
 			return err
 		}
 	} else {
-		o.printReport(r, s)
+		o.printReport(r, p)
 	}
 	switch {
-	case up:
+	case r.Phase == power.Started:
 		return nil
 	case o.globals.DryRun:
 		return exitcode.NeedsAttention(nil)
@@ -314,9 +211,9 @@ func (o *StartupOptions) finish(ctx context.Context, s *startupRun) error {
 	return exitcode.NeedsAttentionf("timed out after %s before the cluster was up (waiting for %s); see the report above", o.globals.Timeout, r.Phase)
 }
 
-func (o *StartupOptions) printReport(r StartupReport, s *startupRun) {
+func (o *StartupOptions) printReport(r *power.StartupReport, p *startupPrinted) {
 	out := o.streams.Out
-	if r.Phase == power.Started && s.haveState {
+	if r.Phase == power.Started {
 		if r.DryRun {
 			fmt.Fprintln(out, "Dry run, nothing changed.")
 		}
@@ -329,8 +226,8 @@ func (o *StartupOptions) printReport(r StartupReport, s *startupRun) {
 	} else {
 		fmt.Fprintf(out, "The cluster is not up yet (waiting for %s).\n", r.Phase)
 	}
-	if !s.haveState {
-		fmt.Fprintf(out, "The API never answered: %s\n", s.apiError)
+	if !p.answered {
+		fmt.Fprintf(out, "The API never answered: %s\n", p.apiError)
 		return
 	}
 	fmt.Fprintf(out, "Control-plane nodes Ready: %d of %d%s\n", r.ControlPlane.Ready, r.ControlPlane.Total, notReadyList(r.ControlPlane.NotReady))
@@ -357,20 +254,4 @@ func notReadyList(names []string) string {
 		return ""
 	}
 	return " (not Ready: " + strings.Join(names, ", ") + ")"
-}
-
-func sortDecisions(ds []csr.Decision) {
-	sort.Slice(ds, func(i, j int) bool {
-		if !ds[i].Created.Equal(ds[j].Created) {
-			return ds[i].Created.Before(ds[j].Created)
-		}
-		return ds[i].Name < ds[j].Name
-	})
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 
+	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"sigs.k8s.io/yaml"
 
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
@@ -34,6 +35,24 @@ func Validate(format string) error {
 
 // Structured reports whether format is printed by Print rather than as a table.
 func Structured(format string) bool { return format == JSON || format == YAML }
+
+// HumanWriter is where a command writes what is meant for a person (its
+// plan, progress lines, questions): stdout, or stderr when stdout carries a
+// JSON or YAML report that a program reads.
+func HumanWriter(format string, streams genericiooptions.IOStreams) io.Writer {
+	if Structured(format) {
+		return streams.ErrOut
+	}
+	return streams.Out
+}
+
+// OrDash is s, or "-" for an empty value in a table or a report line.
+func OrDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
 
 // Print writes v as indented JSON or as YAML.
 func Print(w io.Writer, format string, v any) error {

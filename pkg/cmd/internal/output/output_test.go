@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"testing"
 
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 )
 
@@ -29,5 +31,15 @@ func TestPrint(t *testing.T) {
 	}
 	if err := Print(&y, YAML, v); err != nil || y.String() != "count: 1\nname: a\n" {
 		t.Errorf("yaml: %q %v", y.String(), err)
+	}
+}
+
+func TestHumanWriterKeepsStdoutForTheStructuredReport(t *testing.T) {
+	var out, errOut bytes.Buffer
+	streams := genericiooptions.IOStreams{Out: &out, ErrOut: &errOut}
+	for format, want := range map[string]*bytes.Buffer{Table: &out, JSON: &errOut, YAML: &errOut} {
+		if got := HumanWriter(format, streams); got != want {
+			t.Errorf("-o %s: human text goes to %p, want %p (stdout %p, stderr %p)", format, got, want, &out, &errOut)
+		}
 	}
 }
