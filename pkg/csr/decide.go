@@ -16,6 +16,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/oc-recover/oc-recover/pkg/openshift"
 )
 
 // Decide returns a decision for every pending CSR in csrs (CSRs already
@@ -288,7 +290,7 @@ func (v *view) decideClient(d Decision) Decision {
 		return d
 	}
 	switch {
-	case node != nil && isReady(node):
+	case node != nil && openshift.NodeReady(node):
 		d.Category = NodeReady
 		d.Reason = fmt.Sprintf("the bootstrapper asks a client certificate for node %s, which is Ready: a Ready node renews its own, so this would take it over; refused", d.Node)
 	case node != nil:
@@ -445,15 +447,6 @@ func ParseRequest(data []byte) (*x509.CertificateRequest, error) {
 	return req, nil
 }
 
-func isReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 func readiness(n *corev1.Node) string {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
@@ -467,7 +460,7 @@ func readiness(n *corev1.Node) string {
 func NodesNotReady(nodes []corev1.Node) []string {
 	var out []string
 	for i := range nodes {
-		if !isReady(&nodes[i]) {
+		if !openshift.NodeReady(&nodes[i]) {
 			out = append(out, nodes[i].Name)
 		}
 	}

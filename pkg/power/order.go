@@ -4,6 +4,8 @@ import (
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/oc-recover/oc-recover/pkg/openshift"
 )
 
 // Role is a node's part in the cluster.
@@ -23,24 +25,6 @@ type Target struct {
 	Ready bool   `json:"ready"`
 }
 
-// IsControlPlane reports whether n is a control-plane node (labelled
-// node-role.kubernetes.io/master or node-role.kubernetes.io/control-plane).
-func IsControlPlane(n *corev1.Node) bool {
-	_, master := n.Labels["node-role.kubernetes.io/master"]
-	_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
-	return master || cp
-}
-
-// IsReady reports whether n's Ready condition is True.
-func IsReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // ShutdownOrder is the order in which the nodes are shut down: the
 // workers first, then the control plane, each by name. OpenShift's
 // documentation (4.5, Backup and restore, 3.2 "Shutting down the cluster")
@@ -51,8 +35,8 @@ func ShutdownOrder(nodes []corev1.Node) []Target {
 	var workers, masters []Target
 	for i := range nodes {
 		n := &nodes[i]
-		t := Target{Node: n.Name, Ready: IsReady(n), Role: Worker}
-		if IsControlPlane(n) {
+		t := Target{Node: n.Name, Ready: openshift.NodeReady(n), Role: Worker}
+		if openshift.IsControlPlane(n) {
 			t.Role = ControlPlane
 			masters = append(masters, t)
 		} else {

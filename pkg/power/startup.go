@@ -15,6 +15,7 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/csr"
 	"github.com/oc-recover/oc-recover/pkg/era"
+	"github.com/oc-recover/oc-recover/pkg/openshift"
 )
 
 // Startup brings a cluster that was shut down gracefully back, once its
@@ -250,11 +251,11 @@ func CountNodes(nodes []corev1.Node) (controlPlane, workers NodeCount) {
 	for i := range nodes {
 		n := &nodes[i]
 		c := &workers
-		if IsControlPlane(n) {
+		if openshift.IsControlPlane(n) {
 			c = &controlPlane
 		}
 		c.Total++
-		if IsReady(n) {
+		if openshift.NodeReady(n) {
 			c.Ready++
 		} else {
 			c.NotReady = append(c.NotReady, n.Name)
