@@ -3,6 +3,7 @@ package backup
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	configclient "github.com/openshift/client-go/config/clientset/versioned"
@@ -69,4 +70,50 @@ func TakeInto(ctx context.Context, c Clients, start StartRunner, parent, command
 		return nil, err
 	}
 	return Run(ctx, start, cl, Request{Parent: parent, Options: Options{Now: now}}, p)
+}
+
+// Gate is a Requirement as member replace and shutdown meet it: checked
+// before the plan is shown, and, when no recent backup was found and
+// --backup asks for one, the backup taken after the confirmation and
+// before anything else changes.
+type Gate struct {
+	Requirement
+	Clients Clients
+	Start   StartRunner
+	// Command is the plugin as the user typed it, for advice.
+	Command string
+}
+
+// Check looks for the backup (Requirement.Check); action says what it is
+// required before ("replacing a member").
+func (g Gate) Check(ctx context.Context, now time.Time, action string) (Decision, error) {
+	return g.Requirement.Check(ctx, g.Clients.Config, now, action, g.Command)
+}
+
+// Report writes how the requirement is met: the backup found, or what
+// --force went without and risk, what that means for this command. A
+// backup still to take is the plan's to show (Step).
+func (d Decision) Report(out io.Writer, now time.Time, risk string) {
+	switch {
+	case d.Found != nil:
+		fmt.Fprintf(out, "Backup: %s (taken %s ago).\n", d.Found.Dir, now.Sub(d.Found.Created()).Round(time.Minute))
+	case d.Forced != "":
+		fmt.Fprintf(out, "WARNING: --force: %s; %s.\n", d.Forced, risk)
+	}
+}
+
+// Step is the plan's line for the backup a decision to Take takes.
+func (r Requirement) Step() string {
+	return fmt.Sprintf("take a backup into %s (from a healthy control-plane node)", r.Dir)
+}
+
+// Take takes the backup into a new directory under the gate's Dir
+// (TakeInto), says so on out and returns the directory.
+func (g Gate) Take(ctx context.Context, now time.Time, p Progress, out io.Writer) (string, error) {
+	res, err := TakeInto(ctx, g.Clients, g.Start, g.Dir, g.Command, now, p)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(out, "Backup: %s (revision %d, %d live keys, test restore OK).\n", res.Dir, res.Manifest.Etcd.Revision, res.Manifest.Etcd.LiveKeys)
+	return res.Dir, nil
 }

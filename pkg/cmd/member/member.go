@@ -128,8 +128,8 @@ func printTable(out io.Writer, r *member.Report) {
 		if s.Unreachable {
 			ready += ",unreachable"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", dash(s.Node), dash(s.Machine), dash(s.InstanceState), dash(ready),
-			dash(s.PodState), s.Restarts, dash(s.MemberID), healthText(s), s.Diagnosis)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", output.OrDash(s.Node), output.OrDash(s.Machine), output.OrDash(s.InstanceState), output.OrDash(ready),
+			output.OrDash(s.PodState), s.Restarts, output.OrDash(s.MemberID), healthText(s), s.Diagnosis)
 	}
 	for _, s := range r.Members {
 		row(s)
@@ -145,7 +145,7 @@ func printTable(out io.Writer, r *member.Report) {
 	if len(r.ExtraMembers) > 0 {
 		var ids []string
 		for _, s := range r.ExtraMembers {
-			ids = append(ids, s.MemberID+" ("+dash(s.Node)+")")
+			ids = append(ids, s.MemberID+" ("+output.OrDash(s.Node)+")")
 		}
 		fmt.Fprintf(out, "Extra etcd members that match no control-plane node: %s. Not removed; check them before any replacement.\n", strings.Join(ids, ", "))
 	}
@@ -165,11 +165,4 @@ func healthText(s member.Status) string {
 		return "true"
 	}
 	return "false"
-}
-
-func dash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/backup"
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/clients"
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/output"
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/progress"
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/prompt"
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
@@ -161,18 +162,21 @@ func (o *ReplaceOptions) Run(ctx context.Context) error {
 		return err
 	}
 	rec := p.Record
+	// backupFirst is how the rule of a recent backup first is met; a
+	// replacement being resumed met it when it began.
+	var backupFirst backup.Decision
 	if p.Resuming {
 		fmt.Fprintf(out, "Resuming the replacement of etcd member %s of %s (%s procedure), started %s.\n", rec.MemberID, rec.Node, rec.Procedure, rec.Started.Local().Format(time.RFC3339))
 	} else {
 		d := p.Decision
 		fmt.Fprintf(out, "Member %s of %s: %s (machine %s, node Ready=%s, etcd pod %s).\n", d.Member.MemberID, rec.Node, d.Member.Diagnosis,
-			dash(d.Member.InstanceState), d.Member.NodeReady, d.Member.PodState)
+			output.OrDash(d.Member.InstanceState), d.Member.NodeReady, d.Member.PodState)
 		fmt.Fprintf(out, "Procedure: %s. %d healthy of %d members remain after the removal", procedureName(rec.Procedure), d.HealthyAfter, d.VotingAfter)
 		if rec.Override {
 			fmt.Fprintf(out, "; fewer than 3, so the etcd quorum guard is lifted for the duration")
 		}
 		fmt.Fprintln(out, ".")
-		if err := o.requireBackup(ctx, rec, now); err != nil {
+		if backupFirst, err = o.requireBackup(ctx, rec, now); err != nil {
 			return err
 		}
 	}
@@ -180,9 +184,10 @@ func (o *ReplaceOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	take := backupFirst.Take && rec.Backup == ""
 	before := ""
-	if o.TakeBackup && rec.Backup == "" && !p.Resuming {
-		before = fmt.Sprintf("take a backup into %s (from a healthy control-plane node)", o.BackupDir)
+	if take {
+		before = o.backupGate().Step()
 	}
 	runbook.Print(out, o.globals.DryRun, before, steps)
 	if o.globals.DryRun {
@@ -191,8 +196,9 @@ func (o *ReplaceOptions) Run(ctx context.Context) error {
 	if err := prompt.Proceed(o.streams.In, out, o.globals.Yes, fmt.Sprintf("Replace the etcd member of %s?", rec.Node), "nothing changed"); err != nil {
 		return err
 	}
-	if o.TakeBackup && rec.Backup == "" && !p.Resuming {
-		dir, err := o.takeBackup(ctx, now)
+	if take {
+		bar := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
+		dir, err := o.backupGate().Take(ctx, now, bar, out)
 		if err != nil {
 			return fmt.Errorf("the backup taken before the replacement failed, nothing else was changed: %w", err)
 		}
@@ -209,36 +215,33 @@ func (o *ReplaceOptions) Run(ctx context.Context) error {
 	return nil
 }
 
-// requireBackup refuses without a recent backup of this cluster, unless
-// --backup will take one or --force goes without.
-func (o *ReplaceOptions) requireBackup(ctx context.Context, rec *member.Record, now time.Time) error {
-	req := backup.Requirement{Dir: o.BackupDir, MaxAge: o.MaxBackupAge, Take: o.TakeBackup, Force: o.Force}
-	d, err := req.Check(ctx, o.set.OCConfig, now, "replacing a member", o.globals.CommandName)
-	if err != nil {
-		return err
+// backupGate is the runbook's rule of a recent backup first, on the flags
+// --backup-dir, --max-backup-age, --backup and --force.
+func (o *ReplaceOptions) backupGate() backup.Gate {
+	return backup.Gate{
+		Requirement: backup.Requirement{Dir: o.BackupDir, MaxAge: o.MaxBackupAge, Take: o.TakeBackup, Force: o.Force},
+		Clients:     backup.Clients{Kube: o.set.Kube, Config: o.set.OCConfig, Operator: o.set.Operator},
+		Start:       o.engine().Runner,
+		Command:     o.globals.CommandName,
 	}
-	o.TakeBackup = d.Take
-	out := o.streams.Out
-	switch {
-	case d.Found != nil:
-		rec.Backup = d.Found.Dir
-		fmt.Fprintf(out, "Backup: %s (taken %s ago).\n", d.Found.Dir, now.Sub(d.Found.Created()).Round(time.Minute))
-	case d.Forced != "":
-		rec.Forced = append(rec.Forced, d.Forced)
-		fmt.Fprintf(out, "WARNING: --force: %s; if this goes wrong there is nothing to restore.\n", d.Forced)
-	}
-	return nil
 }
 
-func (o *ReplaceOptions) takeBackup(ctx context.Context, now time.Time) (string, error) {
-	bc := backup.Clients{Kube: o.set.Kube, Config: o.set.OCConfig, Operator: o.set.Operator}
-	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
-	res, err := backup.TakeInto(ctx, bc, o.engine().Runner, o.BackupDir, o.globals.CommandName, now, p)
+// requireBackup refuses without a recent backup of this cluster, unless
+// --backup will take one or --force goes without, and records on the
+// replacement the backup found or what --force went without.
+func (o *ReplaceOptions) requireBackup(ctx context.Context, rec *member.Record, now time.Time) (backup.Decision, error) {
+	d, err := o.backupGate().Check(ctx, now, "replacing a member")
 	if err != nil {
-		return "", err
+		return d, err
 	}
-	fmt.Fprintf(o.streams.Out, "Backup: %s (revision %d, %d live keys, test restore OK).\n", res.Dir, res.Manifest.Etcd.Revision, res.Manifest.Etcd.LiveKeys)
-	return res.Dir, nil
+	d.Report(o.streams.Out, now, "if this goes wrong there is nothing to restore")
+	if d.Found != nil {
+		rec.Backup = d.Found.Dir
+	}
+	if d.Forced != "" {
+		rec.Forced = append(rec.Forced, d.Forced)
+	}
+	return d, nil
 }
 
 func procedureName(p string) string {

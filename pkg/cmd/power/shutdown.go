@@ -186,11 +186,12 @@ func (o *ShutdownOptions) Run(ctx context.Context) error {
 		return err
 	}
 	r.DryRun = o.globals.DryRun
-	if err := o.requireBackup(ctx, r); err != nil {
+	backupFirst, err := o.requireBackup(ctx, r)
+	if err != nil {
 		return err
 	}
 
-	o.printPlan(out, targets)
+	o.printPlan(out, targets, backupFirst.Take)
 	if o.globals.DryRun {
 		for i := range r.Nodes {
 			r.Nodes[i].Outcome = power.WouldSchedule
@@ -200,8 +201,9 @@ func (o *ShutdownOptions) Run(ctx context.Context) error {
 	if err := prompt.Proceed(o.streams.In, out, o.globals.Yes, fmt.Sprintf("Shut down all %d nodes of this cluster?", len(targets)), "nothing was done"); err != nil {
 		return err
 	}
-	if o.TakeBackup {
-		dir, err := o.takeBackup(ctx)
+	if backupFirst.Take {
+		bar := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
+		dir, err := o.backupGate().Take(ctx, o.now, bar, out)
 		if err != nil {
 			return fmt.Errorf("the backup taken before the shutdown failed, nothing was shut down: %w", err)
 		}
@@ -240,13 +242,15 @@ func (o *ShutdownOptions) explain(err error, r *power.ShutdownReport) error {
 	return err
 }
 
-func (o *ShutdownOptions) printPlan(out io.Writer, targets []power.Target) {
+// printPlan shows what the shutdown will do, with takeBackup the backup it
+// takes first.
+func (o *ShutdownOptions) printPlan(out io.Writer, targets []power.Target, takeBackup bool) {
 	var plan []runbook.Planned
 	step := func(format string, args ...any) {
 		plan = append(plan, runbook.Planned{Title: fmt.Sprintf(format, args...)})
 	}
-	if o.TakeBackup {
-		step("take a backup into %s (from a healthy control-plane node)", o.BackupDir)
+	if takeBackup {
+		step("%s", backup.Requirement{Dir: o.BackupDir}.Step())
 	}
 	step("start a debug pod (namespace openshift-recover-*, privileged, host / at /host) on each of the %d nodes; nothing is scheduled unless every one runs", len(targets))
 	var workers, masters, notReady []string
@@ -295,34 +299,31 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// requireBackup refuses without a recent backup of this cluster, unless
-// --backup will take one or --force goes without.
-func (o *ShutdownOptions) requireBackup(ctx context.Context, r *power.ShutdownReport) error {
-	req := backup.Requirement{Dir: o.BackupDir, MaxAge: o.MaxBackupAge, Take: o.TakeBackup, Force: o.Force}
-	d, err := req.Check(ctx, o.set.OCConfig, o.now, "a shutdown", o.globals.CommandName)
-	if err != nil {
-		return err
+// backupGate is the runbook's rule of a recent backup first, on the flags
+// --backup-dir, --max-backup-age, --backup and --force.
+func (o *ShutdownOptions) backupGate() backup.Gate {
+	return backup.Gate{
+		Requirement: backup.Requirement{Dir: o.BackupDir, MaxAge: o.MaxBackupAge, Take: o.TakeBackup, Force: o.Force},
+		Clients:     backup.Clients{Kube: o.set.Kube, Config: o.set.OCConfig, Operator: o.set.Operator},
+		Start:       o.engine().Runner,
+		Command:     o.globals.CommandName,
 	}
-	o.TakeBackup = d.Take
-	out := o.human()
-	switch {
-	case d.Found != nil:
-		r.Backup = d.Found.Dir
-		fmt.Fprintf(out, "Backup: %s (taken %s ago).\n", d.Found.Dir, o.now.Sub(d.Found.Created()).Round(time.Minute))
-	case d.Forced != "":
-		r.Forced = append(r.Forced, d.Forced)
-		fmt.Fprintf(out, "WARNING: --force: %s; if the cluster does not come back there is nothing to restore.\n", d.Forced)
-	}
-	return nil
 }
 
-func (o *ShutdownOptions) takeBackup(ctx context.Context) (string, error) {
-	bc := backup.Clients{Kube: o.set.Kube, Config: o.set.OCConfig, Operator: o.set.Operator}
-	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
-	res, err := backup.TakeInto(ctx, bc, o.engine().Runner, o.BackupDir, o.globals.CommandName, o.now, p)
+// requireBackup refuses without a recent backup of this cluster, unless
+// --backup will take one or --force goes without, and records in the report
+// the backup found or what --force went without.
+func (o *ShutdownOptions) requireBackup(ctx context.Context, r *power.ShutdownReport) (backup.Decision, error) {
+	d, err := o.backupGate().Check(ctx, o.now, "a shutdown")
 	if err != nil {
-		return "", err
+		return d, err
 	}
-	fmt.Fprintf(o.human(), "Backup: %s (revision %d, %d live keys, test restore OK).\n", res.Dir, res.Manifest.Etcd.Revision, res.Manifest.Etcd.LiveKeys)
-	return res.Dir, nil
+	d.Report(o.human(), o.now, "if the cluster does not come back there is nothing to restore")
+	if d.Found != nil {
+		r.Backup = d.Found.Dir
+	}
+	if d.Forced != "" {
+		r.Forced = append(r.Forced, d.Forced)
+	}
+	return d, nil
 }

@@ -45,7 +45,7 @@ func TestShutdownPlanText(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			tc.o.printPlan(&out, tc.targets)
+			tc.o.printPlan(&out, tc.targets, tc.o.TakeBackup)
 			if out.String() != tc.want {
 				t.Errorf("plan:\n%s\nwant:\n%s", out.String(), tc.want)
 			}
