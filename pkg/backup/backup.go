@@ -126,9 +126,6 @@ type Options struct {
 	SilenceTimeout time.Duration
 }
 
-// StartRunner starts work on a node's host (debugnode.Engine.Runner).
-type StartRunner func(ctx context.Context, node string) (debugnode.Runner, error)
-
 // DefaultOutputDir is where a backup goes without --output-dir:
 // ./backup-<cluster>-<timestamp>, the cluster named by its infrastructure
 // name, else the start of its ID.
@@ -173,7 +170,7 @@ func PrepareOutputDir(dir string) (created bool, err error) {
 // PrepareOutputDir has accepted. On failure nothing in the output directory
 // looks complete: downloads stay *.part until all are verified, and are
 // removed on error.
-func Take(ctx context.Context, start StartRunner, cl *Cluster, opts Options, p Progress) (m *Manifest, err error) {
+func Take(ctx context.Context, start debugnode.StartFunc, cl *Cluster, opts Options, p Progress) (m *Manifest, err error) {
 	m = &Manifest{FormatVersion: 1, ClusterID: cl.ID, InfrastructureName: cl.InfrastructureName, Version: cl.Version,
 		Node: cl.Node, StartedAt: opts.Now.UTC(), EncryptionType: cl.Encryption, Forced: cl.Forced, Dirty: cl.Dirty, Tool: opts.Tool}
 	silence := opts.SilenceTimeout
@@ -421,7 +418,7 @@ func syncDir(dir string) error {
 // the run's debug pod or, when that pod is gone (deleted, evicted), through
 // a new one, so that a failed run leaves nothing on the host either. It is
 // bounded, and runs to its end even after a Ctrl-C.
-func removeHostCopy(ctx context.Context, s debugnode.Runner, start StartRunner, hostDir string, p Progress) {
+func removeHostCopy(ctx context.Context, s debugnode.Runner, start debugnode.StartFunc, hostDir string, p Progress) {
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	rm := "rm -rf -- " + debugnode.ShellQuote(hostDir) + " " + debugnode.ShellQuote(hostDir+".trace")

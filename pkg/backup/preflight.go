@@ -30,9 +30,9 @@ const FirstRotationGuard = 24 * time.Hour
 
 // Clients are the API clients a backup needs.
 type Clients struct {
-	Kube     kubernetes.Interface
-	Config   configclient.Interface
-	Operator operatorclient.Interface
+	Kube            kubernetes.Interface
+	OpenShiftConfig configclient.Interface
+	Operator        operatorclient.Interface
 }
 
 // Cluster is what pre-flight learned about the cluster.
@@ -90,7 +90,7 @@ func Preflight(ctx context.Context, c Clients, o PreflightOptions) (*Cluster, er
 		return nil, err
 	}
 	cl := &Cluster{}
-	cv, err := c.Config.ConfigV1().ClusterVersions().Get(ctx, "version", metav1.GetOptions{})
+	cv, err := c.OpenShiftConfig.ConfigV1().ClusterVersions().Get(ctx, "version", metav1.GetOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("read clusterversion/version (is this an OpenShift 4 cluster?): %w", err)
 	}
@@ -106,20 +106,20 @@ func Preflight(ctx context.Context, c Clients, o PreflightOptions) (*Cluster, er
 		}
 		cl.Forced = append(cl.Forced, fmt.Sprintf("backup within 24h of installation (installed %s ago)", age.Round(time.Minute)))
 	}
-	if infra, err := c.Config.ConfigV1().Infrastructures().Get(ctx, "cluster", metav1.GetOptions{}); err == nil {
+	if infra, err := c.OpenShiftConfig.ConfigV1().Infrastructures().Get(ctx, "cluster", metav1.GetOptions{}); err == nil {
 		cl.InfrastructureName = infra.Status.InfrastructureName
 	}
-	proxy, err := c.Config.ConfigV1().Proxies().Get(ctx, "cluster", metav1.GetOptions{})
+	proxy, err := c.OpenShiftConfig.ConfigV1().Proxies().Get(ctx, "cluster", metav1.GetOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("read proxy/cluster: %w", err)
 	}
 	cl.ProxyEnv = proxyEnv(proxy)
-	if apiserver, err := c.Config.ConfigV1().APIServers().Get(ctx, "cluster", metav1.GetOptions{}); err == nil {
+	if apiserver, err := c.OpenShiftConfig.ConfigV1().APIServers().Get(ctx, "cluster", metav1.GetOptions{}); err == nil {
 		if t := apiserver.Spec.Encryption.Type; t != "" && t != configv1.EncryptionTypeIdentity {
 			cl.Encryption = string(t)
 		}
 	}
-	if cl.Rollouts, err = Rollouts(ctx, c.Config); err != nil {
+	if cl.Rollouts, err = Rollouts(ctx, c.OpenShiftConfig); err != nil {
 		return nil, err
 	}
 	if len(cl.Rollouts) > 0 {

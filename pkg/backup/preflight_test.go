@@ -117,9 +117,9 @@ func TestPreflightRefusesEarlyBackupsUnlessForced(t *testing.T) {
 	cv := &configv1.ClusterVersion{ObjectMeta: metav1.ObjectMeta{Name: "version"}, Spec: configv1.ClusterVersionSpec{ClusterID: "abc"},
 		Status: configv1.ClusterVersionStatus{History: []configv1.UpdateHistory{{State: configv1.CompletedUpdate, Version: "4.14.8", StartedTime: metav1.NewTime(now.Add(-5 * time.Hour))}}}}
 	clients := Clients{
-		Kube:     fake.NewSimpleClientset(master("m0", true), etcdPod("m0", corev1.PodRunning, true), apiserverPod("m0", true)),
-		Config:   configfake.NewSimpleClientset(append(clusterOperators(nil), cv)...),
-		Operator: operatorfake.NewSimpleClientset(),
+		Kube:            fake.NewSimpleClientset(master("m0", true), etcdPod("m0", corev1.PodRunning, true), apiserverPod("m0", true)),
+		OpenShiftConfig: configfake.NewSimpleClientset(append(clusterOperators(nil), cv)...),
+		Operator:        operatorfake.NewSimpleClientset(),
 	}
 	// The fake clientset allows every access review.
 	allowAll(clients.Kube.(*fake.Clientset))
@@ -195,9 +195,9 @@ func TestPreflightRefusesDuringARolloutUnlessForced(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clients := Clients{
-				Kube:     fake.NewSimpleClientset(master("m0", true), etcdPod("m0", corev1.PodRunning, true), apiserverPod("m0", true)),
-				Config:   configfake.NewSimpleClientset(append(clusterOperators(tc.progressing), installedLongAgo(now, "4.14.8"))...),
-				Operator: operatorfake.NewSimpleClientset(),
+				Kube:            fake.NewSimpleClientset(master("m0", true), etcdPod("m0", corev1.PodRunning, true), apiserverPod("m0", true)),
+				OpenShiftConfig: configfake.NewSimpleClientset(append(clusterOperators(tc.progressing), installedLongAgo(now, "4.14.8"))...),
+				Operator:        operatorfake.NewSimpleClientset(),
 			}
 			allowAll(clients.Kube.(*fake.Clientset))
 			_, err := Preflight(context.Background(), clients, PreflightOptions{Now: now, Command: "kubectl recover"})
@@ -216,9 +216,9 @@ func TestPreflightRefusesDuringARolloutUnlessForced(t *testing.T) {
 		})
 	}
 	clients := Clients{
-		Kube:     fake.NewSimpleClientset(master("m0", true), etcdPod("m0", corev1.PodRunning, true), apiserverPod("m0", true)),
-		Config:   configfake.NewSimpleClientset(append(clusterOperators(nil), installedLongAgo(now, "4.14.8"))...),
-		Operator: operatorfake.NewSimpleClientset(),
+		Kube:            fake.NewSimpleClientset(master("m0", true), etcdPod("m0", corev1.PodRunning, true), apiserverPod("m0", true)),
+		OpenShiftConfig: configfake.NewSimpleClientset(append(clusterOperators(nil), installedLongAgo(now, "4.14.8"))...),
+		Operator:        operatorfake.NewSimpleClientset(),
 	}
 	allowAll(clients.Kube.(*fake.Clientset))
 	if cl, err := Preflight(context.Background(), clients, PreflightOptions{Now: now}); err != nil || cl.Dirty || len(cl.Forced) != 0 {
@@ -235,8 +235,8 @@ func TestPreflightNeedsTheNodesOwnAPIServerFrom46(t *testing.T) {
 		clients := Clients{
 			Kube: fake.NewSimpleClientset(master("m0", true), etcdPod("m0", corev1.PodRunning, true), apiserverPod("m0", false),
 				master("m1", true), etcdPod("m1", corev1.PodRunning, true), apiserverPod("m1", true)),
-			Config:   configfake.NewSimpleClientset(append(clusterOperators(nil), installedLongAgo(now, tc.version))...),
-			Operator: operatorfake.NewSimpleClientset(),
+			OpenShiftConfig: configfake.NewSimpleClientset(append(clusterOperators(nil), installedLongAgo(now, tc.version))...),
+			Operator:        operatorfake.NewSimpleClientset(),
 		}
 		allowAll(clients.Kube.(*fake.Clientset))
 		cl, err := Preflight(context.Background(), clients, PreflightOptions{Now: now})

@@ -9,6 +9,7 @@ import (
 	configclient "github.com/openshift/client-go/config/clientset/versioned"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 )
 
@@ -63,7 +64,7 @@ func (r Requirement) Check(ctx context.Context, config configclient.Interface, n
 // TakeInto takes a backup from the first healthy control-plane node into a
 // new directory under parent, named as `backup` names it. A failed backup
 // leaves no directory behind.
-func TakeInto(ctx context.Context, c Clients, start StartRunner, parent, command string, now time.Time, p Progress) (*Result, error) {
+func TakeInto(ctx context.Context, c Clients, start debugnode.StartFunc, parent, command string, now time.Time, p Progress) (*Result, error) {
 	cl, err := Preflight(ctx, c, PreflightOptions{Now: now, Command: command,
 		ForceAdvice: fmt.Sprintf("or take one anyway with `%s backup --force --output-dir %s/<name>` (marked __POSSIBLY_DIRTY__), then run this command again without --backup", command, parent)})
 	if err != nil {
@@ -79,7 +80,7 @@ func TakeInto(ctx context.Context, c Clients, start StartRunner, parent, command
 type Gate struct {
 	Requirement
 	Clients Clients
-	Start   StartRunner
+	Start   debugnode.StartFunc
 	// Command is the plugin as the user typed it, for advice.
 	Command string
 }
@@ -87,7 +88,7 @@ type Gate struct {
 // Check looks for the backup (Requirement.Check); action says what it is
 // required before ("replacing a member").
 func (g Gate) Check(ctx context.Context, now time.Time, action string) (Decision, error) {
-	return g.Requirement.Check(ctx, g.Clients.Config, now, action, g.Command)
+	return g.Requirement.Check(ctx, g.Clients.OpenShiftConfig, now, action, g.Command)
 }
 
 // Report writes how the requirement is met: the backup found, or what

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/version"
 )
 
@@ -49,7 +50,7 @@ func Tool() string { return "oc-recover " + version.Get().GitVersion }
 // again (it holds nothing: Take removes its partial files), so a failed run
 // leaves nothing that looks like a backup. When only the pruning fails,
 // Run returns the Result and the pruning error.
-func Run(ctx context.Context, start StartRunner, cl *Cluster, req Request, p Progress) (*Result, error) {
+func Run(ctx context.Context, start debugnode.StartFunc, cl *Cluster, req Request, p Progress) (*Result, error) {
 	dir := req.OutputDir(cl)
 	created, err := PrepareOutputDir(dir)
 	if err != nil {

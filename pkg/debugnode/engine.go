@@ -74,6 +74,10 @@ type Runner interface {
 	Close(ctx context.Context) error
 }
 
+// StartFunc starts a Runner on a node's host; Engine.Runner is the one
+// the commands pass to the domain packages, and their tests pass fakes.
+type StartFunc func(ctx context.Context, node string) (Runner, error)
+
 // Session is a running node-debug pod on one node.
 type Session struct {
 	engine    *Engine

@@ -36,8 +36,8 @@ const (
 
 // Clients are the API clients the decision reads.
 type Clients struct {
-	Kube   kubernetes.Interface
-	Config configclient.Interface
+	Kube            kubernetes.Interface
+	OpenShiftConfig configclient.Interface
 	// REST answers GET /version/openshift. Nil means Kube's discovery
 	// client; when that is nil too (a fake clientset), the probe is skipped.
 	REST rest.Interface
@@ -86,7 +86,7 @@ func RequireSupported(ctx context.Context, c Clients) (*Release, error) {
 	} else if rel != nil {
 		return rel, refuse3(rel)
 	}
-	cv, err := c.Config.ConfigV1().ClusterVersions().Get(ctx, "version", metav1.GetOptions{})
+	cv, err := c.OpenShiftConfig.ConfigV1().ClusterVersions().Get(ctx, "version", metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, &UnsupportedError{msg: "refusing, nothing was done: this cluster has no clusterversion/version (config.openshift.io/v1) and no /version/openshift, so it is not OpenShift 4 (nor OpenShift 3); " + supported}
 	}

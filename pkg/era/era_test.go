@@ -74,9 +74,9 @@ func (c cluster) decide(t *testing.T) (*Release, error) {
 		cfgObjs = append(cfgObjs, c.cv)
 	}
 	return RequireSupported(context.Background(), Clients{
-		Kube:   kubefake.NewSimpleClientset(kubeObjs...),
-		Config: configfake.NewSimpleClientset(cfgObjs...),
-		REST:   versionServer(t, c.openshift3),
+		Kube:            kubefake.NewSimpleClientset(kubeObjs...),
+		OpenShiftConfig: configfake.NewSimpleClientset(cfgObjs...),
+		REST:            versionServer(t, c.openshift3),
 	})
 }
 
@@ -180,7 +180,7 @@ func TestAnUnreachableAPIDecidesNothing(t *testing.T) {
 	cvErr.PrependReactor("get", "clusterversions", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
 	})
-	_, err = RequireSupported(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), Config: cvErr, REST: restClient})
+	_, err = RequireSupported(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), OpenShiftConfig: cvErr, REST: restClient})
 	if err == nil || IsUnsupported(err) || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("err = %v, want a read error that is no refusal", err)
 	}
@@ -192,7 +192,7 @@ func TestAUserWithoutClusterAdminIsToldSo(t *testing.T) {
 	kube.PrependReactor("list", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("no RBAC policy matched"))
 	})
-	_, err := RequireSupported(context.Background(), Clients{Kube: kube, Config: config, REST: versionServer(t, "")})
+	_, err := RequireSupported(context.Background(), Clients{Kube: kube, OpenShiftConfig: config, REST: versionServer(t, "")})
 	if err == nil || IsUnsupported(err) || !strings.Contains(err.Error(), "forbidden") || !strings.Contains(err.Error(), "needs the cluster-admin role") {
 		t.Fatalf("err = %v", err)
 	}
@@ -209,27 +209,27 @@ func TestRefuseStopsOnlyOnWhatItCanTell(t *testing.T) {
 	hung.PrependReactor("get", "clusterversions", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, context.DeadlineExceeded
 	})
-	if err := Refuse(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), Config: hung, REST: versionServer(t, "")}); err != nil {
+	if err := Refuse(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), OpenShiftConfig: hung, REST: versionServer(t, "")}); err != nil {
 		t.Errorf("a hung API: %v, want nothing decided", err)
 	}
 	failing := configfake.NewSimpleClientset()
 	failing.PrependReactor("get", "clusterversions", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, errors.New("dial tcp 127.0.0.1:6443: connect: connection refused")
 	})
-	if err := Refuse(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), Config: failing, REST: versionServer(t, "")}); err != nil {
+	if err := Refuse(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), OpenShiftConfig: failing, REST: versionServer(t, "")}); err != nil {
 		t.Errorf("a failing API: %v, want nothing decided", err)
 	}
-	if err := Refuse(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), Config: configfake.NewSimpleClientset(clusterVersion("4.3.40", "4.3.40")), REST: versionServer(t, "")}); !IsUnsupported(err) {
+	if err := Refuse(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), OpenShiftConfig: configfake.NewSimpleClientset(clusterVersion("4.3.40", "4.3.40")), REST: versionServer(t, "")}); !IsUnsupported(err) {
 		t.Errorf("4.3: %v, want a refusal", err)
 	}
 	forbidden := kubefake.NewSimpleClientset()
 	forbidden.PrependReactor("list", "pods", func(action k8stesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewForbidden(corev1.Resource("pods"), "", errors.New("no RBAC policy matched"))
 	})
-	if err := Refuse(context.Background(), Clients{Kube: forbidden, Config: configfake.NewSimpleClientset(clusterVersion("4.14.3", "4.14.3")), REST: versionServer(t, "")}); err == nil || !strings.Contains(err.Error(), "cluster-admin") {
+	if err := Refuse(context.Background(), Clients{Kube: forbidden, OpenShiftConfig: configfake.NewSimpleClientset(clusterVersion("4.14.3", "4.14.3")), REST: versionServer(t, "")}); err == nil || !strings.Contains(err.Error(), "cluster-admin") {
 		t.Errorf("forbidden: %v, want the permission error", err)
 	}
-	if err := Refuse(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), Config: configfake.NewSimpleClientset(clusterVersion("4.14.3", "4.14.3")), REST: versionServer(t, "")}); err != nil {
+	if err := Refuse(context.Background(), Clients{Kube: kubefake.NewSimpleClientset(), OpenShiftConfig: configfake.NewSimpleClientset(clusterVersion("4.14.3", "4.14.3")), REST: versionServer(t, "")}); err != nil {
 		t.Errorf("4.14: %v", err)
 	}
 }

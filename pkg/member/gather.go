@@ -25,7 +25,7 @@ type Clients struct {
 	Kube     kubernetes.Interface
 	Machine  machineclient.Interface
 	Operator operatorclient.Interface
-	Config   *rest.Config
+	REST     *rest.Config
 }
 
 // Gather reads the state of every control-plane node's etcd member: its
@@ -135,7 +135,7 @@ func readEtcd(ctx context.Context, c Clients, pods []corev1.Pod) ([]etcd.Member,
 	if err != nil {
 		return nil, nil, "", err
 	}
-	conn, err := etcd.Connect(ctx, c.Kube, c.Config, tlsConfig, running)
+	conn, err := etcd.Connect(ctx, c.Kube, c.REST, tlsConfig, running)
 	if err != nil {
 		return nil, nil, "", err
 	}
@@ -153,7 +153,7 @@ func readEtcd(ctx context.Context, c Clients, pods []corev1.Pod) ([]etcd.Member,
 	if len(endpoints) == 0 {
 		return members, map[string]etcd.Health{}, conn.Pod, nil
 	}
-	health, err := etcd.EndpointHealth(ctx, c.Kube, c.Config, conn.Pod, endpoints)
+	health, err := etcd.EndpointHealth(ctx, c.Kube, c.REST, conn.Pod, endpoints)
 	if err != nil {
 		return members, nil, conn.Pod, err
 	}

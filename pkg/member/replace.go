@@ -24,7 +24,7 @@ const firstReadTimeout = 20 * time.Second
 // to run commands on a host.
 type ReplaceClients struct {
 	Clients
-	StartRunner func(ctx context.Context, node string) (debugnode.Runner, error)
+	StartRunner debugnode.StartFunc
 }
 
 // ReplaceOptions shape a replacement.

@@ -56,7 +56,7 @@ func (p *Replacement) connect(ctx context.Context) (*etcd.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return etcd.Connect(ctx, p.c.Kube, p.c.Config, tlsConfig, others)
+	return etcd.Connect(ctx, p.c.Kube, p.c.REST, tlsConfig, others)
 }
 
 // memberList lists the etcd members (connect).

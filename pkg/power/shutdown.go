@@ -95,7 +95,7 @@ var ErrPartlyScheduled = errors.New("some shutdowns could not be cancelled: thos
 // answers.
 type Shutdown struct {
 	// Start starts a debug session on a node (debugnode.Engine.Runner).
-	Start func(ctx context.Context, node string) (debugnode.Runner, error)
+	Start debugnode.StartFunc
 	// Parallel bounds the debug pods started, and the shutdowns scheduled,
 	// at once (default 16).
 	Parallel int

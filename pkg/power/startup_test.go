@@ -65,7 +65,7 @@ func newRestart(version string, kubeObjs []runtime.Object, cos ...runtime.Object
 	r.startup = &power.Startup{
 		Approver:   &csr.Approver{Kube: r.kube},
 		Operators:  r.config,
-		Era:        era.Clients{Kube: r.kube, Config: r.config},
+		Era:        era.Clients{Kube: r.kube, OpenShiftConfig: r.config},
 		Interval:   time.Millisecond,
 		OnRetry:    func(err error) { r.retried = append(r.retried, err) },
 		OnDecision: func(d csr.Decision) { r.decisions = append(r.decisions, d) },

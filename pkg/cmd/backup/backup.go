@@ -5,14 +5,13 @@ package backup
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
-	imageclient "github.com/openshift/client-go/image/clientset/versioned"
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/rest"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
@@ -74,9 +73,7 @@ type Options struct {
 	globals *options.GlobalOptions
 	streams genericiooptions.IOStreams
 	getter  genericclioptions.RESTClientGetter
-	config  *rest.Config
-	clients backup.Clients
-	images  imageclient.Interface
+	set     *clients.Set
 }
 
 // NewCmdBackup returns the backup command with its subcommands.
@@ -123,8 +120,7 @@ func (o *Options) connect() error {
 	if err != nil {
 		return err
 	}
-	o.config, o.images = set.Config, set.Image
-	o.clients = backup.Clients{Kube: set.Kube, Config: set.OCConfig, Operator: set.Operator}
+	o.set = set
 	return nil
 }
 
@@ -139,10 +135,10 @@ func (o *Options) Run(ctx context.Context) error {
 	out := o.streams.Out
 	p := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
 
-	if err := era.Refuse(ctx, era.Clients{Kube: o.clients.Kube, Config: o.clients.Config}); err != nil {
+	if err := era.Refuse(ctx, o.set.Era()); err != nil {
 		return err
 	}
-	cl, err := backup.Preflight(ctx, o.clients, backup.PreflightOptions{Node: o.Node, Force: o.Force, Now: now, Command: o.globals.CommandName})
+	cl, err := backup.Preflight(ctx, o.set.Backup(), backup.PreflightOptions{Node: o.Node, Force: o.Force, Now: now, Command: o.globals.CommandName})
 	if err != nil {
 		return err
 	}
@@ -198,9 +194,8 @@ func (o *Options) Run(ctx context.Context) error {
 	return err
 }
 
-func (o *Options) engine(log interface{ Write([]byte) (int, error) }) *debugnode.Engine {
-	return &debugnode.Engine{Client: o.clients.Kube, Config: o.config, Image: o.globals.Image, Images: o.images,
-		Deadline: o.globals.Timeout + 10*time.Minute, Log: log}
+func (o *Options) engine(log io.Writer) *debugnode.Engine {
+	return o.set.Engine(o.globals.Image, o.globals.Timeout+10*time.Minute, log)
 }
 
 func proxyNote(env map[string]string) string {

@@ -88,7 +88,7 @@ func (o *StatusOptions) connect() error {
 	if err != nil {
 		return err
 	}
-	o.clients = member.Clients{Kube: set.Kube, Machine: set.Machine, Operator: set.Operator, Config: set.Config}
+	o.clients = member.Clients{Kube: set.Kube, Machine: set.Machine, Operator: set.Operator, REST: set.REST}
 	o.era = set.Era()
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/rest"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
@@ -82,7 +81,6 @@ type ReplaceOptions struct {
 	getter  genericclioptions.RESTClientGetter
 	// memberID is --member-id as etcd prints it: lower case, no 0x.
 	memberID string
-	config   *rest.Config
 	set      *clients.Set
 }
 
@@ -132,13 +130,12 @@ func (o *ReplaceOptions) connect() error {
 	if err != nil {
 		return err
 	}
-	o.config, o.set = set.Config, set
+	o.set = set
 	return nil
 }
 
 func (o *ReplaceOptions) engine() *debugnode.Engine {
-	return &debugnode.Engine{Client: o.set.Kube, Config: o.config, Image: o.globals.Image, Images: o.set.Image,
-		Deadline: o.globals.Timeout + 10*time.Minute, Log: o.streams.ErrOut}
+	return o.set.Engine(o.globals.Image, o.globals.Timeout+10*time.Minute, o.streams.ErrOut)
 }
 
 // Run plans, confirms and carries out the replacement.
@@ -154,7 +151,7 @@ func (o *ReplaceOptions) Run(ctx context.Context) error {
 	out := o.streams.Out
 	now := time.Now()
 	rc := member.ReplaceClients{
-		Clients:     member.Clients{Kube: o.set.Kube, Machine: o.set.Machine, Operator: o.set.Operator, Config: o.config},
+		Clients:     member.Clients{Kube: o.set.Kube, Machine: o.set.Machine, Operator: o.set.Operator, REST: o.set.REST},
 		StartRunner: o.engine().Runner,
 	}
 	p, err := member.PlanReplace(ctx, rc, member.ReplaceOptions{Node: o.Node, MemberID: o.memberID, Now: now, Command: o.globals.CommandName})
@@ -220,7 +217,7 @@ func (o *ReplaceOptions) Run(ctx context.Context) error {
 func (o *ReplaceOptions) backupGate() backup.Gate {
 	return backup.Gate{
 		Requirement: backup.Requirement{Dir: o.BackupDir, MaxAge: o.MaxBackupAge, Take: o.TakeBackup, Force: o.Force},
-		Clients:     backup.Clients{Kube: o.set.Kube, Config: o.set.OCConfig, Operator: o.set.Operator},
+		Clients:     o.set.Backup(),
 		Start:       o.engine().Runner,
 		Command:     o.globals.CommandName,
 	}

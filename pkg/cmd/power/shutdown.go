@@ -15,7 +15,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/rest"
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
@@ -89,7 +88,6 @@ type ShutdownOptions struct {
 	globals   *options.GlobalOptions
 	streams   genericiooptions.IOStreams
 	getter    genericclioptions.RESTClientGetter
-	config    *rest.Config
 	set       *clients.Set
 }
 
@@ -148,13 +146,14 @@ func (o *ShutdownOptions) connect() error {
 	if err != nil {
 		return err
 	}
-	o.config, o.set = set.Config, set
+	o.set = set
 	return nil
 }
 
 func (o *ShutdownOptions) engine() *debugnode.Engine {
-	return &debugnode.Engine{Client: o.set.Kube, Config: o.config, Image: o.globals.Image, Images: o.set.Image,
-		Deadline: 15 * time.Minute, StartTimeout: o.PodStartTimeout, Log: o.streams.ErrOut}
+	e := o.set.Engine(o.globals.Image, 15*time.Minute, o.streams.ErrOut)
+	e.StartTimeout = o.PodStartTimeout
+	return e
 }
 
 // human is where the plan and progress go (output.HumanWriter).
@@ -304,7 +303,7 @@ func oneLine(s string) string {
 func (o *ShutdownOptions) backupGate() backup.Gate {
 	return backup.Gate{
 		Requirement: backup.Requirement{Dir: o.BackupDir, MaxAge: o.MaxBackupAge, Take: o.TakeBackup, Force: o.Force},
-		Clients:     backup.Clients{Kube: o.set.Kube, Config: o.set.OCConfig, Operator: o.set.Operator},
+		Clients:     o.set.Backup(),
 		Start:       o.engine().Runner,
 		Command:     o.globals.CommandName,
 	}

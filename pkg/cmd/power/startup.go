@@ -134,7 +134,7 @@ func (o *StartupOptions) Run(ctx context.Context) error {
 	p := &startupPrinted{csrs: map[string]string{}}
 	s := &power.Startup{
 		Approver:  o.approver,
-		Operators: o.set.OCConfig,
+		Operators: o.set.OpenShiftConfig,
 		Era:       o.set.Era(),
 		DryRun:    o.globals.DryRun,
 		Interval:  o.Interval,

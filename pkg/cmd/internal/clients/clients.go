@@ -4,6 +4,9 @@
 package clients
 
 import (
+	"io"
+	"time"
+
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	configclient "github.com/openshift/client-go/config/clientset/versioned"
@@ -13,28 +16,30 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/oc-recover/oc-recover/pkg/backup"
+	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 )
 
 // Set is every typed client, sharing one REST config.
 type Set struct {
-	Config   *rest.Config
-	Kube     kubernetes.Interface
-	OCConfig configclient.Interface
-	Operator operatorclient.Interface
-	Machine  machineclient.Interface
-	Image    imageclient.Interface
+	REST            *rest.Config
+	Kube            kubernetes.Interface
+	OpenShiftConfig configclient.Interface
+	Operator        operatorclient.Interface
+	Machine         machineclient.Interface
+	Image           imageclient.Interface
 }
 
 // New builds the clients. Building makes no request.
 func New(cfg *rest.Config) (*Set, error) {
-	s := &Set{Config: cfg}
+	s := &Set{REST: cfg}
 	var err error
 	if s.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
 		return nil, err
 	}
-	if s.OCConfig, err = configclient.NewForConfig(cfg); err != nil {
+	if s.OpenShiftConfig, err = configclient.NewForConfig(cfg); err != nil {
 		return nil, err
 	}
 	if s.Operator, err = operatorclient.NewForConfig(cfg); err != nil {
@@ -49,9 +54,21 @@ func New(cfg *rest.Config) (*Set, error) {
 	return s, nil
 }
 
+// Backup is what pkg/backup reads.
+func (s *Set) Backup() backup.Clients {
+	return backup.Clients{Kube: s.Kube, OpenShiftConfig: s.OpenShiftConfig, Operator: s.Operator}
+}
+
+// Engine is the one debug-node engine of a command: image is --image
+// (empty: the cluster's tools image stream), deadline bounds each debug
+// pod's life on the node, log gets its progress lines.
+func (s *Set) Engine(image string, deadline time.Duration, log io.Writer) *debugnode.Engine {
+	return &debugnode.Engine{Client: s.Kube, Config: s.REST, Image: image, Images: s.Image, Deadline: deadline, Log: log}
+}
+
 // Era is what era.RequireSupported reads, which every command that talks to
 // a cluster calls first.
-func (s *Set) Era() era.Clients { return era.Clients{Kube: s.Kube, Config: s.OCConfig} }
+func (s *Set) Era() era.Clients { return era.Clients{Kube: s.Kube, OpenShiftConfig: s.OpenShiftConfig} }
 
 // FromGetter builds the clients from the command line's kubeconfig flags: a
 // kubeconfig that cannot be loaded is a usage error (exit 2). qps and burst,

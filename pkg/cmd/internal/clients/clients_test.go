@@ -42,10 +42,10 @@ func TestFromGetterRaisesTheRateLimitOnACopy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if set.Config.QPS != 500 || set.Config.Burst != 1000 || set.Config.Host != "https://api.example.test:6443" {
-		t.Errorf("config: qps %v burst %d host %s", set.Config.QPS, set.Config.Burst, set.Config.Host)
+	if set.REST.QPS != 500 || set.REST.Burst != 1000 || set.REST.Host != "https://api.example.test:6443" {
+		t.Errorf("config: qps %v burst %d host %s", set.REST.QPS, set.REST.Burst, set.REST.Host)
 	}
-	if set.Kube == nil || set.OCConfig == nil || set.Operator == nil || set.Machine == nil || set.Image == nil {
+	if set.Kube == nil || set.OpenShiftConfig == nil || set.Operator == nil || set.Machine == nil || set.Image == nil {
 		t.Error("a client is missing")
 	}
 	// A getter that hands out one shared config keeps client-go's defaults.
@@ -62,8 +62,8 @@ func TestFromGetterRaisesTheRateLimitOnACopy(t *testing.T) {
 	}
 	cfg := shared
 	set, err = FromGetter(f, 0, 0)
-	if err != nil || set.Config.QPS != cfg.QPS || set.Config.Burst != cfg.Burst {
-		t.Errorf("0, 0 changed the rate limit: %v %v/%d", err, set.Config.QPS, set.Config.Burst)
+	if err != nil || set.REST.QPS != cfg.QPS || set.REST.Burst != cfg.Burst {
+		t.Errorf("0, 0 changed the rate limit: %v %v/%d", err, set.REST.QPS, set.REST.Burst)
 	}
 }
 
