@@ -9,14 +9,12 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/oc-recover/oc-recover/pkg/openshift"
 	"github.com/oc-recover/oc-recover/pkg/runbook"
 )
 
-// unsafeEtcdOverride is the etcd operator's switch that lets it roll
-// revisions with fewer than three healthy members: OpenShift's quorum guard
-// override (OpenShift 4.12 documentation, Backup and restore, 5.4.2
-// "Restoring to a previous cluster state").
-const unsafeEtcdOverride = "useUnsupportedUnsafeNonHANonProductionUnstableEtcd"
+// unsafeEtcdOverride is the key of the etcd quorum guard override.
+const unsafeEtcdOverride = openshift.QuorumGuardOverride
 
 func (p *Replacement) liftGuardStep() runbook.Step {
 	return runbook.Step{
@@ -42,7 +40,7 @@ func (p *Replacement) overrideDone(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read etcd/cluster: %w", err)
 	}
-	return overrideOn(e.Spec.UnsupportedConfigOverrides.Raw) && p.Record.OverrideSet, nil
+	return openshift.QuorumGuardLifted(e.Spec.UnsupportedConfigOverrides.Raw) && p.Record.OverrideSet, nil
 }
 
 func (p *Replacement) setOverride(ctx context.Context, out io.Writer) error {
@@ -134,24 +132,6 @@ func restorePatch(original json.RawMessage) (map[string]any, error) {
 		value[unsafeEtcdOverride] = nil
 	}
 	return map[string]any{"spec": map[string]any{"unsupportedConfigOverrides": value}}, nil
-}
-
-// overrideOn reads the override from spec.unsupportedConfigOverrides.
-func overrideOn(raw []byte) bool {
-	if len(raw) == 0 {
-		return false
-	}
-	var m map[string]any
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return false
-	}
-	switch v := m[unsafeEtcdOverride].(type) {
-	case bool:
-		return v
-	case string:
-		return v == "true"
-	}
-	return false
 }
 
 func mustJSON(v any) string {

@@ -7,8 +7,10 @@ package openshift
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	operatorv1 "github.com/openshift/api/operator/v1"
@@ -106,4 +108,33 @@ func UnhealthyMembers(message string) map[string]bool {
 		}
 	}
 	return unhealthy
+}
+
+// QuorumGuardOverride is the key in etcd/cluster's
+// spec.unsupportedConfigOverrides that lets the etcd operator roll revisions
+// with fewer than three healthy members: the quorum guard override
+// (OpenShift 4.12 documentation, Backup and restore, 5.4.2 "Restoring to a
+// previous cluster state").
+const QuorumGuardOverride = "useUnsupportedUnsafeNonHANonProductionUnstableEtcd"
+
+// QuorumGuardLifted reports whether raw, etcd/cluster's
+// spec.unsupportedConfigOverrides, lifts the quorum guard. The operator
+// takes the value as a boolean or as a string that parses as one ("true",
+// "1", "t", ...).
+func QuorumGuardLifted(raw []byte) bool {
+	if len(raw) == 0 {
+		return false
+	}
+	var overrides map[string]any
+	if err := json.Unmarshal(raw, &overrides); err != nil {
+		return false
+	}
+	switch v := overrides[QuorumGuardOverride].(type) {
+	case bool:
+		return v
+	case string:
+		on, err := strconv.ParseBool(v)
+		return err == nil && on
+	}
+	return false
 }

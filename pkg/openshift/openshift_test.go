@@ -98,3 +98,22 @@ func TestEtcdMembersAvailable(t *testing.T) {
 		t.Errorf("all available: unhealthy %v, want none", got)
 	}
 }
+
+func TestQuorumGuardLifted(t *testing.T) {
+	for raw, want := range map[string]bool{
+		``:              false,
+		`{"foo":"bar"}`: false,
+		`{"useUnsupportedUnsafeNonHANonProductionUnstableEtcd":true}`:    true,
+		`{"useUnsupportedUnsafeNonHANonProductionUnstableEtcd":"true"}`:  true,
+		`{"useUnsupportedUnsafeNonHANonProductionUnstableEtcd":"1"}`:     true,
+		`{"useUnsupportedUnsafeNonHANonProductionUnstableEtcd":false}`:   false,
+		`{"useUnsupportedUnsafeNonHANonProductionUnstableEtcd":"false"}`: false,
+		`{"useUnsupportedUnsafeNonHANonProductionUnstableEtcd":"yes"}`:   false,
+		`{"useUnsupportedUnsafeNonHANonProductionUnstableEtcd":null}`:    false,
+		`not json`: false,
+	} {
+		if got := QuorumGuardLifted([]byte(raw)); got != want {
+			t.Errorf("QuorumGuardLifted(%s) = %v, want %v", raw, got, want)
+		}
+	}
+}
