@@ -60,6 +60,7 @@ func PendingCSRs(decisions []csr.Decision, nodes []corev1.Node, now time.Time) R
 			inspect = append(inspect, d.Name)
 			r.Evidence = append(r.Evidence, fmt.Sprintf("%s: would not be approved: %s", line, d.Reason))
 		case age <= staleCSR:
+			// Still within the time an approver takes: nothing to say.
 		case d.Approve:
 			r.Severity = Worse(r.Severity, Warn)
 			approve = true
