@@ -62,6 +62,9 @@ type Report struct {
 	Target         string `json:"target,omitempty"`
 	Procedure      string `json:"procedure"`
 
+	// Detail is what Gather read beyond membership when asked to.
+	Detail *Detail `json:"-"`
+
 	// Command is how the user runs the plugin ("oc recover", "kubectl
 	// recover"), for the commands Procedure advises; empty means "oc recover".
 	Command string `json:"-"`

@@ -26,6 +26,22 @@ type Clients struct {
 	Machine  machineclient.Interface
 	Operator operatorclient.Interface
 	REST     *rest.Config
+	// Detail also reads, through the same etcd pod, every member's
+	// endpoint status and the raised alarms, into Report.Detail (for oc
+	// recover health): one exec and one etcd request more.
+	Detail bool
+}
+
+// Detail is what Gather reads of etcd beyond membership and health when
+// asked (Clients.Detail). An error says why that part could not be read.
+type Detail struct {
+	// Pods are the etcd pods, running or not.
+	Pods      []corev1.Pod
+	Members   []etcd.Member
+	Status    map[string]etcd.Status // by client URL
+	StatusErr error
+	Alarms    []etcd.Alarm
+	AlarmsErr error
 }
 
 // Gather reads the state of every control-plane node's etcd member: its
@@ -69,8 +85,19 @@ func Gather(ctx context.Context, c Clients, command string) (*Report, error) {
 		podByNode[pods.Items[i].Spec.NodeName] = &pods.Items[i]
 	}
 
-	members, health, reached, etcdErr := readEtcd(ctx, c, pods.Items)
+	var detail *Detail
+	if c.Detail {
+		detail = &Detail{Pods: pods.Items}
+		r.Detail = detail
+	}
+	members, health, reached, etcdErr := readEtcd(ctx, c, pods.Items, detail)
 	r.ReachedThrough = reached
+	if detail != nil {
+		detail.Members = members
+		if etcdErr != nil && detail.StatusErr == nil {
+			detail.StatusErr = etcdErr
+		}
+	}
 
 	nodeNames := map[string]bool{}
 	for i := range nodes {
@@ -125,8 +152,9 @@ func Gather(ctx context.Context, c Clients, command string) (*Report, error) {
 
 // readEtcd lists the members through a port-forward to a running etcd pod
 // (serializable, so a member without quorum still answers), and asks that
-// pod's etcdctl for every voting member's health (etcd.EndpointHealth).
-func readEtcd(ctx context.Context, c Clients, pods []corev1.Pod) ([]etcd.Member, map[string]etcd.Health, string, error) {
+// pod's etcdctl for every voting member's health (etcd.EndpointHealth);
+// with detail, also for every member's status, and etcd for its alarms.
+func readEtcd(ctx context.Context, c Clients, pods []corev1.Pod, detail *Detail) ([]etcd.Member, map[string]etcd.Health, string, error) {
 	running := etcd.RunningPods(pods)
 	if len(running) == 0 {
 		return nil, nil, "", fmt.Errorf("no etcd pod is running")
@@ -148,6 +176,12 @@ func readEtcd(ctx context.Context, c Clients, pods []corev1.Pod) ([]etcd.Member,
 	for _, m := range members {
 		if len(m.ClientURLs) > 0 && !m.IsLearner {
 			endpoints = append(endpoints, m.ClientURLs[0])
+		}
+	}
+	if detail != nil {
+		detail.Alarms, detail.AlarmsErr = conn.Alarms(ctx)
+		if len(endpoints) > 0 {
+			detail.Status, detail.StatusErr = etcd.EndpointStatus(ctx, c.Kube, c.REST, conn.Pod, endpoints)
 		}
 	}
 	if len(endpoints) == 0 {
