@@ -183,7 +183,7 @@ func StaticPodOperator(name string, st operatorv1.StaticPodOperatorStatus, now t
 	}
 	r.Summary = fmt.Sprintf("latest revision %d", st.LatestAvailableRevision)
 	if r.Severity == Fail {
-		r.Fix = fmt.Sprintf("`redeploy %s` forces a new revision on every node", name)
+		r.Fix = fmt.Sprintf("`oc recover redeploy %s` forces a new revision on every node", name)
 	}
 	return r
 }
@@ -196,7 +196,7 @@ func QuorumGuardOverride(etcd *operatorv1.Etcd) Result {
 		r.Severity = Warn
 		r.Summary = "the etcd quorum guard is lifted"
 		r.Evidence = []string{"etcd/cluster spec.unsupportedConfigOverrides: " + string(raw)}
-		r.Fix = "if a `member replace` was interrupted, run it again to finish; otherwise remove " + openshift.QuorumGuardOverride + " from etcd/cluster"
+		r.Fix = "if an `oc recover member replace` was interrupted, run it again to finish; otherwise remove " + openshift.QuorumGuardOverride + " from etcd/cluster"
 	}
 	return r
 }

@@ -167,7 +167,7 @@ func EtcdAlarms(alarms []EtcdAlarm) Result {
 	}
 	r.Summary = fmt.Sprintf("%d alarm(s) raised", len(alarms))
 	if corrupt {
-		r.Fix = "replace the corrupt member with `member replace <node>`; with no sound member left, restore from a backup"
+		r.Fix = "replace the corrupt member with `oc recover member replace <node>`; with no sound member left, restore from a backup"
 	} else {
 		r.Fix = "defragment, then disarm the alarm (OpenShift documentation, Scalability and performance, \"Defragmenting etcd data\")"
 	}

@@ -6,12 +6,12 @@ import (
 	"testing"
 )
 
-func member(name string, id, leader uint64, size, inUse int64) EtcdMember {
+func etcdMember(name string, id, leader uint64, size, inUse int64) EtcdMember {
 	return EtcdMember{Name: name, ID: id, Leader: leader, Version: "3.5.21", DBSize: size, DBSizeInUse: inUse, RaftIndex: 500, RaftAppliedIndex: 500}
 }
 
 func healthyMembers() []EtcdMember {
-	return []EtcdMember{member("master-0", 1, 2, 200<<20, 190<<20), member("master-1", 2, 2, 200<<20, 190<<20), member("master-2", 3, 2, 200<<20, 190<<20)}
+	return []EtcdMember{etcdMember("master-0", 1, 2, 200<<20, 190<<20), etcdMember("master-1", 2, 2, 200<<20, 190<<20), etcdMember("master-2", 3, 2, 200<<20, 190<<20)}
 }
 
 func evidence(r Result) string { return strings.Join(r.Evidence, "\n") }

@@ -1,6 +1,6 @@
 // Package clients builds, from one REST config, the typed clients the
 // commands use: Kubernetes' and OpenShift's (config, operator, machine,
-// image), so that each command does not assemble them again.
+// machine configuration, image), so that each command does not assemble them again.
 package clients
 
 import (
@@ -12,6 +12,7 @@ import (
 	configclient "github.com/openshift/client-go/config/clientset/versioned"
 	imageclient "github.com/openshift/client-go/image/clientset/versioned"
 	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
+	mcfgclient "github.com/openshift/client-go/machineconfiguration/clientset/versioned"
 	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -29,6 +30,7 @@ type Set struct {
 	OpenShiftConfig configclient.Interface
 	Operator        operatorclient.Interface
 	Machine         machineclient.Interface
+	MachineConfig   mcfgclient.Interface
 	Image           imageclient.Interface
 }
 
@@ -46,6 +48,9 @@ func New(cfg *rest.Config) (*Set, error) {
 		return nil, err
 	}
 	if s.Machine, err = machineclient.NewForConfig(cfg); err != nil {
+		return nil, err
+	}
+	if s.MachineConfig, err = mcfgclient.NewForConfig(cfg); err != nil {
 		return nil, err
 	}
 	if s.Image, err = imageclient.NewForConfig(cfg); err != nil {

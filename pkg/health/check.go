@@ -1,0 +1,180 @@
+package health
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	configclient "github.com/openshift/client-go/config/clientset/versioned"
+	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
+	mcfgclient "github.com/openshift/client-go/machineconfiguration/clientset/versioned"
+	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Clients are what reading the cluster needs.
+type Clients struct {
+	Kube          kubernetes.Interface
+	Config        configclient.Interface
+	Operator      operatorclient.Interface
+	Machine       machineclient.Interface
+	MachineConfig mcfgclient.Interface
+	REST          *rest.Config
+}
+
+// Options choose the checks and their thresholds.
+type Options struct {
+	// Only and Skip name areas ("etcd") or checks ("etcd.quota"); a check
+	// runs when Only is empty or names it or its area, and Skip names
+	// neither.
+	Only, Skip []string
+	// BackupDir is where the local backups are (backup.local).
+	BackupDir string
+	// MaxBackupAge is how old the newest backup may be before it warns.
+	MaxBackupAge time.Duration
+	// Until is when certificates must still be valid: the end of a
+	// planned shutdown; zero when none is planned.
+	Until time.Time
+	// Command is how the user runs the plugin ("oc recover", "kubectl
+	// recover"): the fixes name commands that way.
+	Command string
+	Now     time.Time
+}
+
+// An area is a group of checks read together: each check's ID starts
+// with its area's name, and the report lists areas in this order.
+type area struct {
+	name string
+	ids  []string
+	run  func(ctx context.Context, c *cluster) []Result
+}
+
+var areas = []area{
+	{"api", []string{"api.readyz", "api.livez", "api.instances", "api.apiservices"}, apiChecks},
+	{"version", []string{"version"}, versionChecks},
+	{"nodes", []string{"nodes.ready", "nodes.pressure"}, nodeChecks},
+	{"co", []string{"co"}, operatorChecks},
+	{"staticpods", []string{"staticpods.etcd", "staticpods.kubeapiserver", "staticpods.kubecontrollermanager", "staticpods.kubescheduler", "staticpods.overrides"}, staticPodChecks},
+	{"etcd", []string{"etcd.members", "etcd.health", "etcd.status", "etcd.quota", "etcd.fragmentation", "etcd.alarms"}, etcdChecks},
+	{"csr", []string{"csr.pending"}, csrChecks},
+	{"certs", []string{"certs.signers", "certs.unmanaged", "certs.kubeletsigner"}, certChecks},
+	{"machines", []string{"machines", "machines.cpms"}, machineChecks},
+	{"mcp", []string{"mcp"}, poolChecks},
+	{"webhooks", []string{"webhooks"}, webhookChecks},
+	{"backup", []string{"backup.local"}, backupChecks},
+	{"leftovers", []string{"leftovers"}, leftoverChecks},
+}
+
+// Names are the areas and checks --only and --skip accept.
+func Names() []string {
+	var out []string
+	for _, a := range areas {
+		out = append(out, a.name)
+		for _, id := range a.ids {
+			if id != a.name {
+				out = append(out, id)
+			}
+		}
+	}
+	return out
+}
+
+// ValidateNames refuses a name that is neither an area nor a check.
+func ValidateNames(names []string) error {
+	known := map[string]bool{}
+	for _, n := range Names() {
+		known[n] = true
+	}
+	for _, n := range names {
+		if !known[n] {
+			return fmt.Errorf("%q is no area or check; they are: %s", n, strings.Join(Names(), ", "))
+		}
+	}
+	return nil
+}
+
+// selected says whether check id of area runs.
+func (o Options) selected(areaName, id string) bool {
+	named := func(list []string) bool {
+		for _, n := range list {
+			if n == areaName || n == id {
+				return true
+			}
+		}
+		return false
+	}
+	return (len(o.Only) == 0 || named(o.Only)) && !named(o.Skip)
+}
+
+// Check reads the cluster and runs the selected checks. Areas are read in
+// parallel; what several need (the nodes, the Machines, etcd/cluster, the
+// cluster version) is read once. It writes nothing.
+func Check(ctx context.Context, clients Clients, o Options) Report {
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	if o.MaxBackupAge == 0 {
+		o.MaxBackupAge = DefaultMaxBackupAge
+	}
+	c := &cluster{Clients: clients, opts: o}
+	results := make([][]Result, len(areas))
+	var wg sync.WaitGroup
+	for i, a := range areas {
+		wanted := false
+		for _, id := range a.ids {
+			wanted = wanted || o.selected(a.name, id)
+		}
+		if !wanted {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = a.run(ctx, c)
+		}()
+	}
+	wg.Wait()
+	var out []Result
+	for i, a := range areas {
+		rs := results[i]
+		sort.SliceStable(rs, func(x, y int) bool { return order(a, rs[x].ID) < order(a, rs[y].ID) })
+		for _, r := range rs {
+			if !o.selected(a.name, r.ID) {
+				continue
+			}
+			r.Fix = renameCommand(r.Fix, o.Command)
+			out = append(out, r)
+		}
+	}
+	return NewReport(out)
+}
+
+// Area is the area a check belongs to (its ID up to the first dot).
+func Area(id string) string {
+	if i := strings.IndexByte(id, '.'); i >= 0 {
+		return id[:i]
+	}
+	return id
+}
+
+func order(a area, id string) int {
+	for i, known := range a.ids {
+		if known == id {
+			return i
+		}
+	}
+	return len(a.ids)
+}
+
+// renameCommand has a fix name the plugin as the user runs it: the checks
+// write "oc recover".
+func renameCommand(fix, command string) string {
+	if command == "" || command == "oc recover" {
+		return fix
+	}
+	return strings.ReplaceAll(fix, "oc recover ", command+" ")
+}
