@@ -49,6 +49,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/cmd/backup"
 	"github.com/oc-recover/oc-recover/pkg/cmd/cleanup"
 	"github.com/oc-recover/oc-recover/pkg/cmd/csr"
+	"github.com/oc-recover/oc-recover/pkg/cmd/health"
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
 	"github.com/oc-recover/oc-recover/pkg/cmd/member"
 	"github.com/oc-recover/oc-recover/pkg/cmd/power"
@@ -155,6 +156,7 @@ func addSubcommands(root *cobra.Command, f genericclioptions.RESTClientGetter, g
 		backup.NewCmdBackup(f, globals, streams),
 		cleanup.NewCmdCleanup(f, globals, streams),
 		csr.NewCmdCSR(f, globals, streams),
+		health.NewCmdHealth(f, globals, streams),
 		member.NewCmdMember(f, globals, streams),
 		redeploy.NewCmdRedeploy(f, globals, streams),
 		power.NewCmdShutdown(f, globals, streams),
