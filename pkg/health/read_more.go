@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -178,7 +179,10 @@ func backupChecks(ctx context.Context, c *cluster) []Result {
 	if err != nil {
 		return failAll(fmt.Errorf("read --backup-dir %s: %w", c.opts.BackupDir, err), "backup.local")
 	}
-	return []Result{LocalBackup(entries, string(cv.Spec.ClusterID), cv.Status.Desired.Version, encrypted, c.opts.Now, c.opts.MaxBackupAge)}
+	r := LocalBackup(entries, string(cv.Spec.ClusterID), cv.Status.Desired.Version, encrypted, c.opts.Now, c.opts.MaxBackupAge)
+	// The fix names the directory the user gave.
+	r.Fix = strings.ReplaceAll(r.Fix, "--output-dir <backup-dir>/<name>", "--output-dir "+filepath.Join(c.opts.BackupDir, "<name>"))
+	return []Result{r}
 }
 
 func encryptionOn(t configv1.EncryptionType) bool {
