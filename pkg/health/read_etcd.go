@@ -18,7 +18,17 @@ var etcdIDs = []string{"etcd.members", "etcd.health", "etcd.status", "etcd.quota
 // against the control-plane nodes, their health), plus every member's
 // status and the alarms, through one etcd pod.
 func etcdChecks(ctx context.Context, c *cluster) []Result {
-	r, err := member.Gather(ctx, member.Clients{Kube: c.Kube, Machine: c.Machine, Operator: c.Operator, REST: c.REST, Detail: true}, "oc recover")
+	nodes, err := c.Nodes(ctx)
+	if err != nil {
+		return failAll(err, etcdIDs...)
+	}
+	machines, err := c.Machines(ctx)
+	if err != nil {
+		return failAll(err, etcdIDs...)
+	}
+	etcdCR, _ := c.EtcdCR(ctx) // without it, the report lacks only the operator's summary
+	read := &member.Read{Nodes: nodes, Machines: machines, Etcd: etcdCR}
+	r, err := member.Gather(ctx, member.Clients{Kube: c.Kube, Machine: c.Machine, Operator: c.Operator, REST: c.REST, Detail: true, Read: read}, "oc recover")
 	if err != nil {
 		return failAll(err, etcdIDs...)
 	}

@@ -107,8 +107,7 @@ func poolChecks(ctx context.Context, c *cluster) []Result {
 }
 
 // webhookChecks reads the webhooks and, for those that fail closed, the
-// endpoints of the services they call: one list per namespace those
-// services are in.
+// endpoints of the services they call.
 func webhookChecks(ctx context.Context, c *cluster) []Result {
 	adm := c.Kube.AdmissionregistrationV1()
 	validating, err := adm.ValidatingWebhookConfigurations().List(ctx, metav1.ListOptions{})
@@ -134,24 +133,27 @@ func webhookChecks(ctx context.Context, c *cluster) []Result {
 			}
 		}
 	}
-	var slices []discoveryv1.EndpointSlice
-	namespaces := make([]string, 0, len(services))
-	for ns := range services {
-		namespaces = append(namespaces, ns)
-	}
-	sort.Strings(namespaces)
-	for _, ns := range namespaces {
-		var names []string
-		for n := range services[ns] {
-			names = append(names, n)
+	// One list, whatever the number of namespaces: the label selector
+	// names the services, ReadyServices keys them by namespace too.
+	var names []string
+	seen := map[string]bool{}
+	for _, byName := range services {
+		for n := range byName {
+			if !seen[n] {
+				seen[n] = true
+				names = append(names, n)
+			}
 		}
-		sort.Strings(names)
-		list, err := c.Kube.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{
+	}
+	sort.Strings(names)
+	var slices []discoveryv1.EndpointSlice
+	if len(names) > 0 {
+		list, err := c.Kube.DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{
 			LabelSelector: fmt.Sprintf("%s in (%s)", discoveryv1.LabelServiceName, strings.Join(names, ","))})
 		if err != nil {
 			return failAll(err, "webhooks")
 		}
-		slices = append(slices, list.Items...)
+		slices = list.Items
 	}
 	return []Result{Webhooks(validating.Items, mutating.Items, ReadyServices(slices))}
 }

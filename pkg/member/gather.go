@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	machinev1beta1 "github.com/openshift/api/machine/v1beta1"
+	operatorv1 "github.com/openshift/api/operator/v1"
 	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
 	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
@@ -30,6 +31,17 @@ type Clients struct {
 	// endpoint status and the raised alarms, into Report.Detail (for oc
 	// recover health): one exec and one etcd request more.
 	Detail bool
+	// Read is what the caller has already read, so that Gather does not
+	// read it again; nil reads everything.
+	Read *Read
+}
+
+// Read is the cluster as a caller read it: every node, every Machine (nil
+// where the Machine API is not served) and etcd/cluster.
+type Read struct {
+	Nodes    []corev1.Node
+	Machines []machinev1beta1.Machine
+	Etcd     *operatorv1.Etcd
 }
 
 // Detail is what Gather reads of etcd beyond membership and health when
@@ -49,36 +61,36 @@ type Detail struct {
 // It makes a fixed number of API requests, whatever the cluster's size: a
 // list each of machines and etcd pods, two of control-plane nodes (one per
 // label), the etcd operator's CR, the client secret and CA, one
-// port-forward and one exec.
+// port-forward and one exec; with c.Read, only the last four.
 func Gather(ctx context.Context, c Clients, command string) (*Report, error) {
-	nodes, err := openshift.ControlPlaneNodes(ctx, c.Kube)
-	if err != nil {
-		return nil, err
+	read := c.Read
+	if read == nil {
+		var err error
+		if read, err = readCluster(ctx, c); err != nil {
+			return nil, err
+		}
 	}
+	var nodes []corev1.Node
+	for i := range read.Nodes {
+		if openshift.IsControlPlane(&read.Nodes[i]) {
+			nodes = append(nodes, read.Nodes[i])
+		}
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
 	pods, err := c.Kube.CoreV1().Pods(etcd.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app=etcd"})
 	if err != nil {
 		return nil, fmt.Errorf("list etcd pods: %w", err)
 	}
 	machineByNode := map[string]*machinev1beta1.Machine{}
-	if c.Machine != nil {
-		machines, err := c.Machine.MachineV1beta1().Machines("openshift-machine-api").List(ctx, metav1.ListOptions{
-			LabelSelector: "machine.openshift.io/cluster-api-machine-role=master"})
-		switch {
-		case err == nil:
-			for i := range machines.Items {
-				if ref := machines.Items[i].Status.NodeRef; ref != nil {
-					machineByNode[ref.Name] = &machines.Items[i]
-				}
-			}
-		case apierrors.IsNotFound(err):
-			// No Machine API (user-provisioned hosts): nothing to report.
-		default:
-			return nil, fmt.Errorf("list machines: %w", err)
+	for i := range read.Machines {
+		m := &read.Machines[i]
+		if ref := m.Status.NodeRef; ref != nil && m.Labels[masterRoleLabel] == "master" {
+			machineByNode[ref.Name] = m
 		}
 	}
 	r := &Report{}
-	if cr, err := c.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{}); err == nil {
-		r.EtcdMembersAvailable = openshift.EtcdMembersAvailable(cr)
+	if read.Etcd != nil {
+		r.EtcdMembersAvailable = openshift.EtcdMembersAvailable(read.Etcd)
 	}
 	podByNode := map[string]*corev1.Pod{}
 	for i := range pods.Items {
@@ -148,6 +160,36 @@ func Gather(ctx context.Context, c Clients, command string) (*Report, error) {
 	r.Command = command
 	Decide(r)
 	return r, nil
+}
+
+const masterRoleLabel = "machine.openshift.io/cluster-api-machine-role"
+
+// readCluster reads what Gather needs besides etcd: the control-plane
+// nodes, the control-plane Machines (none without the Machine API) and
+// etcd/cluster (nil when it cannot be read: the report goes without the
+// operator's summary).
+func readCluster(ctx context.Context, c Clients) (*Read, error) {
+	nodes, err := openshift.ControlPlaneNodes(ctx, c.Kube)
+	if err != nil {
+		return nil, err
+	}
+	read := &Read{Nodes: nodes}
+	if c.Machine != nil {
+		machines, err := c.Machine.MachineV1beta1().Machines("openshift-machine-api").List(ctx, metav1.ListOptions{
+			LabelSelector: masterRoleLabel + "=master"})
+		switch {
+		case err == nil:
+			read.Machines = machines.Items
+		case apierrors.IsNotFound(err):
+			// No Machine API (user-provisioned hosts): nothing to report.
+		default:
+			return nil, fmt.Errorf("list machines: %w", err)
+		}
+	}
+	if cr, err := c.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{}); err == nil {
+		read.Etcd = cr
+	}
+	return read, nil
 }
 
 // readEtcd lists the members through a port-forward to a running etcd pod
