@@ -23,6 +23,8 @@ func TestUsageErrorsComeBeforeTheKubeconfig(t *testing.T) {
 		{[]string{"backup", "list", notADir}, notADir + " is not a directory"},
 		{[]string{"backup", "list", ".", "-o", "xml"}, `"xml"`},
 		{[]string{"backup", "verify", notADir}, notADir + " is not a directory"},
+		{[]string{"certs", "-o", "xml"}, `"xml"`},
+		{[]string{"certs", "--restart-by", "later"}, `--restart-by "later" is neither an RFC 3339 time`},
 		{[]string{"health", "-o", "xml"}, `"xml"`},
 		{[]string{"health", "--only", "etcd,bogus"}, `--only: "bogus" is no area or check`},
 		{[]string{"health", "--skip", "etcd.quotas"}, `--skip: "etcd.quotas" is no area or check`},

@@ -47,6 +47,7 @@ import (
 	"k8s.io/kubectl/pkg/util/templates"
 
 	"github.com/oc-recover/oc-recover/pkg/cmd/backup"
+	"github.com/oc-recover/oc-recover/pkg/cmd/certs"
 	"github.com/oc-recover/oc-recover/pkg/cmd/cleanup"
 	"github.com/oc-recover/oc-recover/pkg/cmd/csr"
 	"github.com/oc-recover/oc-recover/pkg/cmd/health"
@@ -154,6 +155,7 @@ func newRootCmd(commandName string, streams genericiooptions.IOStreams) *cobra.C
 func addSubcommands(root *cobra.Command, f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) {
 	root.AddCommand(
 		backup.NewCmdBackup(f, globals, streams),
+		certs.NewCmdCerts(f, globals, streams),
 		cleanup.NewCmdCleanup(f, globals, streams),
 		csr.NewCmdCSR(f, globals, streams),
 		health.NewCmdHealth(f, globals, streams),

@@ -61,7 +61,7 @@ var areas = []area{
 	{"staticpods", []string{"staticpods.etcd", "staticpods.kubeapiserver", "staticpods.kubecontrollermanager", "staticpods.kubescheduler", "staticpods.overrides"}, staticPodChecks},
 	{"etcd", []string{"etcd.members", "etcd.health", "etcd.status", "etcd.quota", "etcd.fragmentation", "etcd.alarms"}, etcdChecks},
 	{"csr", []string{"csr.pending"}, csrChecks},
-	{"certs", []string{"certs.signers", "certs.unmanaged", "certs.kubeletsigner"}, certChecks},
+	{"certs", []string{"certs.apiserver", "certs.signers", "certs.unmanaged", "certs.kubeletsigner"}, certChecks},
 	{"machines", []string{"machines", "machines.cpms"}, machineChecks},
 	{"mcp", []string{"mcp"}, poolChecks},
 	{"webhooks", []string{"webhooks"}, webhookChecks},

@@ -39,12 +39,14 @@ func csrChecks(ctx context.Context, c *cluster) []Result {
 	return []Result{PendingCSRs(decisions, nodes, c.opts.Now)}
 }
 
-// certChecks reads every TLS secret in one list (the type is a field the
-// API selects on) and judges those of OpenShift's namespaces.
+// certChecks reads the certificate the API server presents, and every
+// TLS secret in one list (the type is a field the API selects on), and
+// judges those of OpenShift's namespaces.
 func certChecks(ctx context.Context, c *cluster) []Result {
+	out := []Result{ServingCertificate(ReadServingChain(ctx, c.REST), c.opts.Now)}
 	list, err := c.Kube.CoreV1().Secrets("").List(ctx, metav1.ListOptions{FieldSelector: "type=" + string(corev1.SecretTypeTLS)})
 	if err != nil {
-		return failAll(err, "certs.signers", "certs.unmanaged", "certs.kubeletsigner")
+		return append(out, failAll(err, "certs.signers", "certs.unmanaged", "certs.kubeletsigner")...)
 	}
 	var ours []corev1.Secret
 	var signer *corev1.Secret
@@ -58,11 +60,10 @@ func certChecks(ctx context.Context, c *cluster) []Result {
 			signer = s
 		}
 	}
-	return []Result{
+	return append(out,
 		RotatedCertificates(ours, c.opts.Now, c.opts.Until),
 		UnmanagedCertificates(ours, c.opts.Now),
-		KubeletSigner(signer, c.opts.Now),
-	}
+		KubeletSigner(signer, c.opts.Now))
 }
 
 const (

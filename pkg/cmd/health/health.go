@@ -4,10 +4,6 @@ package health
 
 import (
 	"context"
-	"fmt"
-	"io"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -150,49 +146,7 @@ func (o *Options) Run(ctx context.Context) error {
 			return err
 		}
 	} else {
-		PrintTable(o.streams.Out, r)
+		output.HealthTable(o.streams.Out, r)
 	}
-	switch r.Verdict {
-	case health.Fail:
-		return &exitcode.Error{Code: exitcode.CodeFailure}
-	case health.Warn:
-		return exitcode.NeedsAttention(nil)
-	}
-	return nil
-}
-
-// PrintTable prints the checks grouped by area, the evidence and fix of
-// each that is not OK under it, and the verdict.
-func PrintTable(out io.Writer, r health.Report) {
-	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "AREA\tCHECK\tRESULT\tSUMMARY")
-	area := ""
-	counts := map[health.Severity]int{}
-	for _, c := range r.Checks {
-		counts[c.Severity]++
-		shown := ""
-		if a := health.Area(c.ID); a != area {
-			area, shown = a, a
-		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", shown, c.ID, c.Severity, c.Summary)
-		if c.Severity == health.OK {
-			continue
-		}
-		for _, e := range c.Evidence {
-			fmt.Fprintf(w, "\t\t\t  %s\n", e)
-		}
-		if c.Fix != "" {
-			fmt.Fprintf(w, "\t\t\t  fix: %s\n", c.Fix)
-		}
-	}
-	_ = w.Flush()
-	fmt.Fprintf(out, "\nVerdict: %s (%d checks: %s)\n", r.Verdict, len(r.Checks), tally(counts))
-}
-
-func tally(counts map[health.Severity]int) string {
-	var parts []string
-	for _, s := range []health.Severity{health.OK, health.Warn, health.Fail} {
-		parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
-	}
-	return strings.Join(parts, ", ")
+	return output.VerdictError(r.Verdict)
 }
