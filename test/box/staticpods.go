@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -17,9 +18,10 @@ import (
 const etcdCertsDir = "/etc/kubernetes/static-pod-resources/etcd-certs"
 
 // etcdPodManifest is the etcd static pod of an OpenShift 4.x control-plane
-// node, reduced to what tools look at: its containers, the etcdctl
-// container's environment, host paths and revision.
-func etcdPodManifest(node string, revision int32, endpoints []string) *corev1.Pod {
+// node, reduced to what tools look at: its containers, their environment
+// (etcdctl's, and the operator's fixed variables such as the backend
+// quota, given as computed), host paths and revision.
+func etcdPodManifest(node string, revision int32, endpoints []string, computed map[string]string) *corev1.Pod {
 	secrets := etcdCertsDir + "/secrets/etcd-all-certs"
 	env := []corev1.EnvVar{
 		{Name: "ETCDCTL_CACERT", Value: etcdCertsDir + "/configmaps/etcd-serving-ca/ca-bundle.crt"},
@@ -27,6 +29,18 @@ func etcdPodManifest(node string, revision int32, endpoints []string) *corev1.Po
 		{Name: "ETCDCTL_KEY", Value: secrets + "/etcd-peer-" + node + ".key"},
 		{Name: "ETCDCTL_ENDPOINTS", Value: strings.Join(endpoints, ",")},
 		{Name: "ETCD_DATA_DIR", Value: "/var/lib/etcd"},
+	}
+	// Sorted: a revision's manifest is the same bytes every time it is
+	// written, as the operator's rendering is.
+	var keys []string
+	for k := range computed {
+		if k != "ETCD_DATA_DIR" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, corev1.EnvVar{Name: k, Value: computed[k]})
 	}
 	image := "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:" + strings.Repeat("e7", 32)
 	container := func(name string, cmd ...string) corev1.Container {
