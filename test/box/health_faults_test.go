@@ -1,0 +1,145 @@
+package box_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
+)
+
+// The faults a health check must see, on one box of their own with a small
+// etcd quota (so that filling etcd takes seconds): the subtests leave the
+// box as they found it, the one that fills etcd last.
+func TestHealthFaults(t *testing.T) {
+	const quota = 48 << 20
+	b := boxtest.StartBox(t, box.Options{Workers: 1, EtcdQuotaBytes: quota})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// Every container of every etcd pod carries the quota, as the
+	// operator's computed environment, and so does each host's etcd.env.
+	t.Run("QuotaInEtcdPodsAndEtcdEnv", func(t *testing.T) {
+		want := strconv.Itoa(quota)
+		for _, n := range []string{"master-0", "master-1", "master-2"} {
+			pod, err := b.EtcdPod(ctx, n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range pod.Spec.Containers {
+				if got := envValue(c, "ETCD_QUOTA_BACKEND_BYTES"); got != want {
+					t.Errorf("%s container %s: ETCD_QUOTA_BACKEND_BYTES=%q, want %q", pod.Name, c.Name, got, want)
+				}
+			}
+			env, err := os.ReadFile(filepath.Join(b.Node(n).Sandbox.Root, "etc/kubernetes/static-pod-resources/etcd-certs/configmaps/etcd-scripts/etcd.env"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if line := `export ETCD_QUOTA_BACKEND_BYTES="` + want + `"`; !strings.Contains(string(env), line+"\n") {
+				t.Errorf("%s etcd.env lacks %s:\n%s", n, line, env)
+			}
+		}
+	})
+
+	// Filling etcd raises a real NOSPACE alarm that stops the API's writes
+	// too; deleting, compacting, defragmenting and disarming bring both back.
+	t.Run("NoSpaceAlarmAndRecovery", func(t *testing.T) {
+		cli, err := b.EtcdClient()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		start := time.Now()
+		written, err := b.FillEtcd(ctx, "", 4*quota)
+		if !errors.Is(err, box.ErrEtcdNoSpace) || !errors.Is(err, rpctypes.ErrNoSpace) {
+			t.Fatalf("FillEtcd wrote %d bytes, err %v; want the NOSPACE error", written, err)
+		}
+		t.Logf("etcd full after %d MiB in %v: %v", written>>20, time.Since(start).Round(time.Millisecond), err)
+		if written <= 0 || written >= quota {
+			t.Errorf("FillEtcd wrote %d bytes before NOSPACE with a %d-byte quota", written, quota)
+		}
+		if got := alarms(ctx, t, cli); !strings.Contains(got, "NOSPACE") {
+			t.Errorf("alarm list: %q, want NOSPACE", got)
+		}
+		cm := func(name string) *corev1.ConfigMap {
+			return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}, Data: map[string]string{"k": "v"}}
+		}
+		if _, err := b.Kube.CoreV1().ConfigMaps("default").Create(ctx, cm("while-full"), metav1.CreateOptions{}); err == nil || !strings.Contains(err.Error(), "database space exceeded") {
+			t.Errorf("an API write while etcd is full: %v, want database space exceeded", err)
+		}
+
+		if err := b.DeleteEtcdPrefix(ctx, box.DefaultFillPrefix); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.CompactAndDefragEtcd(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.DisarmEtcdAlarms(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got := alarms(ctx, t, cli); got != "" {
+			t.Errorf("alarms after disarm: %q", got)
+		}
+		for _, n := range []string{"master-0", "master-1", "master-2"} {
+			url := b.Node(n).Etcd.ClientURL()
+			st, err := cli.Status(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.DbSize >= quota/2 {
+				t.Errorf("%s database is %d bytes after defragmentation", n, st.DbSize)
+			}
+		}
+		if _, err := cli.Put(ctx, box.DefaultFillPrefix+"after", "v"); err != nil {
+			t.Errorf("etcd write after recovery: %v", err)
+		}
+		if err := b.DeleteEtcdPrefix(ctx, box.DefaultFillPrefix); err != nil {
+			t.Fatal(err)
+		}
+		// The apiserver's client may take a moment to find a writable member.
+		err = box.WaitFor(ctx, 20*time.Second, "an API write after recovery", func(ctx context.Context) (bool, string, error) {
+			_, err := b.Kube.CoreV1().ConfigMaps("default").Create(ctx, cm("after-recovery"), metav1.CreateOptions{})
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			return true, "", nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+func envValue(c corev1.Container, name string) string {
+	for _, e := range c.Env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
+
+// alarms lists the cluster's alarms as "member:ALARM" words.
+func alarms(ctx context.Context, t *testing.T, cli *clientv3.Client) string {
+	t.Helper()
+	resp, err := cli.AlarmList(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, a := range resp.Alarms {
+		out = append(out, strconv.FormatUint(a.MemberID, 16)+":"+a.Alarm.String())
+	}
+	return strings.Join(out, " ")
+}
