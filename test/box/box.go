@@ -111,6 +111,7 @@ type Box struct {
 	etcdPKI       *etcdTLS
 	csrSigner     *CertKey // signs the kubelets' certificates
 	operators     *clusterOperators
+	mco           *machineConfigOperator
 	encryption    *encryptionController
 	rollouts      *rollouts // the roller's rollouts, as the operators see them
 	nodeAPI       nodeAPIServers
@@ -228,6 +229,14 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); b.operators.run(runCtx) }()
+	if b.mco, err = newMachineConfigOperator(b, 500*time.Millisecond); err != nil {
+		return b, err
+	}
+	if err = b.mco.seed(ctx); err != nil {
+		return b, err
+	}
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); b.mco.run(runCtx) }()
 	if err = b.WaitForEtcdMembersAvailable(ctx, fmt.Sprintf("%d members are available", opts.Masters)); err != nil {
 		return b, err
 	}
@@ -343,11 +352,7 @@ func (b *Box) newClients() error {
 	if b.Kube, err = kubernetes.NewForConfig(b.loopback); err != nil {
 		return err
 	}
-	// The test server's loopback config asks for protobuf, which the
-	// OpenShift CRD-backed types cannot speak.
-	jsonCfg := rest.CopyConfig(b.loopback)
-	jsonCfg.ContentType = "application/json"
-	jsonCfg.AcceptContentTypes = "application/json"
+	jsonCfg := b.jsonConfig()
 	if b.Config, err = configclient.NewForConfig(jsonCfg); err != nil {
 		return err
 	}
@@ -356,6 +361,15 @@ func (b *Box) newClients() error {
 	}
 	b.Machine, err = machineclient.NewForConfig(jsonCfg)
 	return err
+}
+
+// jsonConfig is the loopback config speaking JSON: the test server's asks
+// for protobuf, which the OpenShift CRD-backed types cannot speak.
+func (b *Box) jsonConfig() *rest.Config {
+	cfg := rest.CopyConfig(b.loopback)
+	cfg.ContentType = "application/json"
+	cfg.AcceptContentTypes = "application/json"
+	return cfg
 }
 
 func (b *Box) seedCluster(ctx context.Context) error {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	mcfgv1 "github.com/openshift/api/machineconfiguration/v1"
+	mcfgclient "github.com/openshift/client-go/machineconfiguration/clientset/versioned"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
@@ -49,6 +51,85 @@ func TestHealthFaults(t *testing.T) {
 			if line := `export ETCD_QUOTA_BACKEND_BYTES="` + want + `"`; !strings.Contains(string(env), line+"\n") {
 				t.Errorf("%s etcd.env lacks %s:\n%s", n, line, env)
 			}
+		}
+	})
+
+	// The pools an installed cluster shows, healthy; a degraded node's
+	// daemon turns its pool Degraded until the fault is cleared, and
+	// nothing else in the box clears it.
+	t.Run("MachineConfigPools", func(t *testing.T) {
+		mc, err := mcfgclient.NewForConfig(b.Admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := func(name string) *mcfgv1.MachineConfigPool {
+			t.Helper()
+			p, err := mc.MachineconfigurationV1().MachineConfigPools().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		healthy := "Updated=True Updating=False NodeDegraded=False RenderDegraded=False Degraded=False"
+		for name, machines := range map[string]int32{"master": 3, "worker": 1} {
+			p := pool(name)
+			st := p.Status
+			if st.MachineCount != machines || st.ReadyMachineCount != machines || st.UpdatedMachineCount != machines ||
+				st.UnavailableMachineCount != 0 || st.DegradedMachineCount != 0 || st.ObservedGeneration != p.Generation {
+				t.Errorf("pool %s: %+v, want %d machines all ready and updated at generation %d", name, st, machines, p.Generation)
+			}
+			if got := poolConditions(p); got != healthy {
+				t.Errorf("pool %s conditions: %s, want %s", name, got, healthy)
+			}
+			if st.Configuration.Name == "" || st.Configuration.Name != p.Spec.Configuration.Name {
+				t.Errorf("pool %s at %q, wants %q", name, st.Configuration.Name, p.Spec.Configuration.Name)
+			}
+			if _, err := mc.MachineconfigurationV1().MachineConfigs().Get(ctx, st.Configuration.Name, metav1.GetOptions{}); err != nil {
+				t.Errorf("pool %s's rendered config: %v", name, err)
+			}
+		}
+
+		const reason = `unexpected on-disk state validating against rendered-master: content mismatch for file "/etc/kubernetes/kubelet.conf"`
+		if err := b.DegradePool(ctx, "master", reason); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1500 * time.Millisecond) // a few rounds of the simulators
+		p := pool("master")
+		st := p.Status
+		if st.DegradedMachineCount != 1 || st.UpdatedMachineCount != 2 || st.ReadyMachineCount != 2 || st.UnavailableMachineCount != 1 {
+			t.Errorf("degraded master pool counts: %+v", st)
+		}
+		if got, want := poolConditions(p), "Updated=False Updating=True NodeDegraded=True RenderDegraded=False Degraded=True"; got != want {
+			t.Errorf("degraded master pool conditions: %s, want %s", got, want)
+		}
+		wantMsg := `Node master-0 is reporting: "` + strings.ReplaceAll(reason, `"`, `\"`) + `"`
+		for _, c := range st.Conditions {
+			if (c.Type == mcfgv1.MachineConfigPoolNodeDegraded || c.Type == mcfgv1.MachineConfigPoolDegraded) && c.Message != wantMsg {
+				t.Errorf("%s message %q, want %q", c.Type, c.Message, wantMsg)
+			}
+			if c.Type == mcfgv1.MachineConfigPoolNodeDegraded && c.Reason != "1 nodes are reporting degraded status on sync" {
+				t.Errorf("NodeDegraded reason %q", c.Reason)
+			}
+		}
+		node, err := b.Kube.CoreV1().Nodes().Get(ctx, "master-0", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := node.Annotations["machineconfiguration.openshift.io/state"]; s != "Degraded" {
+			t.Errorf("master-0's daemon state %q, want Degraded", s)
+		}
+		if got := poolConditions(pool("worker")); got != healthy {
+			t.Errorf("worker pool with the master pool degraded: %s", got)
+		}
+
+		if err := b.DegradePool(ctx, "master", ""); err != nil {
+			t.Fatal(err)
+		}
+		if p := pool("master"); poolConditions(p) != healthy || p.Status.DegradedMachineCount != 0 || p.Status.ReadyMachineCount != 3 {
+			t.Errorf("master pool after the fault is cleared: %s %+v", poolConditions(p), p.Status)
+		}
+		if err := b.DegradePool(ctx, "infra", "x"); err == nil {
+			t.Error("DegradePool of a pool the box does not have succeeded")
 		}
 	})
 
@@ -140,6 +221,22 @@ func alarms(ctx context.Context, t *testing.T, cli *clientv3.Client) string {
 	var out []string
 	for _, a := range resp.Alarms {
 		out = append(out, strconv.FormatUint(a.MemberID, 16)+":"+a.Alarm.String())
+	}
+	return strings.Join(out, " ")
+}
+
+// poolConditions words a pool's conditions as Type=Status, in a fixed order.
+func poolConditions(p *mcfgv1.MachineConfigPool) string {
+	var out []string
+	for _, t := range []mcfgv1.MachineConfigPoolConditionType{mcfgv1.MachineConfigPoolUpdated, mcfgv1.MachineConfigPoolUpdating,
+		mcfgv1.MachineConfigPoolNodeDegraded, mcfgv1.MachineConfigPoolRenderDegraded, mcfgv1.MachineConfigPoolDegraded} {
+		status := "missing"
+		for _, c := range p.Status.Conditions {
+			if c.Type == t {
+				status = string(c.Status)
+			}
+		}
+		out = append(out, string(t)+"="+status)
 	}
 	return strings.Join(out, " ")
 }
