@@ -74,19 +74,44 @@ func etcdPodManifest(node string, revision int32, endpoints []string, computed m
 	}
 }
 
+// controlPlanePods are the metadata each operator's pod.yaml gives its
+// static pod (bindata/assets/<pod>/pod.yaml of the kube-apiserver,
+// kube-controller-manager and kube-scheduler operators): tools and
+// operators select these pods by those labels.
+var controlPlanePods = map[string]struct {
+	labels      map[string]string
+	annotations map[string]string
+}{
+	"kube-apiserver": {labels: map[string]string{"app": "openshift-kube-apiserver", "apiserver": "true"},
+		annotations: map[string]string{"kubectl.kubernetes.io/default-container": "kube-apiserver"}},
+	"kube-controller-manager": {labels: map[string]string{"app": "kube-controller-manager", "kube-controller-manager": "true"},
+		annotations: map[string]string{"kubectl.kubernetes.io/default-container": "kube-controller-manager"}},
+	"kube-scheduler": {labels: map[string]string{"app": "openshift-kube-scheduler", "scheduler": "true"},
+		annotations: map[string]string{"kubectl.kubernetes.io/default-logs-container": "kube-scheduler"}},
+}
+
 // controlPlanePodManifest is a kube-apiserver, kube-controller-manager or
 // kube-scheduler static pod. The box serves the API from one in-process
 // apiserver; these pods only show what runs on the host.
 func controlPlanePodManifest(op staticPodOperator, revision int32) *corev1.Pod {
 	image := "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:" + strings.Repeat("c4", 32)
+	meta := controlPlanePods[op.Pod]
+	labels := map[string]string{"revision": fmt.Sprint(revision)}
+	for k, v := range meta.labels {
+		labels[k] = v
+	}
+	annotations := map[string]string{"target.workload.openshift.io/management": `{"effect": "PreferredDuringScheduling"}`}
+	for k, v := range meta.annotations {
+		annotations[k] = v
+	}
 	return &corev1.Pod{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-		ObjectMeta: metav1.ObjectMeta{Name: op.Pod, Namespace: op.Namespace,
-			Labels: map[string]string{"app": op.Pod, op.Pod: "true", "revision": fmt.Sprint(revision)}},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: op.Pod, Namespace: op.Namespace, Labels: labels, Annotations: annotations},
 		Spec: corev1.PodSpec{
-			HostNetwork: true,
-			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-			Containers:  []corev1.Container{{Name: op.Pod, Image: image, Command: []string{"/bin/sh", "-c", "exec " + op.Pod}}},
+			HostNetwork:       true,
+			PriorityClassName: "system-node-critical",
+			Tolerations:       []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers:        []corev1.Container{{Name: op.Pod, Image: image, Command: []string{"/bin/sh", "-c", "exec " + op.Pod}}},
 			Volumes: []corev1.Volume{{Name: "resource-dir", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
 				Path: fmt.Sprintf("/etc/kubernetes/static-pod-resources/%s-pod-%d", op.Pod, revision)}}}},
 		},
