@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -130,6 +131,33 @@ func TestHealthFaults(t *testing.T) {
 		}
 		if err := b.DegradePool(ctx, "infra", "x"); err == nil {
 			t.Error("DegradePool of a pool the box does not have succeeded")
+		}
+	})
+
+	// The control-plane static pods answer the selectors their operators
+	// (and tools) use, under their OpenShift names.
+	t.Run("ControlPlanePodLabels", func(t *testing.T) {
+		for _, tc := range []struct{ namespace, selector, prefix string }{
+			{"openshift-kube-apiserver", "app=openshift-kube-apiserver,apiserver=true", "kube-apiserver-"},
+			{"openshift-kube-controller-manager", "app=kube-controller-manager,kube-controller-manager=true", "kube-controller-manager-"},
+			{"openshift-kube-scheduler", "app=openshift-kube-scheduler,scheduler=true", "openshift-kube-scheduler-"},
+			{"openshift-etcd", "app=etcd,etcd=true,k8s-app=etcd", "etcd-"},
+		} {
+			pods, err := b.Kube.CoreV1().Pods(tc.namespace).List(ctx, metav1.ListOptions{LabelSelector: tc.selector})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, p := range pods.Items {
+				names = append(names, p.Name)
+				if p.Labels["revision"] == "" {
+					t.Errorf("%s has no revision label", p.Name)
+				}
+			}
+			sort.Strings(names)
+			if want := tc.prefix + "master-0 " + tc.prefix + "master-1 " + tc.prefix + "master-2"; strings.Join(names, " ") != want {
+				t.Errorf("pods %s in %s: %v, want %s", tc.selector, tc.namespace, names, want)
+			}
 		}
 	})
 

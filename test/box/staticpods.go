@@ -77,16 +77,20 @@ func etcdPodManifest(node string, revision int32, endpoints []string, computed m
 // controlPlanePods are the metadata each operator's pod.yaml gives its
 // static pod (bindata/assets/<pod>/pod.yaml of the kube-apiserver,
 // kube-controller-manager and kube-scheduler operators): tools and
-// operators select these pods by those labels.
+// operators select these pods by those labels. The scheduler's pod is
+// named openshift-kube-scheduler (its mirror pods
+// openshift-kube-scheduler-<node>), though its manifest and resource
+// directories say kube-scheduler.
 var controlPlanePods = map[string]struct {
+	name        string
 	labels      map[string]string
 	annotations map[string]string
 }{
-	"kube-apiserver": {labels: map[string]string{"app": "openshift-kube-apiserver", "apiserver": "true"},
+	"kube-apiserver": {name: "kube-apiserver", labels: map[string]string{"app": "openshift-kube-apiserver", "apiserver": "true"},
 		annotations: map[string]string{"kubectl.kubernetes.io/default-container": "kube-apiserver"}},
-	"kube-controller-manager": {labels: map[string]string{"app": "kube-controller-manager", "kube-controller-manager": "true"},
+	"kube-controller-manager": {name: "kube-controller-manager", labels: map[string]string{"app": "kube-controller-manager", "kube-controller-manager": "true"},
 		annotations: map[string]string{"kubectl.kubernetes.io/default-container": "kube-controller-manager"}},
-	"kube-scheduler": {labels: map[string]string{"app": "openshift-kube-scheduler", "scheduler": "true"},
+	"kube-scheduler": {name: "openshift-kube-scheduler", labels: map[string]string{"app": "openshift-kube-scheduler", "scheduler": "true"},
 		annotations: map[string]string{"kubectl.kubernetes.io/default-logs-container": "kube-scheduler"}},
 }
 
@@ -106,7 +110,7 @@ func controlPlanePodManifest(op staticPodOperator, revision int32) *corev1.Pod {
 	}
 	return &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-		ObjectMeta: metav1.ObjectMeta{Name: op.Pod, Namespace: op.Namespace, Labels: labels, Annotations: annotations},
+		ObjectMeta: metav1.ObjectMeta{Name: meta.name, Namespace: op.Namespace, Labels: labels, Annotations: annotations},
 		Spec: corev1.PodSpec{
 			HostNetwork:       true,
 			PriorityClassName: "system-node-critical",
