@@ -207,6 +207,7 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	if err = b.startInformers(ctx, runCtx); err != nil {
 		return b, err
 	}
+	b.startEndpointSliceController(runCtx)
 	op := &etcdOperator{b: b, period: 300 * time.Millisecond, clients: map[string]*clientv3.Client{}}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); op.run(runCtx) }()
@@ -229,14 +230,9 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); b.operators.run(runCtx) }()
-	if b.mco, err = newMachineConfigOperator(b, 500*time.Millisecond); err != nil {
+	if err = b.startMachineConfigOperator(ctx, runCtx); err != nil {
 		return b, err
 	}
-	if err = b.mco.seed(ctx); err != nil {
-		return b, err
-	}
-	b.wg.Add(1)
-	go func() { defer b.wg.Done(); b.mco.run(runCtx) }()
 	if err = b.WaitForEtcdMembersAvailable(ctx, fmt.Sprintf("%d members are available", opts.Masters)); err != nil {
 		return b, err
 	}

@@ -59,6 +59,19 @@ type machineConfigOperator struct {
 	syncMu sync.Mutex
 }
 
+// startMachineConfigOperator seeds the pools and runs the simulator.
+func (b *Box) startMachineConfigOperator(ctx, runCtx context.Context) (err error) {
+	if b.mco, err = newMachineConfigOperator(b, 500*time.Millisecond); err != nil {
+		return err
+	}
+	if err = b.mco.seed(ctx); err != nil {
+		return err
+	}
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); b.mco.run(runCtx) }()
+	return nil
+}
+
 func newMachineConfigOperator(b *Box, period time.Duration) (*machineConfigOperator, error) {
 	client, err := mcfgclient.NewForConfig(b.jsonConfig())
 	if err != nil {
