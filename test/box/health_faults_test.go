@@ -3,6 +3,7 @@ package box_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	mcfgclient "github.com/openshift/client-go/machineconfiguration/clientset/versioned"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -158,6 +160,73 @@ func TestHealthFaults(t *testing.T) {
 			if want := tc.prefix + "master-0 " + tc.prefix + "master-1 " + tc.prefix + "master-2"; strings.Join(names, " ") != want {
 				t.Errorf("pods %s in %s: %v, want %s", tc.selector, tc.namespace, names, want)
 			}
+		}
+	})
+
+	// A failurePolicy Fail webhook whose service has no endpoint refuses
+	// the writes it matches, at once, and only those.
+	t.Run("UnreachableWebhook", func(t *testing.T) {
+		const name = "broken-webhook"
+		remove, err := b.AddUnreachableWebhook(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hook, err := b.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := hook.Webhooks[0]; *w.FailurePolicy != admissionregistrationv1.Fail || w.ClientConfig.Service == nil ||
+			w.ClientConfig.Service.Namespace != name || w.ClientConfig.Service.Name != name {
+			t.Errorf("webhook %+v", w)
+		}
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "blocked"}}
+		start := time.Now()
+		_, err = b.Kube.CoreV1().ConfigMaps(name).Create(ctx, cm, metav1.CreateOptions{})
+		t.Logf("a write the webhook matches, after %v: %v", time.Since(start).Round(time.Millisecond), err)
+		if err == nil || !strings.Contains(err.Error(), "failed calling webhook") || !strings.Contains(err.Error(), `no endpoints available for service "`+name+`"`) {
+			t.Errorf("a config map in %s: %v, want the webhook's failure", name, err)
+		}
+		start = time.Now()
+		if _, err := b.Kube.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "not-blocked"}}, metav1.CreateOptions{}); err != nil {
+			t.Errorf("a config map elsewhere: %v", err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("a write the webhook does not match took %v", d)
+		}
+
+		// The EndpointSlice controller gives the webhook's service its
+		// slice, with no endpoint in it.
+		err = box.WaitFor(ctx, 20*time.Second, "the webhook service's EndpointSlice", func(ctx context.Context) (bool, string, error) {
+			slices, err := b.Kube.DiscoveryV1().EndpointSlices(name).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + name})
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			for _, s := range slices.Items {
+				if len(s.Endpoints) > 0 {
+					return false, "", fmt.Errorf("the webhook's service has endpoints: %+v", s.Endpoints)
+				}
+			}
+			return len(slices.Items) > 0, fmt.Sprintf("%d slices", len(slices.Items)), nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+
+		if err := remove(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{}); err == nil {
+			t.Error("the webhook configuration is still there after remove")
+		}
+		if slices, err := b.Kube.DiscoveryV1().EndpointSlices(name).List(ctx, metav1.ListOptions{}); err != nil || len(slices.Items) > 0 {
+			t.Errorf("EndpointSlices left after remove: %v %v", slices, err)
+		}
+		err = box.WaitFor(ctx, 30*time.Second, "namespace "+name+" gone", func(ctx context.Context) (bool, string, error) {
+			_, err := b.Kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+			return err != nil, fmt.Sprint(err), nil
+		})
+		if err != nil {
+			t.Error(err)
 		}
 	})
 
