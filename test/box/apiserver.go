@@ -25,13 +25,18 @@ const (
 // apiServerFlags are the kube-apiserver flags the box needs: no endpoint
 // reconciler and no service-account admission (no controllers run), the
 // kubelet reached at its InternalIP, privileged pods allowed (debug-node pods
-// are), RBAC so that "not cluster-admin" is real.
+// are), RBAC so that "not cluster-admin" is real, and webhooks and
+// aggregated APIs reached at their endpoints rather than their service IP,
+// as OpenShift's kube-apiserver does (enable-aggregator-routing): the box
+// has no service network, and a service IP dialled would leave the
+// machine.
 func apiServerFlags(tokenFile string) []string {
 	return []string{
 		"--endpoint-reconciler-type=none",
 		"--disable-admission-plugins=ServiceAccount",
 		"--kubelet-preferred-address-types=InternalIP",
 		"--allow-privileged=true",
+		"--enable-aggregator-routing=true",
 		"--authorization-mode=RBAC",
 		"--token-auth-file=" + tokenFile,
 	}

@@ -63,6 +63,12 @@ type Options struct {
 	// every node is Ready and etcd healthy (default 2s); they recover one
 	// after another within it.
 	OperatorSettle time.Duration
+	// EtcdQuotaBytes is etcd's backend quota: what every member enforces
+	// (a write that would pass it raises the NOSPACE alarm) and what the
+	// etcd operator puts in the etcd pods' environment and etcd.env as
+	// ETCD_QUOTA_BACKEND_BYTES. Default: the release's, 8 GiB from 4.9
+	// on, 7 GiB before. A small one lets a test fill etcd in seconds.
+	EtcdQuotaBytes int64
 }
 
 // Node is one simulated host: its Node object, kubelet, sandbox, Machine and
@@ -105,6 +111,7 @@ type Box struct {
 	etcdPKI       *etcdTLS
 	csrSigner     *CertKey // signs the kubelets' certificates
 	operators     *clusterOperators
+	mco           *machineConfigOperator
 	encryption    *encryptionController
 	rollouts      *rollouts // the roller's rollouts, as the operators see them
 	nodeAPI       nodeAPIServers
@@ -152,6 +159,9 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	if opts.OperatorSettle == 0 {
 		opts.OperatorSettle = 2 * time.Second
 	}
+	if opts.EtcdQuotaBytes == 0 {
+		opts.EtcdQuotaBytes = defaultEtcdQuota(opts.Version)
+	}
 	boxLogMu.Lock()
 	boxLog = opts.Log
 	boxLogMu.Unlock()
@@ -197,6 +207,7 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	if err = b.startInformers(ctx, runCtx); err != nil {
 		return b, err
 	}
+	b.startEndpointSliceController(runCtx)
 	op := &etcdOperator{b: b, period: 300 * time.Millisecond, clients: map[string]*clientv3.Client{}}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); op.run(runCtx) }()
@@ -219,6 +230,9 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); b.operators.run(runCtx) }()
+	if err = b.startMachineConfigOperator(ctx, runCtx); err != nil {
+		return b, err
+	}
 	if err = b.WaitForEtcdMembersAvailable(ctx, fmt.Sprintf("%d members are available", opts.Masters)); err != nil {
 		return b, err
 	}
@@ -326,7 +340,7 @@ func (b *Box) startEtcd(ctx context.Context) error {
 // host's /var/lib/etcd, certificates where the box keeps them.
 func (b *Box) newNodeEtcdMember(n *Node) *EtcdMember {
 	return newEtcdMember(n.Name, n.IP, filepath.Join(b.privateDir, "etcd", n.Name),
-		filepath.Join(n.Sandbox.Root, "var/lib/etcd"), filepath.Join(b.Dir, "etcd-"+n.Name+".log"))
+		filepath.Join(n.Sandbox.Root, "var/lib/etcd"), filepath.Join(b.Dir, "etcd-"+n.Name+".log"), b.opts.EtcdQuotaBytes)
 }
 
 func (b *Box) newClients() error {
@@ -334,11 +348,7 @@ func (b *Box) newClients() error {
 	if b.Kube, err = kubernetes.NewForConfig(b.loopback); err != nil {
 		return err
 	}
-	// The test server's loopback config asks for protobuf, which the
-	// OpenShift CRD-backed types cannot speak.
-	jsonCfg := rest.CopyConfig(b.loopback)
-	jsonCfg.ContentType = "application/json"
-	jsonCfg.AcceptContentTypes = "application/json"
+	jsonCfg := b.jsonConfig()
 	if b.Config, err = configclient.NewForConfig(jsonCfg); err != nil {
 		return err
 	}
@@ -347,6 +357,15 @@ func (b *Box) newClients() error {
 	}
 	b.Machine, err = machineclient.NewForConfig(jsonCfg)
 	return err
+}
+
+// jsonConfig is the loopback config speaking JSON: the test server's asks
+// for protobuf, which the OpenShift CRD-backed types cannot speak.
+func (b *Box) jsonConfig() *rest.Config {
+	cfg := rest.CopyConfig(b.loopback)
+	cfg.ContentType = "application/json"
+	cfg.AcceptContentTypes = "application/json"
+	return cfg
 }
 
 func (b *Box) seedCluster(ctx context.Context) error {
@@ -417,7 +436,7 @@ func (b *Box) provisionHost(n *Node, endpoints []string) error {
 		err := writeStaticPodRevisions(n.Sandbox.Root, op.Pod, op.Revision, func(rev int32) error {
 			pod := controlPlanePodManifest(op, rev)
 			if op.Pod == "etcd" {
-				pod = etcdPodManifest(n.Name, rev, endpoints)
+				pod = etcdPodManifest(n.Name, rev, endpoints, b.etcdComputedEnv())
 			}
 			return writeStaticPod(n.Sandbox.Root, op.Pod, rev, pod)
 		})

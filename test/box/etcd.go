@@ -24,6 +24,9 @@ type EtcdMember struct {
 	certDir string
 	dataDir string
 	logFile string
+	// quotaBytes is --quota-backend-bytes, fixed for the member's life as
+	// the pod's environment fixes it for a real one.
+	quotaBytes int64
 
 	mu     sync.Mutex
 	server *embed.Etcd
@@ -67,8 +70,8 @@ const crashLoopMarker = ".box-crash-loop"
 
 // newEtcdMember makes the member of a control-plane node, which cannot
 // start until it has an admission (admit) or data.
-func newEtcdMember(name string, ip net.IP, certDir, dataDir, logFile string) *EtcdMember {
-	return &EtcdMember{Name: name, IP: ip, certDir: certDir, dataDir: dataDir, logFile: logFile}
+func newEtcdMember(name string, ip net.IP, certDir, dataDir, logFile string, quotaBytes int64) *EtcdMember {
+	return &EtcdMember{Name: name, IP: ip, certDir: certDir, dataDir: dataDir, logFile: logFile, quotaBytes: quotaBytes}
 }
 
 // hasData says whether the data dir holds a member (etcd's member/ dir).
@@ -226,8 +229,8 @@ func (m *EtcdMember) Start() error {
 	if m.joinExisting {
 		cfg.ClusterState = embed.ClusterStateFlagExisting
 	}
-	// OpenShift raises the backend quota to 8 GiB.
-	cfg.QuotaBackendBytes = 8 << 30
+	// The etcd operator's ETCD_QUOTA_BACKEND_BYTES, not etcd's own 2 GiB.
+	cfg.QuotaBackendBytes = m.quotaBytes
 	tlsInfo := func(kind string) (t transportTLSInfo) {
 		t.CertFile = filepath.Join(m.certDir, kind+".crt")
 		t.KeyFile = filepath.Join(m.certDir, kind+".key")

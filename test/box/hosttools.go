@@ -60,7 +60,7 @@ func (b *Box) installHostTools(root string, n *Node, masters []*Node) error {
 	if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(root, dir, "etcd.env"), []byte(etcdEnv(p, n.Name, masters)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(root, dir, "etcd.env"), []byte(etcdEnv(p, n.Name, masters, b.opts.EtcdQuotaBytes)), 0o644); err != nil {
 		return err
 	}
 	if err := installHostFile(root, filepath.Join(dir, "etcd-common-tools"), "hosttools/"+p.CommonTools, 0o644); err != nil {

@@ -155,7 +155,7 @@ func TestHostToolCrictlListsTheNodesContainers(t *testing.T) {
 		t.Errorf("header %q", lines[0])
 	}
 	pods := map[string]string{"etcd": "etcd-master-0", "etcdctl": "etcd-master-0", "etcd-metrics": "etcd-master-0", "etcd-readyz": "etcd-master-0",
-		"kube-apiserver": "kube-apiserver-master-0", "kube-controller-manager": "kube-controller-manager-master-0", "kube-scheduler": "kube-scheduler-master-0"}
+		"kube-apiserver": "kube-apiserver-master-0", "kube-controller-manager": "kube-controller-manager-master-0", "kube-scheduler": "openshift-kube-scheduler-master-0"}
 	for name, pod := range pods {
 		row := regexp.MustCompile(`(?m)^[0-9a-f]{13} +\S+ +(Less than a second|1 second|\d+ seconds|About a minute|\d+ minutes) ago +Running +` + regexp.QuoteMeta(name) + ` +0 +[0-9a-f]{13} +` + pod + `$`)
 		if !row.MatchString(r.Stdout) {
@@ -264,7 +264,7 @@ func TestHostToolSystemctlRestartKubeletKeepsContainersRunning(t *testing.T) {
 		t.Fatal(r)
 	}
 	time.Sleep(time.Second)
-	if _, err := b.Kube.CoreV1().Pods("openshift-kube-scheduler").Get(ctx, "kube-scheduler-master-0", metav1.GetOptions{}); err != nil {
+	if _, err := b.Kube.CoreV1().Pods("openshift-kube-scheduler").Get(ctx, "openshift-kube-scheduler-master-0", metav1.GetOptions{}); err != nil {
 		t.Errorf("a stopped kubelet synced the static pods: %v", err)
 	}
 
@@ -272,8 +272,8 @@ func TestHostToolSystemctlRestartKubeletKeepsContainersRunning(t *testing.T) {
 		t.Fatalf("systemctl start kubelet: %s", r)
 	}
 	boxtest.AssertNodeReady(t, b, "master-0", corev1.ConditionTrue)
-	err := box.WaitFor(ctx, 30*time.Second, "kube-scheduler-master-0 gone", func(ctx context.Context) (bool, string, error) {
-		_, err := b.Kube.CoreV1().Pods("openshift-kube-scheduler").Get(ctx, "kube-scheduler-master-0", metav1.GetOptions{})
+	err := box.WaitFor(ctx, 30*time.Second, "openshift-kube-scheduler-master-0 gone", func(ctx context.Context) (bool, string, error) {
+		_, err := b.Kube.CoreV1().Pods("openshift-kube-scheduler").Get(ctx, "openshift-kube-scheduler-master-0", metav1.GetOptions{})
 		return err != nil, fmt.Sprint(err), nil
 	})
 	if err != nil {

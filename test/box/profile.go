@@ -55,10 +55,9 @@ var hostProfiles = []hostProfile{
 			"ETCD_EXPERIMENTAL_WARNING_APPLY_DURATION": "200ms"}},
 }
 
-// profileFor picks the host profile of an OpenShift version: the modelled
-// release at or below its minor; 4.4 and anything older get 4.5's (era
-// detection elsewhere refuses what is older than 4.4).
-func profileFor(version string) hostProfile {
+// minorOf is the 4.x minor of an OpenShift version (14 when it cannot be
+// read; 5 for anything that is not 4.x).
+func minorOf(version string) int {
 	parts := strings.SplitN(version, ".", 3)
 	minor := 14
 	if len(parts) >= 2 {
@@ -69,6 +68,14 @@ func profileFor(version string) hostProfile {
 	if len(parts) >= 1 && parts[0] != "4" {
 		minor = 5
 	}
+	return minor
+}
+
+// profileFor picks the host profile of an OpenShift version: the modelled
+// release at or below its minor; 4.4 and anything older get 4.5's (era
+// detection elsewhere refuses what is older than 4.4).
+func profileFor(version string) hostProfile {
+	minor := minorOf(version)
 	best := hostProfiles[0]
 	for _, p := range hostProfiles {
 		if pm, _ := strconv.Atoi(strings.TrimPrefix(p.Release, "4.")); pm <= minor {
@@ -100,11 +107,8 @@ func envVarSafe(name string) string {
 // host's node name; the box writes each host's file with its own name in
 // its place (where the real placeholder is substituted, if at all, the
 // box does not model). No variable names the local node.
-func etcdEnv(p hostProfile, node string, masters []*Node) string {
-	vars := map[string]string{}
-	for k, v := range p.Fixed {
-		vars[k] = v
-	}
+func etcdEnv(p hostProfile, node string, masters []*Node, quotaBytes int64) string {
+	vars := fixedEtcdEnv(p, quotaBytes)
 	var eps []string
 	for _, m := range masters {
 		v := "NODE_" + envVarSafe(m.Name)
@@ -132,6 +136,34 @@ func etcdEnv(p hostProfile, node string, masters []*Node) string {
 		fmt.Fprintf(&b, "export %v=%q\n", k, vars[k])
 	}
 	return b.String()
+}
+
+// fixedEtcdEnv is the release's FixedEtcdEnvVars with the box's backend
+// quota in place of the release's: the quota a box's members enforce is
+// the one its pods and etcd.env declare, as on a cluster.
+func fixedEtcdEnv(p hostProfile, quotaBytes int64) map[string]string {
+	vars := make(map[string]string, len(p.Fixed))
+	for k, v := range p.Fixed {
+		vars[k] = v
+	}
+	vars["ETCD_QUOTA_BACKEND_BYTES"] = strconv.FormatInt(quotaBytes, 10)
+	return vars
+}
+
+// etcdComputedEnv is the part of the etcd operator's computed environment
+// that every container of the box's etcd pods carries (the real pod.yaml
+// puts ${COMPUTED_ENV_VARS} in each container): the fixed variables.
+func (b *Box) etcdComputedEnv() map[string]string {
+	return fixedEtcdEnv(profileFor(b.opts.Version), b.opts.EtcdQuotaBytes)
+}
+
+// defaultEtcdQuota is the backend quota the etcd operator of a release
+// sets: 7 GiB until 4.8, 8 GiB from 4.9 (pkg/etcdenvvar).
+func defaultEtcdQuota(version string) int64 {
+	if minorOf(version) < 9 {
+		return 7 << 30
+	}
+	return 8 << 30
 }
 
 // writeReleaseCertLayout adds to a host's etcd-certs what its release names

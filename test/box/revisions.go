@@ -234,7 +234,7 @@ func (r *revisionRoller) install(op staticPodOperator, n *Node, revision int32) 
 				eps = append(eps, m.Etcd.ClientURL())
 			}
 		}
-		pod = etcdPodManifest(n.Name, revision, eps)
+		pod = etcdPodManifest(n.Name, revision, eps, r.b.etcdComputedEnv())
 	}
 	// The revision's secrets are in place before its manifest, as the
 	// installer pod copies them.

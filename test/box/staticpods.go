@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -17,9 +18,10 @@ import (
 const etcdCertsDir = "/etc/kubernetes/static-pod-resources/etcd-certs"
 
 // etcdPodManifest is the etcd static pod of an OpenShift 4.x control-plane
-// node, reduced to what tools look at: its containers, the etcdctl
-// container's environment, host paths and revision.
-func etcdPodManifest(node string, revision int32, endpoints []string) *corev1.Pod {
+// node, reduced to what tools look at: its containers, their environment
+// (etcdctl's, and the operator's fixed variables such as the backend
+// quota, given as computed), host paths and revision.
+func etcdPodManifest(node string, revision int32, endpoints []string, computed map[string]string) *corev1.Pod {
 	secrets := etcdCertsDir + "/secrets/etcd-all-certs"
 	env := []corev1.EnvVar{
 		{Name: "ETCDCTL_CACERT", Value: etcdCertsDir + "/configmaps/etcd-serving-ca/ca-bundle.crt"},
@@ -27,6 +29,18 @@ func etcdPodManifest(node string, revision int32, endpoints []string) *corev1.Po
 		{Name: "ETCDCTL_KEY", Value: secrets + "/etcd-peer-" + node + ".key"},
 		{Name: "ETCDCTL_ENDPOINTS", Value: strings.Join(endpoints, ",")},
 		{Name: "ETCD_DATA_DIR", Value: "/var/lib/etcd"},
+	}
+	// Sorted: a revision's manifest is the same bytes every time it is
+	// written, as the operator's rendering is.
+	var keys []string
+	for k := range computed {
+		if k != "ETCD_DATA_DIR" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		env = append(env, corev1.EnvVar{Name: k, Value: computed[k]})
 	}
 	image := "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:" + strings.Repeat("e7", 32)
 	container := func(name string, cmd ...string) corev1.Container {
@@ -60,19 +74,48 @@ func etcdPodManifest(node string, revision int32, endpoints []string) *corev1.Po
 	}
 }
 
+// controlPlanePods are the metadata each operator's pod.yaml gives its
+// static pod (bindata/assets/<pod>/pod.yaml of the kube-apiserver,
+// kube-controller-manager and kube-scheduler operators): tools and
+// operators select these pods by those labels. The scheduler's pod is
+// named openshift-kube-scheduler (its mirror pods
+// openshift-kube-scheduler-<node>), though its manifest and resource
+// directories say kube-scheduler.
+var controlPlanePods = map[string]struct {
+	name        string
+	labels      map[string]string
+	annotations map[string]string
+}{
+	"kube-apiserver": {name: "kube-apiserver", labels: map[string]string{"app": "openshift-kube-apiserver", "apiserver": "true"},
+		annotations: map[string]string{"kubectl.kubernetes.io/default-container": "kube-apiserver"}},
+	"kube-controller-manager": {name: "kube-controller-manager", labels: map[string]string{"app": "kube-controller-manager", "kube-controller-manager": "true"},
+		annotations: map[string]string{"kubectl.kubernetes.io/default-container": "kube-controller-manager"}},
+	"kube-scheduler": {name: "openshift-kube-scheduler", labels: map[string]string{"app": "openshift-kube-scheduler", "scheduler": "true"},
+		annotations: map[string]string{"kubectl.kubernetes.io/default-logs-container": "kube-scheduler"}},
+}
+
 // controlPlanePodManifest is a kube-apiserver, kube-controller-manager or
 // kube-scheduler static pod. The box serves the API from one in-process
 // apiserver; these pods only show what runs on the host.
 func controlPlanePodManifest(op staticPodOperator, revision int32) *corev1.Pod {
 	image := "quay.io/openshift-release-dev/ocp-v4.0-art-dev@sha256:" + strings.Repeat("c4", 32)
+	meta := controlPlanePods[op.Pod]
+	labels := map[string]string{"revision": fmt.Sprint(revision)}
+	for k, v := range meta.labels {
+		labels[k] = v
+	}
+	annotations := map[string]string{"target.workload.openshift.io/management": `{"effect": "PreferredDuringScheduling"}`}
+	for k, v := range meta.annotations {
+		annotations[k] = v
+	}
 	return &corev1.Pod{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-		ObjectMeta: metav1.ObjectMeta{Name: op.Pod, Namespace: op.Namespace,
-			Labels: map[string]string{"app": op.Pod, op.Pod: "true", "revision": fmt.Sprint(revision)}},
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		ObjectMeta: metav1.ObjectMeta{Name: meta.name, Namespace: op.Namespace, Labels: labels, Annotations: annotations},
 		Spec: corev1.PodSpec{
-			HostNetwork: true,
-			Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-			Containers:  []corev1.Container{{Name: op.Pod, Image: image, Command: []string{"/bin/sh", "-c", "exec " + op.Pod}}},
+			HostNetwork:       true,
+			PriorityClassName: "system-node-critical",
+			Tolerations:       []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+			Containers:        []corev1.Container{{Name: op.Pod, Image: image, Command: []string{"/bin/sh", "-c", "exec " + op.Pod}}},
 			Volumes: []corev1.Volume{{Name: "resource-dir", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
 				Path: fmt.Sprintf("/etc/kubernetes/static-pod-resources/%s-pod-%d", op.Pod, revision)}}}},
 		},
