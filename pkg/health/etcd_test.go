@@ -133,3 +133,19 @@ func TestReportVerdictIsTheWorstCheck(t *testing.T) {
 		t.Errorf("CouldNotRun = %+v", r)
 	}
 }
+
+// A raised alarm shows in every member's status errors; it is the alarm
+// check's to judge, and the leadership stays sound.
+func TestEtcdStatusLeavesAlarmsToTheAlarmCheck(t *testing.T) {
+	members := healthyMembers()
+	for i := range members {
+		members[i].Errors = []string{"memberID:1 alarm:NOSPACE "}
+	}
+	if r := EtcdStatus(members); r.Severity != OK {
+		t.Errorf("alarm errors only: %s %v", r.Severity, r.Evidence)
+	}
+	members[0].Errors = append(members[0].Errors, "raft: stopped")
+	if r := EtcdStatus(members); r.Severity != Fail || !strings.Contains(evidence(r), "master-0 reports: raft: stopped") || strings.Contains(evidence(r), "NOSPACE") {
+		t.Errorf("another error: %s %v", r.Severity, r.Evidence)
+	}
+}

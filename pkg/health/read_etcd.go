@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -154,6 +155,9 @@ func EtcdHealth(r *member.Report) Result {
 		}
 		if s.Healthy != nil && *s.Healthy {
 			healthy++
+			if strings.HasPrefix(s.HealthError, member.AlarmHealthPrefix) {
+				res.Evidence = append(res.Evidence, fmt.Sprintf("%s answers; %s (see etcd.alarms)", orDash(s.Node), strings.TrimSpace(s.HealthError)))
+			}
 			continue
 		}
 		res.Severity = Fail

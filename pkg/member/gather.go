@@ -251,9 +251,17 @@ func memberHealth(m etcd.Member, health map[string]etcd.Health, etcdErr error) (
 	if !ok {
 		return nil, "health not reported"
 	}
-	healthy := h.Health
+	// etcdctl reports a member that answered its read as unhealthy while
+	// any alarm is raised ("Active Alarm(s): NOSPACE"). The member serves
+	// and counts for quorum: a full database is made smaller and the alarm
+	// disarmed, no member replaced (oc recover health judges the alarms).
+	healthy := h.Health || strings.HasPrefix(h.Error, AlarmHealthPrefix)
 	return &healthy, h.Error
 }
+
+// AlarmHealthPrefix starts etcdctl's health error for a member that
+// answered while an alarm is raised.
+const AlarmHealthPrefix = "Active Alarm(s)"
 
 // instanceState reads providerStatus.instanceState, which every cloud's
 // provider status carries under that name.

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/oc-recover/oc-recover/pkg/etcd"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 )
 
@@ -84,5 +85,21 @@ func TestJudge(t *testing.T) {
 		case tc.procedure == "" && tc.usage != (exitcode.FromError(err) == 2):
 			t.Errorf("%s: exit code %d, usage error expected %v", tc.name, exitcode.FromError(err), tc.usage)
 		}
+	}
+}
+
+// etcdctl calls every member unhealthy while an alarm is raised; a member
+// that answered counts as healthy (for quorum, and for not replacing it),
+// with the alarm kept as its health error.
+func TestMemberHealthOfAMemberAnsweringUnderAnAlarm(t *testing.T) {
+	m := etcd.Member{ID: 1, Name: "master-0", ClientURLs: []string{"https://10.0.0.1:2379"}}
+	health := map[string]etcd.Health{"https://10.0.0.1:2379": {Endpoint: "https://10.0.0.1:2379", Health: false, Error: "Active Alarm(s): NOSPACE "}}
+	h, why := memberHealth(m, health, nil)
+	if h == nil || !*h || !strings.HasPrefix(why, AlarmHealthPrefix) {
+		t.Errorf("under an alarm: healthy %v, %q", h, why)
+	}
+	health["https://10.0.0.1:2379"] = etcd.Health{Health: false, Error: "context deadline exceeded"}
+	if h, _ := memberHealth(m, health, nil); h == nil || *h {
+		t.Errorf("a member that did not answer is healthy: %v", h)
 	}
 }
