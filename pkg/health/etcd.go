@@ -24,15 +24,18 @@ type EtcdMember struct {
 
 // Thresholds OpenShift itself uses: the etcd operator's default backend
 // quota (ETCD_QUOTA_BACKEND_BYTES in etcd.env), the levels of the
-// etcdDatabaseQuotaLowSpace alert, and the defragmentation controller's
+// etcdDatabaseQuotaLowSpace alert (info at 65 %, warning at 75 %, critical
+// at 85 % since 4.16; earlier releases alert only at 95 %, too late to
+// plan for), and the defragmentation controller's
 // trigger (a member fragmented by 45 % or more, once its database is
 // 100 MiB or more).
 const (
-	DefaultQuotaBytes     int64 = 8 << 30
-	quotaWarnPercent            = 65
-	quotaFailPercent            = 85
-	fragmentedWarnPercent       = 45
-	fragmentedMinDBSize   int64 = 100 << 20
+	DefaultQuotaBytes        int64 = 8 << 30
+	quotaWarnPercent               = 65
+	quotaAlertWarningPercent       = 75
+	quotaFailPercent               = 85
+	fragmentedWarnPercent          = 45
+	fragmentedMinDBSize      int64 = 100 << 20
 	// appliedLagWarn is how far a member may trail in applying the raft
 	// log it has before it is reported as lagging.
 	appliedLagWarn = 1000
@@ -104,7 +107,16 @@ func EtcdQuota(members []EtcdMember, quota int64) Result {
 		}
 		pct := 100 * float64(m.DBSize) / float64(quota)
 		worst = max(worst, pct)
-		r.Evidence = append(r.Evidence, fmt.Sprintf("%s: database %s of quota %s (%.0f %%)", m.Name, mib(m.DBSize), mib(quota), pct))
+		level := ""
+		switch {
+		case pct >= quotaFailPercent:
+			level = ", etcdDatabaseQuotaLowSpace critical"
+		case pct >= quotaAlertWarningPercent:
+			level = ", etcdDatabaseQuotaLowSpace warning"
+		case pct >= quotaWarnPercent:
+			level = ", etcdDatabaseQuotaLowSpace info"
+		}
+		r.Evidence = append(r.Evidence, fmt.Sprintf("%s: database %s of quota %s (%.0f %%%s)", m.Name, mib(m.DBSize), mib(quota), pct, level))
 		switch {
 		case pct >= quotaFailPercent:
 			r.Severity = Fail

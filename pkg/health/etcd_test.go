@@ -65,7 +65,7 @@ func TestEtcdQuota(t *testing.T) {
 	// Without a quota read from etcd.env, the operator's default of 8 GiB.
 	ms := healthyMembers()
 	ms[0].DBSize = 6 << 30
-	if r := EtcdQuota(ms, 0); r.Severity != Warn || !strings.Contains(evidence(r), "master-0: database 6144 MiB of quota 8192 MiB (75 %)") {
+	if r := EtcdQuota(ms, 0); r.Severity != Warn || !strings.Contains(evidence(r), "master-0: database 6144 MiB of quota 8192 MiB (75 %, etcdDatabaseQuotaLowSpace warning)") {
 		t.Errorf("6 GiB with the default quota: %s, evidence:\n%s", r.Severity, evidence(r))
 	}
 	// A member not reached is EtcdStatus's to report, not a 0 % here.
