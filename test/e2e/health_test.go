@@ -180,6 +180,22 @@ func TestHealth(t *testing.T) {
 		wantChecks(t, rep, r, map[string]expect{"csr.pending": {health.Warn, names[0] + " (client-renewal for master-0", "oc adm certificate deny"}})
 	})
 
+	t.Run("degraded machine config pool", func(t *testing.T) {
+		if err := b.DegradePool(ctx, "worker", "unexpected on-disk state validating against rendered-worker"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the worker pool to report Degraded", func() bool {
+			rep, _ := runHealth(t, b, "--only", "mcp")
+			return rep.Verdict == health.Fail
+		})
+		rep, r := runHealth(t, b, dir...)
+		if err := b.DegradePool(ctx, "worker", ""); err != nil {
+			t.Fatal(err)
+		}
+		wantChecks(t, rep, r, map[string]expect{"mcp": {health.Fail, "worker", ""}})
+		waitHealthy(t, b, dir...)
+	})
+
 	t.Run("webhook without endpoints", func(t *testing.T) {
 		remove, err := b.AddUnreachableWebhook(ctx, "box-policy")
 		if err != nil {
