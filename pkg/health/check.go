@@ -112,7 +112,8 @@ func (o Options) selected(areaName, id string) bool {
 
 // Check reads the cluster and runs the selected checks. Areas are read in
 // parallel; what several need (the nodes, the Machines, etcd/cluster, the
-// cluster version) is read once. It writes nothing.
+// cluster version) is read once. An API that does not answer its first
+// request gets no other: the report says so at once. It writes nothing.
 func Check(ctx context.Context, clients Clients, o Options) Report {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
@@ -120,7 +121,10 @@ func Check(ctx context.Context, clients Clients, o Options) Report {
 	if o.MaxBackupAge == 0 {
 		o.MaxBackupAge = DefaultMaxBackupAge
 	}
-	c := &cluster{Clients: clients, opts: o}
+	c := &cluster{Clients: clients, opts: o, readyz: probeReadyz(ctx, clients)}
+	if c.readyz.err != nil {
+		return NewReport(apiDownResults(ctx, clients, o, c.readyz.err))
+	}
 	results := make([][]Result, len(areas))
 	var wg sync.WaitGroup
 	for i, a := range areas {

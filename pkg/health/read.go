@@ -23,6 +23,8 @@ const MachineAPINamespace = "openshift-machine-api"
 type cluster struct {
 	Clients
 	opts Options
+	// readyz is the answer to the first request, which every run asks.
+	readyz readyzAnswer
 
 	nodes    once[[]corev1.Node]
 	machines once[[]machinev1beta1.Machine]

@@ -9,8 +9,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// apiChecks asks the kube-apiserver for its own health (/readyz?verbose,
-// /livez), counts its instances and reads the aggregated APIs.
+// apiChecks judges the kube-apiserver's own health (/readyz?verbose, as
+// Check asked it first, and /livez), counts its instances and reads the
+// aggregated APIs.
 func apiChecks(ctx context.Context, c *cluster) []Result {
 	rest := c.Kube.Discovery().RESTClient()
 	probe := func(path string) (int, string, error) {
@@ -23,9 +24,8 @@ func apiChecks(ctx context.Context, c *cluster) []Result {
 		}
 		return code, string(body), err
 	}
-	code, body, err := probe("/readyz")
-	out := []Result{Readyz(code, body, err)}
-	code, body, err = probe("/livez")
+	out := []Result{Readyz(c.readyz.code, c.readyz.body, c.readyz.err)}
+	code, body, err := probe("/livez")
 	out = append(out, Livez(code, body, err))
 
 	nodes, nerr := c.Nodes(ctx)

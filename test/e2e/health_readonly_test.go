@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -123,4 +125,36 @@ func TestHealthChangesNothing(t *testing.T) {
 // of this kind while it runs: events.
 func churns(key string) bool {
 	return strings.HasPrefix(key, "events ") || strings.HasPrefix(key, "events.events.k8s.io ")
+}
+
+// An API that does not answer gets one request: health says so at once
+// (well within the probe's bound), reads the API server's certificate
+// without the API, and fails.
+func TestHealthWhenTheAPIDoesNotAnswer(t *testing.T) {
+	dead := filepath.Join(t.TempDir(), "kubeconfig")
+	data, err := os.ReadFile(shared.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A port nothing listens on, on the same loopback address.
+	if err := os.WriteFile(dead, []byte(strings.ReplaceAll(string(data), shared.APIServerURL, "https://127.0.0.1:1")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	rep, r := runHealth(t, shared, "--kubeconfig", dead)
+	if took := time.Since(start); took > 40*time.Second {
+		t.Errorf("health took %s against an API that does not answer", took)
+	}
+	if r.Code != 1 || rep.Verdict != health.Fail {
+		t.Fatalf("exit %d, verdict %s: %s", r.Code, rep.Verdict, r)
+	}
+	if c := find(rep, "api.readyz"); !strings.Contains(c.Summary, "https://127.0.0.1:1 does not answer") || !strings.Contains(c.Fix, "kubectl recover certs recover") {
+		t.Errorf("api.readyz: %+v", c)
+	}
+	if c := find(rep, "certs.apiserver"); c.Severity != health.Fail || !strings.Contains(c.Summary, "could not run: connect to 127.0.0.1:1") {
+		t.Errorf("certs.apiserver: %+v", c)
+	}
+	if c := find(rep, "etcd.quota"); !strings.Contains(c.Summary, "not run: the API does not answer") {
+		t.Errorf("etcd.quota: %+v", c)
+	}
 }
