@@ -65,6 +65,7 @@ var areas = []area{
 	{"machines", []string{"machines", "machines.cpms"}, machineChecks},
 	{"mcp", []string{"mcp"}, poolChecks},
 	{"webhooks", []string{"webhooks"}, webhookChecks},
+	{"alerts", []string{"alerts"}, alertChecks},
 	{"backup", []string{"backup.local"}, backupChecks},
 	{"leftovers", []string{"leftovers"}, leftoverChecks},
 }

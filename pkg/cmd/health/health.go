@@ -52,8 +52,9 @@ func NewCmdHealth(f genericclioptions.RESTClientGetter, globals *options.GlobalO
 			fragmentation, alarms), pending CSRs, certificate expiry (rotated and
 			unrotated TLS secrets, the kubelet signer), Machines and the
 			control-plane machine set, machine config pools, webhooks that fail
-			closed without endpoints, the newest local backup in --backup-dir,
-			and what oc-recover itself left behind.
+			closed without endpoints, the alerts the platform Prometheus has
+			firing, the newest local backup in --backup-dir, and what
+			oc-recover itself left behind.
 
 			Every check says OK, WARN or FAIL, the evidence it read, and the
 			command that fixes or diagnoses what it found. A check that cannot
@@ -61,7 +62,11 @@ func NewCmdHealth(f genericclioptions.RESTClientGetter, globals *options.GlobalO
 
 			It only reads: nothing in the cluster changes. etcd is reached through
 			the API (a port-forward to a running etcd pod and etcdctl in it), with
-			the etcd-client certificate read into memory only.
+			the etcd-client certificate read into memory only; the alerts through
+			an exec of curl in the prometheus container of
+			openshift-monitoring/prometheus-k8s-0 (or -1), which asks Prometheus
+			on its pod's localhost:9090. Without a monitoring stack that answers,
+			alerts warns that it could not look.
 
 			Exits 0 when every check is OK, 3 when one warns, 1 when one fails.`),
 		Example: templates.Examples(`
