@@ -11,6 +11,9 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
 
 // alertsSeen runs, as an administrator would, curl in the Prometheus pod's
@@ -87,5 +90,37 @@ func TestPrometheusListensInItsPodOnly(t *testing.T) {
 		"sh", "-c", "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:9090/-/ready")
 	if r.Code != 0 || r.Stdout != "200" {
 		t.Errorf("in the pod, 127.0.0.1:9090: %s", r)
+	}
+}
+
+// Prometheus comes back when the machine it runs on boots again: the
+// kubelet starts again the pods that should always run.
+func TestPrometheusSurvivesItsMachine(t *testing.T) {
+	t.Parallel()
+	b := boxtest.StartBox(t, box.Options{Masters: 1, Workers: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	answers := func() bool {
+		r := tools.Run(t, b, "", "kubectl", "exec", "-n", "openshift-monitoring", "prometheus-k8s-0", "-c", "prometheus", "--",
+			"curl", "-s", "http://localhost:9090/api/v1/alerts")
+		return r.Code == 0 && strings.Contains(r.Stdout, `"alertname":"Watchdog"`)
+	}
+	if !answers() {
+		t.Fatal("Prometheus does not answer on a new box")
+	}
+	if err := b.StopMachine(ctx, "worker-0"); err != nil {
+		t.Fatal(err)
+	}
+	if answers() {
+		t.Error("Prometheus answers while its machine is off")
+	}
+	if err := b.StartMachine(ctx, "worker-0"); err != nil {
+		t.Fatal(err)
+	}
+	err := box.WaitFor(ctx, 2*time.Minute, "Prometheus answering after its machine booted", func(context.Context) (bool, string, error) {
+		return answers(), "", nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
