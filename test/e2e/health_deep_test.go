@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -172,6 +175,36 @@ func TestHealthDeep(t *testing.T) {
 		}
 		rep, r = runDeep(t)
 		wantChecks(t, rep, r, nil)
+	})
+
+	t.Run("interrupted while a host answers slowly", func(t *testing.T) {
+		replaceHostTool(t, b, "master-0", "chronyc", "#!/bin/bash\nsleep 600\n")
+		cmd := exec.Command(filepath.Join(tools.BinDir, "kubectl-recover"), "health", "--deep", "--only", "hosts")
+		cmd.Env = append(os.Environ(), "KUBECONFIG="+b.Kubeconfig)
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		progress := bufio.NewReader(stderr)
+		for range 3 {
+			waitForLine(t, progress, "Started debug pod")
+		}
+		time.Sleep(2 * time.Second) // the other hosts answer; master-0's chronyc sleeps
+		if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		rest, _ := readAll(progress)
+		if code := exitCodeOf(cmd.Wait()); code != 1 {
+			t.Errorf("interrupted health --deep exited %d, want 1:\n%s", code, rest)
+		}
+		if time.Since(start) > time.Minute {
+			t.Errorf("it took %v to stop", time.Since(start))
+		}
+		waitNoLeftovers(t, ctx, b.Kube)
 	})
 
 	t.Run("etcd's data left in /tmp", func(t *testing.T) {
