@@ -14,6 +14,8 @@ import (
 	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/oc-recover/oc-recover/pkg/debugnode"
 )
 
 // Clients are what reading the cluster needs.
@@ -43,6 +45,12 @@ type Options struct {
 	// recover"): the fixes name commands that way.
 	Command string
 	Now     time.Time
+	// Deep adds the host checks (area hosts), run through a debug pod on
+	// each control-plane node that StartRunner starts; at most
+	// HostParallel at once (DefaultHostParallel when 0).
+	Deep         bool
+	StartRunner  debugnode.StartFunc
+	HostParallel int
 }
 
 // An area is a group of checks read together: each check's ID starts
@@ -51,22 +59,28 @@ type area struct {
 	name string
 	ids  []string
 	run  func(ctx context.Context, c *cluster) []Result
+	// last areas run once the others are done: the host checks create
+	// debug namespaces, which the leftovers check is not to count, and
+	// start pods, which the others need not wait behind.
+	last bool
 }
 
 var areas = []area{
-	{"api", []string{"api.readyz", "api.livez", "api.instances", "api.apiservices"}, apiChecks},
-	{"version", []string{"version"}, versionChecks},
-	{"nodes", []string{"nodes.ready", "nodes.pressure"}, nodeChecks},
-	{"co", []string{"co"}, operatorChecks},
-	{"staticpods", []string{"staticpods.etcd", "staticpods.kubeapiserver", "staticpods.kubecontrollermanager", "staticpods.kubescheduler", "staticpods.overrides"}, staticPodChecks},
-	{"etcd", []string{"etcd.members", "etcd.health", "etcd.status", "etcd.quota", "etcd.fragmentation", "etcd.alarms"}, etcdChecks},
-	{"csr", []string{"csr.pending"}, csrChecks},
-	{"certs", []string{"certs.apiserver", "certs.signers", "certs.unmanaged", "certs.kubeletsigner"}, certChecks},
-	{"machines", []string{"machines", "machines.cpms"}, machineChecks},
-	{"mcp", []string{"mcp"}, poolChecks},
-	{"webhooks", []string{"webhooks"}, webhookChecks},
-	{"backup", []string{"backup.local"}, backupChecks},
-	{"leftovers", []string{"leftovers"}, leftoverChecks},
+	{"api", []string{"api.readyz", "api.livez", "api.instances", "api.apiservices"}, apiChecks, false},
+	{"version", []string{"version"}, versionChecks, false},
+	{"nodes", []string{"nodes.ready", "nodes.pressure"}, nodeChecks, false},
+	{"co", []string{"co"}, operatorChecks, false},
+	{"staticpods", []string{"staticpods.etcd", "staticpods.kubeapiserver", "staticpods.kubecontrollermanager", "staticpods.kubescheduler", "staticpods.overrides"}, staticPodChecks, false},
+	{"etcd", []string{"etcd.members", "etcd.health", "etcd.status", "etcd.quota", "etcd.fragmentation", "etcd.alarms"}, etcdChecks, false},
+	{"csr", []string{"csr.pending"}, csrChecks, false},
+	{"certs", []string{"certs.apiserver", "certs.signers", "certs.unmanaged", "certs.kubeletsigner"}, certChecks, false},
+	{"machines", []string{"machines", "machines.cpms"}, machineChecks, false},
+	{"mcp", []string{"mcp"}, poolChecks, false},
+	{"webhooks", []string{"webhooks"}, webhookChecks, false},
+	{"alerts", []string{"alerts"}, alertChecks, false},
+	{"backup", []string{"backup.local"}, backupChecks, false},
+	{"leftovers", []string{"leftovers"}, leftoverChecks, false},
+	{"hosts", hostIDs, hostChecks, true},
 }
 
 // Names are the areas and checks --only and --skip accept.
@@ -107,13 +121,17 @@ func (o Options) selected(areaName, id string) bool {
 		}
 		return false
 	}
+	if areaName == "hosts" && !o.Deep {
+		return false // only --deep starts debug pods
+	}
 	return (len(o.Only) == 0 || named(o.Only)) && !named(o.Skip)
 }
 
 // Check reads the cluster and runs the selected checks. Areas are read in
 // parallel; what several need (the nodes, the Machines, etcd/cluster, the
 // cluster version) is read once. An API that does not answer its first
-// request gets no other: the report says so at once. It writes nothing.
+// request gets no other: the report says so at once. It writes nothing,
+// but for the debug pods of Deep, which it removes.
 func Check(ctx context.Context, clients Clients, o Options) Report {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
@@ -126,22 +144,24 @@ func Check(ctx context.Context, clients Clients, o Options) Report {
 		return NewReport(apiDownResults(ctx, clients, o, c.readyz.err))
 	}
 	results := make([][]Result, len(areas))
-	var wg sync.WaitGroup
-	for i, a := range areas {
-		wanted := false
-		for _, id := range a.ids {
-			wanted = wanted || o.selected(a.name, id)
+	for _, last := range []bool{false, true} {
+		var wg sync.WaitGroup
+		for i, a := range areas {
+			wanted := false
+			for _, id := range a.ids {
+				wanted = wanted || o.selected(a.name, id)
+			}
+			if !wanted || a.last != last {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				results[i] = a.run(ctx, c)
+			}()
 		}
-		if !wanted {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i] = a.run(ctx, c)
-		}()
+		wg.Wait()
 	}
-	wg.Wait()
 	var out []Result
 	for i, a := range areas {
 		rs := results[i]

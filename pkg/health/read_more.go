@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	configv1 "github.com/openshift/api/config/v1"
 	machinev1 "github.com/openshift/api/machine/v1"
@@ -200,6 +201,18 @@ func leftoverChecks(ctx context.Context, c *cluster) []Result {
 	if err != nil {
 		return failAll(err, "leftovers")
 	}
+	// A namespace being deleted is not left behind: every oc-recover run
+	// deletes its own, and the namespace controller takes a moment to
+	// finish (a second health --deep right after the first sees them).
+	// One that stays Terminating is.
+	kept := namespaces[:0]
+	for _, ns := range namespaces {
+		if ns.DeletionTimestamp != nil && c.opts.Now.Sub(ns.DeletionTimestamp.Time) < terminatingGrace {
+			continue
+		}
+		kept = append(kept, ns)
+	}
+	namespaces = kept
 	for _, ns := range namespaces {
 		r.Evidence = append(r.Evidence, "namespace "+ns.Name)
 	}
@@ -223,6 +236,10 @@ func leftoverChecks(ctx context.Context, c *cluster) []Result {
 	}
 	return []Result{r}
 }
+
+// terminatingGrace is how long a debug namespace may take to be deleted
+// before it counts as left behind.
+const terminatingGrace = 5 * time.Minute
 
 // failsClosed: a webhook whose failure policy is Fail (the default in
 // admissionregistration/v1) refuses every request it cannot be asked.

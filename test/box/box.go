@@ -112,6 +112,7 @@ type Box struct {
 	csrSigner     *CertKey // signs the kubelets' certificates
 	operators     *clusterOperators
 	mco           *machineConfigOperator
+	monitoring    *monitoring // the platform Prometheus (monitoring.go)
 	encryption    *encryptionController
 	rollouts      *rollouts // the roller's rollouts, as the operators see them
 	nodeAPI       nodeAPIServers
@@ -233,10 +234,16 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	if err = b.startMachineConfigOperator(ctx, runCtx); err != nil {
 		return b, err
 	}
+	if err = b.startMonitoring(ctx, runCtx); err != nil {
+		return b, err
+	}
 	if err = b.WaitForEtcdMembersAvailable(ctx, fmt.Sprintf("%d members are available", opts.Masters)); err != nil {
 		return b, err
 	}
 	if err = b.waitForStaticPods(ctx); err != nil {
+		return b, err
+	}
+	if err = b.monitoring.waitServing(ctx); err != nil {
 		return b, err
 	}
 	return b, nil

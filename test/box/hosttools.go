@@ -11,8 +11,10 @@ import (
 // the host. systemd.sh is systemctl under every name in systemdNames. The
 // release's cluster-backup.sh and etcd-common-tools come from its profile.
 var hostScripts = map[string]string{
+	"usr/local/bin/chronyc":            "hosttools/chronyc",
 	"usr/local/bin/cluster-restore.sh": "hosttools/cluster-restore.sh",
 	"usr/local/bin/crictl":             "hosttools/crictl",
+	"usr/local/bin/df":                 "hosttools/df",
 	"usr/local/bin/journalctl":         "hosttools/journalctl",
 	"usr/local/bin/podman":             "hosttools/podman",
 	"usr/local/bin/systemctl":          "hosttools/systemd.sh",
@@ -42,6 +44,9 @@ func (b *Box) installHostTools(root string, n *Node, masters []*Node) error {
 		if err := installHostFile(root, path, file, 0o755); err != nil {
 			return err
 		}
+	}
+	if err := writeHostState(root); err != nil {
+		return err
 	}
 	for _, name := range systemdNames {
 		link := filepath.Join(bin, name)

@@ -275,6 +275,9 @@ func (k *FakeKubelet) connect(ctx, serviceCtx, runtimeCtx context.Context) error
 		return err
 	}
 	k.journal(`"Successfully registered node" node=%q`, k.Node)
+	if err := k.writePKI(); err != nil {
+		klogf("kubelet %s: certificates on the host: %v", k.Node, err)
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(k.IP.String(), strconv.Itoa(kubeletPort)))
 	if err != nil {
 		return fmt.Errorf("kubelet %s: %w", k.Node, err)

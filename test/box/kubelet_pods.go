@@ -80,7 +80,7 @@ func (k *FakeKubelet) syncPod(ctx context.Context, pod *corev1.Pod) {
 		go k.killAndDelete(ctx, pod)
 		return
 	}
-	if pod.Status.Phase != "" && pod.Status.Phase != corev1.PodPending {
+	if pod.Status.Phase != "" && pod.Status.Phase != corev1.PodPending && !restartsAfterReboot(pod) {
 		return
 	}
 	k.mu.Lock()
@@ -214,6 +214,7 @@ func (k *FakeKubelet) hostCommand(pod *corev1.Pod, c *corev1.Container, argv []s
 		return staticPodCommand(pod, hc)
 	}
 	hc.ContainerRoot = filepath.Join(k.containerDir, string(pod.UID), c.Name)
+	hc.Network = k.podNetwork(pod)
 	hostVolumes := map[string]bool{}
 	for _, v := range pod.Spec.Volumes {
 		if v.HostPath != nil && filepath.Clean(v.HostPath.Path) == "/" {

@@ -93,6 +93,10 @@ func (k *FakeKubelet) exec(ctx context.Context, pod *corev1.Pod, c *corev1.Conta
 	k.mu.Lock()
 	rt := k.pods[pod.UID]
 	k.mu.Unlock()
+	if rt == nil && ownNetwork(pod) {
+		// Its network lives as long as its containers: none runs.
+		return fmt.Errorf("container %s of pod %s/%s is not running", c.Name, pod.Namespace, pod.Name)
+	}
 	if rt != nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)

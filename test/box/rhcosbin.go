@@ -15,7 +15,8 @@ import (
 // that the box takes from the test machine: the shell, coreutils,
 // findutils, grep, sed, gawk, diffutils, which, hostname, tar and the
 // compressors, openssl, util-linux, procps-ng, iproute2 and curl. A name
-// the test machine lacks is left out. Deliberately not here, as RHCOS has
+// the test machine lacks is left out. df is a stand-in (hosttools/df): the
+// real one would report the test machine's disk. Deliberately not here, as RHCOS has
 // none of them: etcdctl and etcdutl (the etcd scripts copy them out of the
 // etcd image with podman), jq (4.18's scripts copy it out of the etcd image
 // when the host lacks it), python3, go, git, and the like. Tools RHCOS may
@@ -23,7 +24,7 @@ import (
 // are left out too.
 var rhcosTools = strings.Fields(`
 bash sh
-arch b2sum base32 base64 basename cat chcon chgrp chmod chown chroot cksum comm cp csplit cut date dd df dir
+arch b2sum base32 base64 basename cat chcon chgrp chmod chown chroot cksum comm cp csplit cut date dd dir
 dircolors dirname du echo env expand expr factor false fmt fold groups head hostid id install join link ln
 logname ls md5sum mkdir mkfifo mknod mktemp mv nice nl nohup nproc numfmt od paste pathchk pinky pr printenv
 printf ptx pwd readlink realpath rm rmdir runcon seq sha1sum sha224sum sha256sum sha384sum sha512sum shred
@@ -46,9 +47,10 @@ curl
 
 // rhcosStandIns are the box's stand-ins that RHCOS has in /usr/bin and
 // /usr/sbin: links to the host's own copies in /usr/local/bin, which the
-// box installs on every host (the systemd tools talk to that host's agent).
+// box installs on every host (the systemd tools talk to that host's agent;
+// chronyc and df report the host's simulated clock and disk).
 var rhcosStandIns = []string{"systemctl", "systemd-run", "journalctl", "crictl", "podman",
-	"shutdown", "reboot", "poweroff", "halt"}
+	"shutdown", "reboot", "poweroff", "halt", "chronyc", "df"}
 
 var (
 	rhcosBinOnce sync.Once

@@ -141,7 +141,15 @@ type HostCommand struct {
 	// hostPath volume of "/") sees it, usually /host. Empty: not mounted.
 	HostMountPath string
 	Dir           string
+	// Network is the network the process runs in: empty, the host's (the
+	// test machine's, where every node has its own loopback address);
+	// NewNetwork, a network namespace of its own holding only a loopback;
+	// else the path of a network namespace to join (/proc/<pid>/ns/net).
+	Network string
 }
+
+// NewNetwork asks for a network namespace of the process's own.
+const NewNetwork = "new"
 
 // Command prepares the process. It runs in fresh mount and UTS namespaces
 // (hostname = node name), chrooted, in its own process group so that
@@ -172,8 +180,17 @@ func (s *Sandbox) Command(ctx context.Context, hc HostCommand) (*exec.Cmd, error
 			return nil, err
 		}
 	}
-	args := append([]string{"--mount", "--uts", "--propagation", "private", "--", "/bin/sh", "-ec", s.hostScript(hc), "oc-recover-box-host"}, hc.Argv...)
-	cmd := exec.CommandContext(ctx, "unshare", args...)
+	args := []string{"--mount", "--uts"}
+	if hc.Network == NewNetwork {
+		args = append(args, "--net")
+	}
+	args = append(append(args, "--propagation", "private", "--", "/bin/sh", "-ec", s.hostScript(hc), "oc-recover-box-host"), hc.Argv...)
+	name := "unshare"
+	if hc.Network != "" && hc.Network != NewNetwork {
+		args = append([]string{"--net=" + hc.Network, "--", "unshare"}, args...)
+		name = "nsenter"
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
 	env := []string{"PATH=" + HostPath, "HOME=/root"}
 	cmd.Env = append(env, hc.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
