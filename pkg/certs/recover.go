@@ -52,8 +52,8 @@ const (
 	Refused Phase = "refused"
 )
 
-// phaseOf names a restart's phase in a recovery's words.
-func phaseOf(p power.Phase) Phase {
+// PhaseOf names a restart's phase in a recovery's words.
+func PhaseOf(p power.Phase) Phase {
 	switch p {
 	case power.WaitControlPlane:
 		return WaitControlPlane
@@ -176,7 +176,7 @@ func (r *Recover) Run(ctx context.Context) (*Report, error) {
 	case err != nil:
 		return nil, err
 	}
-	out := &Report{DryRun: rep.DryRun, Phase: phaseOf(rep.Phase), State: rep.State, Approved: rep.Approved, CSRs: rep.CSRs, StillExpired: []health.Result{}}
+	out := &Report{DryRun: rep.DryRun, Phase: PhaseOf(rep.Phase), State: rep.State, Approved: rep.Approved, CSRs: rep.CSRs, StillExpired: []health.Result{}}
 	if !answered {
 		out.Phase, out.APIError = WaitAPI, lastErr
 		out.Procedure = HostProcedure(Cluster{API: r.host(), Serving: serving, Now: r.now()}, r.Command, r.Waited, lastErr)
