@@ -137,7 +137,7 @@ func RotatedCertificates(secrets []corev1.Secret, now, until time.Time) Result {
 		case !c.notAfter.After(now):
 			r.Severity, expired = Fail, true
 			r.Evidence = append(r.Evidence, c.describe(s, now))
-		case !c.notBefore.IsZero() && c.notAfter.Sub(now)*100 < c.notAfter.Sub(c.notBefore)*overduePercent:
+		case !c.notBefore.IsZero() && rotationOverdue(c.notBefore, c.notAfter, now):
 			r.Severity, overdue = Worse(r.Severity, Warn), true
 			r.Evidence = append(r.Evidence, c.describe(s, now)+": its rotation is overdue")
 		case !until.IsZero() && c.notAfter.Before(until) && s.Annotations[AutoRegenerateAnnotation] == "":
@@ -169,6 +169,14 @@ func RotatedCertificates(secrets []corev1.Secret, now, until time.Time) Result {
 	}
 	r.Fix = strings.Join(fix, "; ")
 	return r
+}
+
+// rotationOverdue reports whether less than overduePercent of a validity
+// is left. In seconds: a Duration times 100 overflows past 2.9 years (an
+// etcd certificate's 3, its signer's 5, a 10-year signer).
+func rotationOverdue(notBefore, notAfter, now time.Time) bool {
+	left, validity := notAfter.Sub(now).Seconds(), notAfter.Sub(notBefore).Seconds()
+	return left*100 < validity*overduePercent
 }
 
 // UnmanagedCertificates judges the TLS secrets of openshift-* namespaces

@@ -74,6 +74,9 @@ func TestRotatedCertificates(t *testing.T) {
 		{"under a tenth of its validity left", rotated(t, "etcd-signer", true, 5*365*day24, 180*day24), time.Time{}, Warn,
 			"openshift-kube-apiserver-operator/etcd-signer (etcd-signer) expires 2027-05-30 (in 180d): its rotation is overdue"},
 		{"just over a tenth left", rotated(t, "etcd-signer", true, 5*365*day24, 183*day24), time.Time{}, OK, ""},
+		// More than 2.9 years left would overflow a Duration times 100.
+		{"a new 5-year signer", rotated(t, "etcd-signer", true, 5*365*day24, 5*365*day24-time.Hour), time.Time{}, OK, ""},
+		{"a new 10-year signer", rotated(t, "localhost-serving-signer", true, 10*365*day24, 3619*day24), time.Time{}, OK, ""},
 		{"expires before the restart, not known to regenerate", rotated(t, "kube-control-plane-signer", true, 60*day24, 18*day24+time.Hour), until, Warn,
 			"(kube-control-plane-signer) expires 2026-12-19 (in 18d), before the restart (2026-12-31), and is no signer known to regenerate"},
 		{"expires before the restart, regenerated after offline expiry", rotated(t, "kube-control-plane-signer", true, 60*day24, 18*day24, AutoRegenerateAnnotation+"=https://github.com/openshift/cluster-kube-apiserver-operator/pull/1631"), until, OK, ""},
