@@ -117,7 +117,7 @@ func (p *PostOutage) Apply(nodes []corev1.Node, leases []coordinationv1.Lease) (
 			continue
 		}
 		why := fmt.Sprintf("its Ready=True is stale: its kubelet has not %s while oc-recover watched for %s, longer than the lease's %s (last Ready heartbeat %s), so it is not talking to the API; the node lifecycle controller has not marked it yet",
-			renewed, watched.Round(time.Second), grace, stamp(ready.LastHeartbeatTime))
+			renewed, watched.Truncate(100*time.Millisecond), grace, stamp(ready.LastHeartbeatTime))
 		stale[n.Name] = why
 		node := n.DeepCopy()
 		for j := range node.Status.Conditions {

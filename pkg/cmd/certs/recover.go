@@ -154,14 +154,19 @@ func stepOf(p recovery.Phase) int {
 type progress struct {
 	out      io.Writer
 	step     int
+	said     bool
 	lines    map[string]string
 	answered bool
 }
 
+// enter says the step's title when the run comes to it, and again when it
+// comes back to it (a node that turns out not Ready after all).
 func (p *progress) enter(step int) {
-	for ; p.step <= step; p.step++ {
-		fmt.Fprintf(p.out, "[%d/%d] %s\n", p.step+1, len(recoverSteps), recoverSteps[p.step].title)
+	if step == p.step && p.said {
+		return
 	}
+	p.step, p.said = step, true
+	fmt.Fprintf(p.out, "[%d/%d] %s\n", step+1, len(recoverSteps), recoverSteps[step].title)
 }
 
 func (p *progress) say(key, line string) {
@@ -190,14 +195,18 @@ func (o *RecoverOptions) Run(ctx context.Context) error {
 		Interval:  o.Interval,
 		OnRetry:   func(err error) { p.say("api", "Waiting for the API: "+err.Error()) },
 		OnDecision: func(d csr.Decision) {
-			p.enter(1)
+			// An approval is the nodes' step's work, whatever step the
+			// nodes seemed to be past (they looked Ready until watched).
+			if p.step == 0 || d.Outcome == csr.Approved || d.Outcome == csr.WouldApprove {
+				p.enter(1)
+			}
 			p.say("csr/"+d.Name, csrLine(d))
 		},
 		OnState: func(st power.State, approved int) {
 			p.lines["api"] = ""
 			if !p.answered {
 				p.answered = true
-				fmt.Fprintln(out, "  The API answers.")
+				fmt.Fprintln(out, "  The API answers. It still shows the nodes as they were before the outage: a node counts as not Ready once its kubelet has renewed neither its lease nor its heartbeat for longer than its lease's duration (40s by default) while this runs.")
 			}
 			if phase := st.Phase(); phase != power.Started {
 				p.enter(max(1, stepOf(recovery.PhaseOf(phase))))
