@@ -31,6 +31,11 @@ type Snapshot struct {
 	CSRs     []certificatesv1.CertificateSigningRequest
 	Nodes    []corev1.Node
 	Machines []machinev1beta1.Machine
+	// Stale are the nodes the post-outage rule counts as not Ready, with
+	// why (Rounds.PostOutage); their Ready condition in Nodes says Unknown.
+	// StaleErr is why the rule could not be applied this round.
+	Stale    map[string]string
+	StaleErr error
 }
 
 // Read lists the CSRs, the nodes and the machines: three requests, sent

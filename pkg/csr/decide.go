@@ -450,6 +450,9 @@ func ParseRequest(data []byte) (*x509.CertificateRequest, error) {
 func readiness(n *corev1.Node) string {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
+			if c.Reason == StaleReason {
+				return c.Message // the post-outage rule's reason
+			}
 			return "Ready=" + string(c.Status)
 		}
 	}

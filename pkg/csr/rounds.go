@@ -50,6 +50,11 @@ type Rounds struct {
 	// Final reports which round errors end Until instead of being tried
 	// again; ErrNotConfirmed always does.
 	Final func(err error) bool
+	// PostOutage, if set, applies the post-outage rule to the nodes each
+	// round reads, before anything is decided: a node whose kubelet this
+	// run has watched stay silent counts as not Ready (see PostOutage).
+	// Rounds that cannot read the kubelets' leases apply no rule.
+	PostOutage *PostOutage
 
 	confirmed bool
 	declined  sets.Set[string] // new nodes not confirmed at the prompt
@@ -64,6 +69,14 @@ func (r *Rounds) Once(ctx context.Context) (*Snapshot, []Decision, error) {
 	snap, err := r.Approver.Read(ctx)
 	if err != nil {
 		return nil, nil, err
+	}
+	if r.PostOutage != nil {
+		leases, err := ReadNodeLeases(ctx, r.Approver.Kube)
+		if err != nil {
+			snap.StaleErr = err
+		} else {
+			snap.Nodes, snap.Stale = r.PostOutage.Apply(snap.Nodes, leases)
+		}
 	}
 	ds := Decide(snap.CSRs, snap.Nodes, snap.Machines, r.NewNodes)
 	if r.DryRun {

@@ -31,6 +31,11 @@ const (
 	// cert-manager renews the certificates it issues (with the cert-manager
 	// Operator, often the ingress one).
 	certManagerCertificate = "cert-manager.io/certificate-name"
+	// From 4.8 to 4.15 the etcd operator's cert signer records only the
+	// node's UID on each member's peer, serving and metrics secret (their
+	// validity annotations came with 4.16's certrotation), and renews the
+	// certificate once less than a fifth of its validity is left.
+	etcdNodeUID = "etcd-operator.alpha.openshift.io/cert-secret-node-uid"
 )
 
 // Thresholds. OpenShift rotates its certificates at 50 to 85 % of their
@@ -104,7 +109,8 @@ func (c certificate) describe(s *corev1.Secret, now time.Time) string {
 }
 
 // RotatedCertificates judges the certificates OpenShift rotates itself
-// (secrets annotated auth.openshift.io/certificate-not-after), by the leaf
+// (secrets annotated auth.openshift.io/certificate-not-after, and before
+// 4.16 the etcd members' secrets that carry their node's UID), by the leaf
 // of their tls.crt (the annotation when it is unreadable): FAIL when one
 // has expired or its expiry cannot be read; WARN when one has missed its
 // rotation (less than a tenth of its validity left), and, when until (the
@@ -118,7 +124,8 @@ func RotatedCertificates(secrets []corev1.Secret, now, until time.Time) Result {
 	judged := 0
 	for i := range secrets {
 		s := &secrets[i]
-		if _, ok := s.Annotations[power.NotAfterAnnotation]; !ok || revisionCopy(s) {
+		_, annotated := s.Annotations[power.NotAfterAnnotation]
+		if (!annotated && s.Annotations[etcdNodeUID] == "") || revisionCopy(s) {
 			continue
 		}
 		judged++
@@ -130,7 +137,7 @@ func RotatedCertificates(secrets []corev1.Secret, now, until time.Time) Result {
 		case !c.notAfter.After(now):
 			r.Severity, expired = Fail, true
 			r.Evidence = append(r.Evidence, c.describe(s, now))
-		case !c.notBefore.IsZero() && c.notAfter.Sub(now)*100 < c.notAfter.Sub(c.notBefore)*overduePercent:
+		case !c.notBefore.IsZero() && rotationOverdue(c.notBefore, c.notAfter, now):
 			r.Severity, overdue = Worse(r.Severity, Warn), true
 			r.Evidence = append(r.Evidence, c.describe(s, now)+": its rotation is overdue")
 		case !until.IsZero() && c.notAfter.Before(until) && s.Annotations[AutoRegenerateAnnotation] == "":
@@ -149,7 +156,7 @@ func RotatedCertificates(secrets []corev1.Secret, now, until time.Time) Result {
 	}
 	var fix []string
 	if expired {
-		fix = append(fix, "OpenShift regenerates its expired control-plane certificates once the API answers (OpenShift 4.12 documentation, Backup and restore, 5.4.3 \"Recovering from expired control plane certificates\"); approve the nodes' CSRs with `oc recover csr approve --watch`")
+		fix = append(fix, "OpenShift regenerates its expired control-plane certificates once the API answers (OpenShift 4.12 documentation, Backup and restore, 5.4.3 \"Recovering from expired control plane certificates\"); `oc recover certs recover` approves the nodes' CSRs and waits for it")
 	}
 	if overdue {
 		fix = append(fix, "the operator that owns an overdue certificate is not rotating it: see its CertRotation_*_Degraded condition (the staticpods checks) and `oc get clusteroperators`")
@@ -162,6 +169,14 @@ func RotatedCertificates(secrets []corev1.Secret, now, until time.Time) Result {
 	}
 	r.Fix = strings.Join(fix, "; ")
 	return r
+}
+
+// rotationOverdue reports whether less than overduePercent of a validity
+// is left. In seconds: a Duration times 100 overflows past 2.9 years (an
+// etcd certificate's 3, its signer's 5, a 10-year signer).
+func rotationOverdue(notBefore, notAfter, now time.Time) bool {
+	left, validity := notAfter.Sub(now).Seconds(), notAfter.Sub(notBefore).Seconds()
+	return left*100 < validity*overduePercent
 }
 
 // UnmanagedCertificates judges the TLS secrets of openshift-* namespaces
@@ -206,9 +221,10 @@ func UnmanagedCertificates(secrets []corev1.Secret, now time.Time) Result {
 }
 
 // managed reports whether something renews the certificate in s: OpenShift's
-// certificate rotation, the service CA operator or cert-manager.
+// certificate rotation, the etcd operator's cert signer, the service CA
+// operator or cert-manager.
 func managed(s *corev1.Secret) bool {
-	for _, a := range []string{power.NotAfterAnnotation, serviceCAExpiry, serviceCAExpiryAlpha, certManagerCertificate} {
+	for _, a := range []string{power.NotAfterAnnotation, etcdNodeUID, serviceCAExpiry, serviceCAExpiryAlpha, certManagerCertificate} {
 		if _, ok := s.Annotations[a]; ok {
 			return true
 		}
@@ -253,7 +269,7 @@ func KubeletSigner(secret *corev1.Secret, now time.Time) Result {
 	case left <= 0:
 		r.Severity = Fail
 		r.Summary = fmt.Sprintf("%s expired %s ago", where, roughly(-left))
-		r.Fix = "recover the control-plane certificates (OpenShift 4.12 documentation, Backup and restore, 5.4.3 \"Recovering from expired control plane certificates\"), then approve the nodes' CSRs with `oc recover csr approve --watch`"
+		r.Fix = "recover the control-plane certificates (OpenShift 4.12 documentation, Backup and restore, 5.4.3 \"Recovering from expired control plane certificates\"): `oc recover certs recover`"
 	case left < kubeletSignerWarn:
 		r.Severity = Warn
 		r.Summary = fmt.Sprintf("%s expires %s (in %s)", where, day(e.NotAfter), roughly(left))

@@ -74,11 +74,19 @@ func TestRotatedCertificates(t *testing.T) {
 		{"under a tenth of its validity left", rotated(t, "etcd-signer", true, 5*365*day24, 180*day24), time.Time{}, Warn,
 			"openshift-kube-apiserver-operator/etcd-signer (etcd-signer) expires 2027-05-30 (in 180d): its rotation is overdue"},
 		{"just over a tenth left", rotated(t, "etcd-signer", true, 5*365*day24, 183*day24), time.Time{}, OK, ""},
+		// More than 2.9 years left would overflow a Duration times 100.
+		{"a new 5-year signer", rotated(t, "etcd-signer", true, 5*365*day24, 5*365*day24-time.Hour), time.Time{}, OK, ""},
+		{"a new 10-year signer", rotated(t, "localhost-serving-signer", true, 10*365*day24, 3619*day24), time.Time{}, OK, ""},
 		{"expires before the restart, not known to regenerate", rotated(t, "kube-control-plane-signer", true, 60*day24, 18*day24+time.Hour), until, Warn,
 			"(kube-control-plane-signer) expires 2026-12-19 (in 18d), before the restart (2026-12-31), and is no signer known to regenerate"},
 		{"expires before the restart, regenerated after offline expiry", rotated(t, "kube-control-plane-signer", true, 60*day24, 18*day24, AutoRegenerateAnnotation+"=https://github.com/openshift/cluster-kube-apiserver-operator/pull/1631"), until, OK, ""},
 		{"expires after the restart", rotated(t, "kube-control-plane-signer", true, 60*day24, 31*day24), until, OK, ""},
 		{"a leaf expires before the restart", rotated(t, "kube-scheduler-client-cert-key", false, 30*day24, 20*day24), until, Warn, "and is no certificate known to regenerate"},
+		// Before 4.16 the etcd operator renews its members' certificates
+		// without validity annotations: the node's UID marks them.
+		{"an etcd member's certificate before 4.16, expired", certSecret(t, "openshift-etcd", "etcd-serving-master-0", "system:etcd-server:etcd-client", false, 3*365*day24, -day24, etcdNodeUID+"=0b1c"), time.Time{}, Fail,
+			"openshift-etcd/etcd-serving-master-0 (system:etcd-server:etcd-client) expired 24h ago"},
+		{"an etcd member's certificate before 4.16, valid", certSecret(t, "openshift-etcd", "etcd-peer-master-0", "system:etcd-peer:etcd-client", false, 3*365*day24, 900*day24, etcdNodeUID+"=0b1c"), time.Time{}, OK, ""},
 	} {
 		r := RotatedCertificates([]corev1.Secret{healthy, tc.s}, now, tc.until)
 		if r.Severity != tc.severity || !strings.Contains(evidence(r), tc.evidence) || (tc.evidence == "") != (len(r.Evidence) == 0) || (r.Severity == OK) != (r.Fix == "") {
@@ -124,6 +132,7 @@ func TestUnmanagedCertificates(t *testing.T) {
 		{"issued by the service CA", certSecret(t, "openshift-monitoring", "prometheus-k8s-tls", "prometheus-k8s.openshift-monitoring.svc", false, 730*day24, day24, serviceCAExpiry+"=x"), OK, ""},
 		{"issued by cert-manager", certSecret(t, "openshift-ingress", "letsencrypt", "*.apps.example.com", false, 90*day24, 20*day24, certManagerCertificate+"=apps"), OK, ""},
 		{"a user namespace", certSecret(t, "shop", "tls", "shop.example.com", false, 90*day24, -day24), OK, ""},
+		{"an etcd member's certificate before 4.16", certSecret(t, "openshift-etcd", "etcd-serving-master-0", "system:etcd-server:etcd-client", false, 3*365*day24, 30*day24, etcdNodeUID+"=0b1c"), OK, ""},
 	} {
 		r := UnmanagedCertificates([]corev1.Secret{tc.s}, now)
 		if r.Severity != tc.severity || evidence(r) != tc.evidence || (r.Severity == OK) != (r.Fix == "") {

@@ -41,6 +41,15 @@ type Startup struct {
 	// decisions marked Approve and the valid CSRs that arrive until the
 	// cluster is up. Nil approves without asking.
 	Confirm func(ds []csr.Decision) (bool, error)
+	// PostOutage, if set, applies the post-outage rule to the nodes of
+	// every round (csr.PostOutage): to the CSR decisions and to the nodes
+	// counted Ready.
+	PostOutage *csr.PostOutage
+	// Also, if set, reads after every round the API answered what else
+	// must settle before the cluster is up (certs recover: the operators'
+	// CertRotation_*_Degraded conditions); the cluster is not up while it
+	// returns any. Its error is a round's error: tried again.
+	Also func(ctx context.Context) ([]Condition, error)
 
 	// OnRetry, if set, is told of each round that could not read or judge
 	// the cluster (the API does not answer yet); the next round follows
@@ -91,6 +100,8 @@ func (s *Startup) Run(ctx context.Context) (*StartupReport, error) {
 		Interval: s.Interval,
 		Retry:    s.OnRetry,
 		Final:    era.IsUnsupported,
+
+		PostOutage: s.PostOutage,
 		// The API may not answer yet: that decides nothing, and the next
 		// round asks again; only an answer that names an unsupported
 		// release stops.
@@ -157,6 +168,11 @@ func (s *Startup) judge(ctx context.Context, nodes []corev1.Node) (State, error)
 	st.ControlPlane, st.Workers = CountNodes(nodes)
 	st.OperatorsOK, st.Operators = JudgeOperators(cos.Items)
 	st.OperatorsTotal = len(cos.Items)
+	if s.Also != nil {
+		if st.Conditions, err = s.Also(ctx); err != nil {
+			return State{}, err
+		}
+	}
 	return st, nil
 }
 
@@ -219,6 +235,26 @@ type State struct {
 	OperatorsOK    int               `json:"operatorsOK"`
 	OperatorsTotal int               `json:"operatorsTotal"`
 	Operators      []OperatorProblem `json:"operatorProblems,omitempty"`
+	// Conditions are what else the run waits for (Startup.Also).
+	Conditions []Condition `json:"conditions,omitempty"`
+}
+
+// Condition is a condition a run waits on besides the nodes and the
+// cluster operators: one of an object's status conditions.
+type Condition struct {
+	// Object names what carries it: "kubeapiserver/cluster".
+	Object  string `json:"object"`
+	Type    string `json:"type"`
+	Status  string `json:"status"`
+	Message string `json:"message,omitempty"`
+}
+
+func (c Condition) String() string {
+	s := c.Object + " " + c.Type + "=" + c.Status
+	if c.Message != "" {
+		s += ": " + c.Message
+	}
+	return s
 }
 
 // Phase is what startup waits for, in the order of OpenShift 4.5
@@ -229,17 +265,21 @@ type Phase string
 const (
 	WaitControlPlane Phase = "control-plane nodes"
 	WaitWorkers      Phase = "worker nodes"
+	WaitConditions   Phase = "conditions"
 	WaitOperators    Phase = "cluster operators"
 	Started          Phase = "started"
 )
 
-// Phase is the first thing not done yet.
+// Phase is the first thing not done yet. The conditions (Startup.Also)
+// come before the cluster operators: these settle only after them.
 func (s State) Phase() Phase {
 	switch {
 	case !s.ControlPlane.AllReady() || s.ControlPlane.Total == 0:
 		return WaitControlPlane
 	case !s.Workers.AllReady():
 		return WaitWorkers
+	case len(s.Conditions) > 0:
+		return WaitConditions
 	case s.OperatorsOK < s.OperatorsTotal || s.OperatorsTotal == 0:
 		return WaitOperators
 	}
@@ -302,6 +342,12 @@ func (s State) Progress(approved int) string {
 		return fmt.Sprintf("%d of %d control-plane nodes Ready%s; approved %d CSR(s)", s.ControlPlane.Ready, s.ControlPlane.Total, notReady(s.ControlPlane), approved)
 	case WaitWorkers:
 		return fmt.Sprintf("every control-plane node Ready; %d of %d worker nodes Ready%s; approved %d CSR(s)", s.Workers.Ready, s.Workers.Total, notReady(s.Workers), approved)
+	case WaitConditions:
+		names := make([]string, len(s.Conditions))
+		for i, c := range s.Conditions {
+			names[i] = c.Object + " " + c.Type
+		}
+		return fmt.Sprintf("every node Ready; waiting for %d condition(s) to clear: %s", len(s.Conditions), strings.Join(names, ", "))
 	case WaitOperators:
 		names := make([]string, len(s.Operators))
 		for i, p := range s.Operators {

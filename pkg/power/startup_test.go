@@ -3,6 +3,7 @@ package power_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -218,5 +219,54 @@ func TestStartupRefusesAndApprovesNothing(t *testing.T) {
 				t.Errorf("approved on the server: %v, want nothing", got)
 			}
 		})
+	}
+}
+
+// Also's conditions hold the run after the nodes are Ready and before the
+// cluster operators count, and the post-outage rule reaches the rounds: a
+// control-plane node that says Ready but whose kubelet stays silent counts
+// as not Ready, and the bootstrapper's CSR for it is approved.
+func TestStartupWaitsForAlsoAndAppliesThePostOutageRule(t *testing.T) {
+	r := newRestart("4.14.3", []runtime.Object{controlPlaneNode(master0, true), pendingCSR(csrtest.Bootstrap(master0), "csr-1")},
+		operator("kube-apiserver", configv1.ConditionTrue, configv1.ConditionFalse))
+	now := time.Now()
+	r.startup.PostOutage = &csr.PostOutage{Now: func() time.Time { return now }}
+	rounds := 0
+	r.startup.Also = func(context.Context) ([]power.Condition, error) {
+		if rounds >= 3 {
+			return nil, nil
+		}
+		return []power.Condition{{Object: "kubeapiserver/cluster", Type: "CertRotation_X_Degraded", Status: "True", Message: "expired"}}, nil
+	}
+	r.startup.OnState = func(st power.State, _ int) {
+		rounds++
+		r.states = append(r.states, st.Phase())
+		now = now.Add(time.Minute)
+		if rounds >= 2 { // approved: the kubelet talks again, a heartbeat a round
+			n := controlPlaneNode(master0, true)
+			n.Status.Conditions[0].LastHeartbeatTime = metav1.NewTime(now)
+			if _, err := r.kube.CoreV1().Nodes().Update(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+				t.Error(err)
+			}
+		}
+		if st.Phase() == power.WaitConditions {
+			if want := "every node Ready; waiting for 1 condition(s) to clear: kubeapiserver/cluster CertRotation_X_Degraded"; st.Progress(0) != want {
+				t.Errorf("progress %q, want %q", st.Progress(0), want)
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rep, err := r.startup.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Round 1: Ready as far as anyone can tell; round 2: stale, the CSR
+	// approved; then the kubelet talks, and the conditions clear.
+	if fmt.Sprint(r.states) != "[conditions control-plane nodes conditions started]" {
+		t.Errorf("phases %v", r.states)
+	}
+	if rep.Phase != power.Started || rep.Approved != 1 || rep.CSRs[0].Category != csr.Valid {
+		t.Errorf("report: %+v", rep)
 	}
 }

@@ -63,6 +63,22 @@ type Options struct {
 	// every node is Ready and etcd healthy (default 2s); they recover one
 	// after another within it.
 	OperatorSettle time.Duration
+	// NodeLeaseDuration is the duration of the kubelets' leases in
+	// kube-node-lease, renewed every quarter of it (default 40s, the
+	// kubelet's). A test that judges liveness in seconds scales it down.
+	NodeLeaseDuration time.Duration
+	// NodeMonitorGracePeriod is how long after the API answers a booting
+	// kubelet (PowerOn, a kubelet without certificates) the node lifecycle
+	// controller marks its node NotReady, unless the kubelet posted Ready
+	// first; meanwhile the node shows its status from before, Ready. Zero
+	// (the default) marks it at once, and PowerOn returns after that; with
+	// a grace period PowerOn returns once the API answers.
+	NodeMonitorGracePeriod time.Duration
+	// CertRegeneration is how long the kube-apiserver's cert-regeneration
+	// controller takes to regenerate a certificate of the kube-apiserver
+	// operator's rotations that expired (certregen.go); zero (the default)
+	// runs no such controller, and an expired certificate stays expired.
+	CertRegeneration time.Duration
 	// EtcdQuotaBytes is etcd's backend quota: what every member enforces
 	// (a write that would pass it raises the NOSPACE alarm) and what the
 	// etcd operator puts in the etcd pods' environment and etcd.env as
@@ -110,6 +126,7 @@ type Box struct {
 	stopAPIServer func()
 	etcdPKI       *etcdTLS
 	csrSigner     *CertKey // signs the kubelets' certificates
+	certRegen     *certRegenerator
 	operators     *clusterOperators
 	mco           *machineConfigOperator
 	monitoring    *monitoring // the platform Prometheus (monitoring.go)
@@ -225,6 +242,11 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	machines := &machineController{b: b, period: 200 * time.Millisecond, runningDelay: time.Second, hosts: map[types.UID]*provisionedHost{}}
 	b.wg.Add(1)
 	go func() { defer b.wg.Done(); machines.run(runCtx) }()
+	if opts.CertRegeneration > 0 {
+		b.certRegen = newCertRegenerator(b, opts.CertRegeneration)
+		b.wg.Add(1)
+		go func() { defer b.wg.Done(); b.certRegen.run(runCtx) }()
+	}
 	b.operators = newClusterOperators(b, 250*time.Millisecond, opts.OperatorSettle)
 	if err = b.operators.seed(ctx); err != nil {
 		return b, err
@@ -376,7 +398,7 @@ func (b *Box) jsonConfig() *rest.Config {
 }
 
 func (b *Box) seedCluster(ctx context.Context) error {
-	steps := []func(context.Context) error{b.installCRDs, b.createNamespaces, b.seedClusterConfig, b.seedEtcdSecrets, b.seedOperators, b.seedKubeletPKI}
+	steps := []func(context.Context) error{b.installCRDs, b.createNamespaces, b.seedClusterConfig, b.seedEtcdSecrets, b.seedOperators, b.seedKubeletPKI, b.seedKASCertificates}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return err
@@ -423,7 +445,12 @@ func (b *Box) seedCluster(ctx context.Context) error {
 
 // newKubelet makes a host's kubelet.
 func (b *Box) newKubelet(n *Node) (*FakeKubelet, error) {
-	return newFakeKubelet(b.Kube, b.loopback, n.Name, n.IP, n.Sandbox, n.Master, filepath.Join(b.Dir, "containers", n.Name), b.etcdPKI.ca, b.csrSigner)
+	k, err := newFakeKubelet(b.Kube, b.loopback, n.Name, n.IP, n.Sandbox, n.Master, filepath.Join(b.Dir, "containers", n.Name), b.etcdPKI.ca, b.csrSigner)
+	if err != nil {
+		return nil, err
+	}
+	k.liveness.leaseDuration, k.liveness.grace = b.opts.NodeLeaseDuration, b.opts.NodeMonitorGracePeriod
+	return k, nil
 }
 
 // provisionHost puts on a host what the installer leaves there: the static

@@ -179,18 +179,12 @@ func (k *FakeKubelet) awaitSilent(ctx context.Context) error {
 
 // connectInBackground is a kubelet service that started without the API:
 // once the API answers, the node lifecycle controller marks the node
-// NotReady (its status is from before the kubelet started); a kubelet whose
+// NotReady (its status is from before the kubelet started; with
+// Options.NodeMonitorGracePeriod only after that long); a kubelet whose
 // certificates expired then gets new ones through CSRs; at last it
 // connects, and the node is Ready.
 func (k *FakeKubelet) connectInBackground(ctx, runtimeCtx context.Context, silent chan struct{}) {
-	for ctx.Err() == nil {
-		err := k.setNodeReady(ctx, false)
-		if err == nil || apierrors.IsNotFound(err) {
-			break
-		}
-		sleepCtx(ctx, connectRetryPeriod)
-	}
-	close(silent)
+	k.markNotReadyOnceAnswered(ctx, silent)
 	k.mu.Lock()
 	expired := k.certsExpired
 	k.mu.Unlock()

@@ -127,6 +127,9 @@ type clusterView struct {
 	masters, workers                 int
 	mastersNotReady, workersNotReady []string
 	etcdHealthy, etcdVoting          int
+	// rotations are the kube-apiserver operator's failing certificate
+	// rotations, as its cluster operator reports them.
+	rotations []string
 }
 
 func (c *clusterOperators) view(nodes []*corev1.Node) clusterView {
@@ -150,6 +153,7 @@ func (c *clusterOperators) view(nodes []*corev1.Node) clusterView {
 	sort.Strings(v.mastersNotReady)
 	sort.Strings(v.workersNotReady)
 	v.etcdHealthy, v.etcdVoting = c.b.etcdHealth()
+	v.rotations = c.b.certRegen.failingRotations()
 	return v
 }
 
@@ -203,6 +207,15 @@ func (v clusterView) effect(name string) (operatorState, bool) {
 			unavailable("StaticPods_ZeroNodesActive", "StaticPodsAvailable: 0 nodes are active")
 		case mastersDown:
 			degrade("NodeController_MasterNodesReady", "NodeControllerDegraded: The master nodes not ready: "+nodeList(v.mastersNotReady))
+		}
+		// The operator's cluster operator unions its *Degraded
+		// conditions, the certificate rotations' among them.
+		if name == "kube-apiserver" && s.Available && len(v.rotations) > 0 {
+			msgs := v.rotations
+			if s.Degraded {
+				msgs = append([]string{s.Message}, msgs...)
+			}
+			degrade("CertRotation_Error", strings.Join(msgs, "\n"))
 		}
 	case "openshift-apiserver", "authentication", "openshift-controller-manager", "console", "operator-lifecycle-manager-packageserver":
 		switch {

@@ -29,9 +29,12 @@ func (o *etcdOperator) signCerts(ctx context.Context) {
 		return
 	}
 	have := map[string]bool{}
-	for _, s := range list.Items {
+	byName := map[string]*corev1.Secret{}
+	for i, s := range list.Items {
 		have[s.Name] = true
+		byName[s.Name] = &list.Items[i]
 	}
+	o.reconcileEtcdNodeUIDs(ctx, nodes, byName)
 	for _, node := range nodes {
 		ip := o.b.nodeIP(node)
 		if ip == nil {
@@ -48,7 +51,7 @@ func (o *etcdOperator) signCerts(ctx context.Context) {
 				klogf("etcd operator: issue %s: %v", name, err)
 				continue
 			}
-			if _, err := secrets.Create(ctx, etcdTLSSecret(name, ck), metav1.CreateOptions{}); err != nil {
+			if _, err := secrets.Create(ctx, o.b.etcdTLSSecret(name, ck), metav1.CreateOptions{}); err != nil {
 				if !apierrors.IsAlreadyExists(err) && ctx.Err() == nil {
 					klogf("etcd operator: create secret %s: %v", name, err)
 				}

@@ -74,8 +74,11 @@ func (b *Box) StartMachine(ctx context.Context, name string) error {
 // Options.NodeCSRsOnBoot and ExpireKubeletCertificates). PowerOn returns
 // once the API answers and shows the cluster as it is, which OpenShift's
 // documentation waits ten minutes for: every booting node NotReady until its
-// kubelet connects, the Machines' instances running, the cluster operators affected by the
-// nodes being down. ctx bounds the wait.
+// kubelet connects, the Machines' instances running, the kube-apiserver's
+// failing certificate rotations (Options.CertRegeneration), the cluster
+// operators affected by the nodes being down. With
+// Options.NodeMonitorGracePeriod it returns once the API answers, every
+// node still showing its status from before. ctx bounds the wait.
 func (b *Box) PowerOn(ctx context.Context, names ...string) error {
 	if len(names) == 0 {
 		for _, n := range b.NodeList() {
@@ -113,6 +116,15 @@ func (b *Box) PowerOn(ctx context.Context, names ...string) error {
 			if !sleepCtx(ctx, connectRetryPeriod) {
 				return fmt.Errorf("machine of %s: %w", n.Name, err)
 			}
+		}
+	}
+	for {
+		err := b.resumeCertRegeneration(ctx)
+		if err == nil {
+			break
+		}
+		if !sleepCtx(ctx, connectRetryPeriod) {
+			return fmt.Errorf("cert-regeneration controller: %w", err)
 		}
 	}
 	for {

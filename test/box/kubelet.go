@@ -101,8 +101,12 @@ type FakeKubelet struct {
 	// the API or was stopped; nil when the service started in the foreground.
 	bootDone chan struct{}
 	// silent is closed once a service started in the background has seen
-	// its node marked NotReady, or connected.
+	// its node marked NotReady, or connected; with a node grace period,
+	// once the API answered it (kubelet_lease.go).
 	silent chan struct{}
+	// liveness is the node's lease and the node lifecycle controller's
+	// view of it (kubelet_lease.go).
+	liveness kubeletLiveness
 
 	// The container runtime lives as long as the machine is up. Pods'
 	// processes belong to it, not to the kubelet service, so that they
@@ -323,6 +327,7 @@ func (k *FakeKubelet) connect(ctx, serviceCtx, runtimeCtx context.Context) error
 	k.serving, k.serviceSince = true, time.Now()
 	close(k.serviceUp)
 	k.mu.Unlock()
+	go k.renewLease(serviceCtx)
 	return nil
 }
 
@@ -451,7 +456,7 @@ func (k *FakeKubelet) registerNode(ctx context.Context) error {
 		k.registered = true
 		k.mu.Unlock()
 	}
-	return k.setNodeReady(ctx, true)
+	return k.postReady(ctx)
 }
 
 // setNodeReady writes the node status a kubelet posts (ready) or the one the

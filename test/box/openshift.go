@@ -165,15 +165,14 @@ func (b *Box) seedClusterConfig(ctx context.Context) error {
 // seedEtcdSecrets creates what the etcd operator keeps in openshift-etcd:
 // the client identity, the CA bundle and every member's certificates.
 func (b *Box) seedEtcdSecrets(ctx context.Context) error {
-	tlsSecret := etcdTLSSecret
-	objs := []*corev1.Secret{tlsSecret("etcd-client", b.etcdPKI.client)}
+	objs := []*corev1.Secret{b.etcdTLSSecret("etcd-client", b.etcdPKI.client)}
 	for _, n := range b.masters() {
 		for _, kind := range etcdCertKinds {
 			ck, err := b.etcdPKI.secretCert(kind, n.Name, n.IP)
 			if err != nil {
 				return err
 			}
-			objs = append(objs, tlsSecret("etcd-"+kind+"-"+n.Name, ck))
+			objs = append(objs, b.etcdTLSSecret("etcd-"+kind+"-"+n.Name, ck))
 		}
 	}
 	for _, s := range objs {
@@ -191,10 +190,11 @@ func (b *Box) seedEtcdSecrets(ctx context.Context) error {
 	return nil
 }
 
-// etcdTLSSecret is a kubernetes.io/tls secret of openshift-etcd.
-func etcdTLSSecret(name string, ck *CertKey) *corev1.Secret {
-	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "openshift-etcd"}, Type: corev1.SecretTypeTLS,
-		Data: map[string][]byte{corev1.TLSCertKey: ck.CertPEM, corev1.TLSPrivateKeyKey: ck.KeyPEM}}
+// etcdTLSSecret is a kubernetes.io/tls secret of openshift-etcd, annotated
+// as the release's etcd operator annotates it (etcdannotations.go).
+func (b *Box) etcdTLSSecret(name string, ck *CertKey) *corev1.Secret {
+	return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "openshift-etcd", Annotations: b.etcdSecretAnnotations(ck, "etcd certificate "+name)},
+		Type: corev1.SecretTypeTLS, Data: map[string][]byte{corev1.TLSCertKey: ck.CertPEM, corev1.TLSPrivateKeyKey: ck.KeyPEM}}
 }
 
 // seedOperators creates the static-pod operators' singletons at their

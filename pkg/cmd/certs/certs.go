@@ -54,7 +54,8 @@ func NewCmdCerts(f genericclioptions.RESTClientGetter, globals *options.GlobalOp
 			regenerated after an offline expiry warns.
 
 			It only reads. Exits 0 when every check is OK, 3 when one warns, 1
-			when one fails.`),
+			when one fails. To recover from expired certificates, see
+			"{{root}} certs recover".`),
 		Example: templates.Examples(`
 			{{root}} certs
 			{{root}} certs --restart-by 60d -o json`),
@@ -63,6 +64,7 @@ func NewCmdCerts(f genericclioptions.RESTClientGetter, globals *options.GlobalOp
 	}
 	cmd.Flags().StringVarP(&o.Output, "output", "o", output.Table, output.FlagUsage)
 	cmd.Flags().StringVar(&o.RestartBy, "restart-by", "", "When a planned shutdown ends: an RFC 3339 time or a duration from now (30d, 36h).")
+	cmd.AddCommand(NewCmdRecover(f, globals, streams))
 	return cmd
 }
 
