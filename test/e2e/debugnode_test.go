@@ -109,7 +109,8 @@ func TestDebugNodeSessionRunsOnTheHostAndCleansUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitNamespaceGone(t, shared, s.Namespace)
-	if procs := boxtest.ProcessesUnder(filepath.Join(shared.Dir, "containers")); len(procs) > 0 {
+	// The debug pod's own containers: other pods (Prometheus) run on.
+	if procs := boxtest.ProcessesUnder(filepath.Join(shared.Dir, "containers", pod.Spec.NodeName, string(pod.UID))); len(procs) > 0 {
 		t.Errorf("debug pod processes still running after Close: %v", procs)
 	}
 }
