@@ -78,8 +78,11 @@ func leaseRenewed(t *testing.T, b *box.Box, node string) time.Time {
 // etcd operator annotates its members' secrets with their node's UID only.
 func TestBoxShutDownPastCertificateExpiry(t *testing.T) {
 	t.Parallel()
-	b := boxtest.StartBox(t, box.Options{Masters: 3, CertRegeneration: 6 * time.Second, NodeLeaseDuration: 4 * time.Second, NodeMonitorGracePeriod: 3 * time.Second})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// The states between the power-on and the recovery (nodes still
+	// Ready, rotations failing) must outlast a loaded machine's slowness:
+	// seconds-long periods pass before a busy CI run can look.
+	b := boxtest.StartBox(t, box.Options{Masters: 3, CertRegeneration: 40 * time.Second, NodeLeaseDuration: 4 * time.Second, NodeMonitorGracePeriod: 25 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
 	first := leaseRenewed(t, b, "master-0")
@@ -127,7 +130,7 @@ func TestBoxShutDownPastCertificateExpiry(t *testing.T) {
 		}
 	}
 	stale := leaseRenewed(t, b, "master-0")
-	err = box.WaitFor(ctx, 15*time.Second, "the node lifecycle controller marking the nodes NotReady", func(context.Context) (bool, string, error) {
+	err = box.WaitFor(ctx, 90*time.Second, "the node lifecycle controller marking the nodes NotReady", func(context.Context) (bool, string, error) {
 		n, err := b.Kube.CoreV1().Nodes().Get(ctx, "master-2", metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error(), nil
@@ -141,7 +144,7 @@ func TestBoxShutDownPastCertificateExpiry(t *testing.T) {
 		t.Errorf("a kubelet without certificates renewed its lease")
 	}
 
-	err = box.WaitFor(ctx, 20*time.Second, "the rotations regenerated", func(context.Context) (bool, string, error) {
+	err = box.WaitFor(ctx, 2*time.Minute, "the rotations regenerated", func(context.Context) (bool, string, error) {
 		f := failingRotations(t, b)
 		return len(f) == 0, fmt.Sprint(f), nil
 	})
