@@ -106,12 +106,5 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	r := health.Check(ctx, o.clients, health.Options{Only: []string{"certs"}, Until: o.until, Command: o.globals.CommandName, Now: o.now})
-	if output.Structured(o.Output) {
-		if err := output.Print(o.streams.Out, o.Output, r); err != nil {
-			return err
-		}
-	} else {
-		output.HealthTable(o.streams.Out, r)
-	}
-	return output.VerdictError(r.Verdict)
+	return output.HealthReport(o.streams.Out, o.Output, r)
 }

@@ -188,12 +188,5 @@ func (o *Options) Run(ctx context.Context) error {
 		opts.StartRunner = o.engine().Runner
 	}
 	r := health.Check(ctx, o.clients, opts)
-	if output.Structured(o.Output) {
-		if err := output.Print(o.streams.Out, o.Output, r); err != nil {
-			return err
-		}
-	} else {
-		output.HealthTable(o.streams.Out, r)
-	}
-	return output.VerdictError(r.Verdict)
+	return output.HealthReport(o.streams.Out, o.Output, r)
 }

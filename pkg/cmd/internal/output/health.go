@@ -10,6 +10,20 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/health"
 )
 
+// HealthReport prints a health report in format (a table, or JSON or
+// YAML) and returns the exit its verdict calls for: the one way `health`
+// and `certs` end.
+func HealthReport(out io.Writer, format string, r health.Report) error {
+	if Structured(format) {
+		if err := Print(out, format, r); err != nil {
+			return err
+		}
+	} else {
+		HealthTable(out, r)
+	}
+	return VerdictError(r.Verdict)
+}
+
 // VerdictError is the exit a verdict calls for: none when OK, 3 when a
 // check warns, 1 when one fails. It carries no message: the report has
 // said everything.
