@@ -36,7 +36,13 @@ type Manifest struct {
 	Etcd               EtcdInfo  `json:"etcd"`
 	Files              []File    `json:"files"`
 	EncryptionType     string    `json:"encryptionType,omitempty"`
-	Forced             []string  `json:"forced,omitempty"`
+	// Snapshot is what the snapshot's own objects say of the cluster, and
+	// Resources what the static resources archive holds (revisions, the
+	// first certificate to expire); both absent in files written before
+	// they were recorded.
+	Snapshot  *etcd.SnapshotCluster `json:"snapshot,omitempty"`
+	Resources *ResourcesReport      `json:"resources,omitempty"`
+	Forced    []string              `json:"forced,omitempty"`
 	// Dirty: taken during a rollout (--force); the files are named
 	// __POSSIBLY_DIRTY__ where the host script names them so, and a restore
 	// refuses the backup without --force.
@@ -232,10 +238,15 @@ func Take(ctx context.Context, start debugnode.StartFunc, cl *Cluster, opts Opti
 	}
 
 	p.Step("Verifying the backup locally (sha256 trailer, bbolt consistency, test restore)")
-	report, err := checkFiles(opts.OutputDir, m.Files, ".part", "the node's copy (its sha256 computed on "+cl.Node+")", cl.Encryption != "")
+	found, err := checkFiles(opts.OutputDir, m.Files, ".part", "the node's copy (its sha256 computed on "+cl.Node+")", cl.Encryption != "")
 	if err != nil {
 		return nil, err
 	}
+	if err := found.matches(m.ClusterID, m.Version, "the cluster"); err != nil {
+		return nil, err
+	}
+	report := found.Snapshot
+	m.Snapshot, m.Resources = &report.Cluster, &found.Resources
 	m.Etcd = EtcdInfo{Revision: report.Revision, Hash: report.Hash, LiveKeys: report.LiveKeys, BucketEntries: report.BucketEntries, DBSize: report.DBSize, RestoreTested: report.RestoreTested}
 	m.Timestamp = strings.TrimSuffix(timestampOf(m.Files), DirtyMark)
 	for _, f := range m.Files {
@@ -287,46 +298,57 @@ func Download(ctx context.Context, s debugnode.Runner, hostPath, part string, p 
 	return File{Name: name, Kind: kind, Size: t.Size, SHA256: t.HostSHA256}, nil
 }
 
+// checked is what checkFiles found in a backup's two files.
+type checked struct {
+	Snapshot  etcd.SnapshotReport
+	Resources ResourcesReport
+}
+
 // checkFiles verifies the artefacts on disk (with suffix, e.g. ".part"):
 // sizes and sha256 against files (which come from against: the node's copy,
 // or backup.json), the snapshot as a restore needs it, and the static
-// resources as a readable tar.gz holding what a restore needs (with
-// encrypted, the encryption configuration too).
-func checkFiles(dir string, files []File, suffix, against string, encrypted bool) (etcd.SnapshotReport, error) {
-	var report etcd.SnapshotReport
+// resources as a readable tar.gz holding what a restore needs. The
+// encryption configuration is required when encrypted says etcd encryption
+// is on, or the snapshot's own apiserver/cluster does: the snapshot is read
+// first. extraKeys are snapshot keys whose values the caller wants.
+func checkFiles(dir string, files []File, suffix, against string, encrypted bool, extraKeys ...string) (checked, error) {
+	var c checked
 	if ts := timestampOf(files); ts == "" {
-		return report, fmt.Errorf("the snapshot and the static resources come from two different backups (their timestamps differ): %s", fileNames(files))
+		return c, fmt.Errorf("the snapshot and the static resources come from two different backups (their timestamps differ): %s", fileNames(files))
 	}
+	ordered := append([]File(nil), files...)
+	sort.SliceStable(ordered, func(i, j int) bool { return ordered[i].Kind == KindSnapshot && ordered[j].Kind != KindSnapshot })
 	var seen = map[string]bool{}
-	for _, f := range files {
+	for _, f := range ordered {
 		seen[f.Kind] = true
 		path := filepath.Join(dir, f.Name+suffix)
 		switch f.Kind {
 		case KindSnapshot:
-			r, err := etcd.VerifySnapshot(path, true, dir)
+			r, err := etcd.VerifySnapshot(path, true, dir, extraKeys...)
 			if err != nil {
-				return report, err
+				return c, err
 			}
 			if f.SHA256 != "" && (r.SHA256 != f.SHA256 || r.Size != f.Size) {
-				return report, fmt.Errorf("%s does not match %s: sha256 %s size %d, there %s size %d", f.Name, against, r.SHA256, r.Size, f.SHA256, f.Size)
+				return c, fmt.Errorf("%s does not match %s: sha256 %s size %d, there %s size %d", f.Name, against, r.SHA256, r.Size, f.SHA256, f.Size)
 			}
-			report = r
+			c.Snapshot = r
 		case KindStaticResources:
-			sum, size, err := checkTarGz(path, encrypted)
+			sum, size, rep, err := checkTarGz(path, encrypted || c.Snapshot.Cluster.Encrypted())
 			if err != nil {
-				return report, fmt.Errorf("%s: %w", f.Name, err)
+				return c, fmt.Errorf("%s: %w", f.Name, err)
 			}
 			if f.SHA256 != "" && (sum != f.SHA256 || size != f.Size) {
-				return report, fmt.Errorf("%s does not match %s: sha256 %s size %d, there %s size %d", f.Name, against, sum, size, f.SHA256, f.Size)
+				return c, fmt.Errorf("%s does not match %s: sha256 %s size %d, there %s size %d", f.Name, against, sum, size, f.SHA256, f.Size)
 			}
+			c.Resources = rep
 		}
 	}
 	for _, kind := range []string{KindSnapshot, KindStaticResources} {
 		if !seen[kind] {
-			return report, fmt.Errorf("the backup has no %s file (%s)", kind, map[string]string{KindSnapshot: "snapshot_<ts>.db", KindStaticResources: "static_kuberesources_<ts>.tar.gz"}[kind])
+			return c, fmt.Errorf("the backup has no %s file (%s)", kind, map[string]string{KindSnapshot: "snapshot_<ts>.db", KindStaticResources: "static_kuberesources_<ts>.tar.gz"}[kind])
 		}
 	}
-	return report, nil
+	return c, nil
 }
 
 // timestampOf returns the <ts> shared by all files, with DirtyMark when

@@ -21,14 +21,14 @@ func fourPods(rev string) []string {
 // its manifest, and with encryption on the encryption configuration.
 func TestCheckResourceLayout(t *testing.T) {
 	ok := fourPods("7")
-	if err := checkResourceLayout(ok, false); err != nil {
+	if _, _, err := checkResourceLayout(ok, false); err != nil {
 		t.Fatalf("the four pods: %v", err)
 	}
-	if err := checkResourceLayout(append([]string{"./"}, ok...), false); err != nil {
+	if _, _, err := checkResourceLayout(append([]string{"./"}, ok...), false); err != nil {
 		t.Fatalf("with ./: %v", err)
 	}
 	onlyEtcd := []string{"static-pod-resources/etcd-pod-3/etcd-pod.yaml", "static-pod-resources/etcd-pod-3/secrets/x"}
-	err := checkResourceLayout(onlyEtcd, false)
+	_, _, err := checkResourceLayout(onlyEtcd, false)
 	for _, want := range []string{"kube-apiserver-pod-<N>/kube-apiserver-pod.yaml", "kube-controller-manager-pod-<N>", "kube-scheduler-pod-<N>"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("only etcd: %v, want it to name %s", err, want)
@@ -40,16 +40,16 @@ func TestCheckResourceLayout(t *testing.T) {
 			noManifest = append(noManifest, n)
 		}
 	}
-	if err := checkResourceLayout(noManifest, false); err == nil || !strings.Contains(err.Error(), "kube-scheduler-pod-<N>/kube-scheduler-pod.yaml") {
+	if _, _, err := checkResourceLayout(noManifest, false); err == nil || !strings.Contains(err.Error(), "kube-scheduler-pod-<N>/kube-scheduler-pod.yaml") {
 		t.Errorf("a revision dir without its manifest: %v", err)
 	}
-	if err := checkResourceLayout(append(fourPods("7"), "static-pod-resources/etcd-pod-6/etcd-pod.yaml"), false); err == nil || !strings.Contains(err.Error(), "2 revisions of the etcd pod (6, 7)") {
+	if _, _, err := checkResourceLayout(append(fourPods("7"), "static-pod-resources/etcd-pod-6/etcd-pod.yaml"), false); err == nil || !strings.Contains(err.Error(), "2 revisions of the etcd pod (6, 7)") {
 		t.Errorf("two revisions: %v", err)
 	}
-	if err := checkResourceLayout(ok, true); err == nil || !strings.Contains(err.Error(), "kube-apiserver-pod-7/secrets/encryption-config/encryption-config") {
+	if _, _, err := checkResourceLayout(ok, true); err == nil || !strings.Contains(err.Error(), "kube-apiserver-pod-7/secrets/encryption-config/encryption-config") {
 		t.Errorf("encryption on without its configuration: %v", err)
 	}
-	if err := checkResourceLayout(append(ok, "static-pod-resources/kube-apiserver-pod-7/secrets/encryption-config/encryption-config"), true); err != nil {
+	if _, _, err := checkResourceLayout(append(ok, "static-pod-resources/kube-apiserver-pod-7/secrets/encryption-config/encryption-config"), true); err != nil {
 		t.Errorf("encryption on with its configuration: %v", err)
 	}
 }

@@ -17,6 +17,8 @@ type Verification struct {
 	Manifest *Manifest           `json:"manifest,omitempty"`
 	Files    []File              `json:"files"`
 	Snapshot etcd.SnapshotReport `json:"snapshot"`
+	// Resources is what the static resources archive holds.
+	Resources ResourcesReport `json:"resources"`
 	// Dirty: the backup was taken during a rollout (--force): its files
 	// are named __POSSIBLY_DIRTY__, or backup.json says so.
 	Dirty bool `json:"dirty"`
@@ -38,7 +40,12 @@ func (v *Verification) RefuseDirty(force bool, command string) error {
 // sound and it restores into a throw-away data dir, and the static resources
 // archive reads to the end. Without backup.json it checks the two files it
 // finds.
-func Verify(dir string) (*Verification, error) {
+//
+// The snapshot's own objects say which cluster and release it is of; when
+// backup.json says otherwise, the directory's files were mixed up or its
+// backup.json edited, and it fails. extraKeys are snapshot keys whose
+// values the caller wants (in Snapshot.Values).
+func Verify(dir string, extraKeys ...string) (*Verification, error) {
 	v := &Verification{Dir: dir}
 	m, err := ReadManifest(dir)
 	switch {
@@ -61,10 +68,16 @@ func Verify(dir string) (*Verification, error) {
 	for _, f := range v.Files {
 		v.Dirty = v.Dirty || strings.Contains(f.Name, DirtyMark)
 	}
-	report, err := checkFiles(dir, v.Files, "", ManifestName, m != nil && m.EncryptionType != "")
-	v.Snapshot = report
+	found, err := checkFiles(dir, v.Files, "", ManifestName, m != nil && m.EncryptionType != "", extraKeys...)
+	v.Snapshot, v.Resources = found.Snapshot, found.Resources
+	report := found.Snapshot
 	if err != nil {
 		return v, err
+	}
+	if m != nil {
+		if err := found.matches(m.ClusterID, m.Version, dir+"/"+ManifestName); err != nil {
+			return v, err
+		}
 	}
 	if m != nil && (m.Etcd.Revision != report.Revision || m.Etcd.Hash != report.Hash) {
 		return v, fmt.Errorf("the snapshot holds revision %d (hash %d), %s records revision %d (hash %d)", report.Revision, report.Hash, ManifestName, m.Etcd.Revision, m.Etcd.Hash)
@@ -98,4 +111,41 @@ func findFiles(dir string) ([]File, error) {
 		return nil, fmt.Errorf("%s holds files of more than one backup (%s); keep one backup per directory", dir, strings.Join(append(snaps, res...), ", "))
 	}
 	return []File{{Name: snaps[0], Kind: KindSnapshot}, {Name: res[0], Kind: KindStaticResources}}, nil
+}
+
+// ClusterID is the backup's cluster: the snapshot's own, else backup.json's.
+func (v *Verification) ClusterID() string {
+	if id := v.Snapshot.Cluster.ClusterID; id != "" {
+		return id
+	}
+	if v.Manifest != nil {
+		return v.Manifest.ClusterID
+	}
+	return ""
+}
+
+// Version is the release the backup was taken on: the snapshot's own, else
+// backup.json's.
+func (v *Verification) Version() string {
+	if ver := v.Snapshot.Cluster.Version; ver != "" {
+		return ver
+	}
+	if v.Manifest != nil {
+		return v.Manifest.Version
+	}
+	return ""
+}
+
+// matches refuses a snapshot whose own clusterversion names another cluster
+// or release than source says. A snapshot without one (not OpenShift's, or
+// from before the cluster version operator wrote it) has nothing to say.
+func (c checked) matches(clusterID, version, source string) error {
+	s := c.Snapshot.Cluster
+	if s.ClusterID != "" && clusterID != "" && s.ClusterID != clusterID {
+		return fmt.Errorf("the snapshot is of cluster %s (its clusterversions/version), but %s says %s: the files of two backups were mixed, or the record was edited", s.ClusterID, source, clusterID)
+	}
+	if s.Version != "" && version != "" && s.Version != version {
+		return fmt.Errorf("the snapshot was taken on OpenShift %s (its clusterversions/version), but %s says %s: the files of two backups were mixed, or the record was edited", s.Version, source, version)
+	}
+	return nil
 }

@@ -62,6 +62,9 @@ type snapshotStatusReport struct {
 	BucketEntries  int
 	DBSize         int64
 	StorageVersion string
+	// Values holds the newest value of each wanted key alive at Revision
+	// (absent: never written, or deleted).
+	Values map[string][]byte
 }
 
 // snapshotStatus reads the database read-only as `etcdutl snapshot status`
@@ -69,8 +72,13 @@ type snapshotStatusReport struct {
 // name, key and value, the newest revision, the keys alive at it, and the
 // entries of all buckets (etcdctl 3.4/3.5's totalKey). Every
 // revision key and every value of the key space must decode, or it fails.
-func snapshotStatus(path string) (snapshotStatusReport, error) {
-	var st snapshotStatusReport
+// The values of the wanted keys are kept on the way.
+func snapshotStatus(path string, wanted ...string) (snapshotStatusReport, error) {
+	st := snapshotStatusReport{Values: map[string][]byte{}}
+	want := make(map[string]bool, len(wanted))
+	for _, k := range wanted {
+		want[k] = true
+	}
 	// Read-only opens neither take a lock nor write, so a file being looked
 	// at elsewhere is not disturbed; etcdutl opens it the same way.
 	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: time.Second})
@@ -118,10 +126,16 @@ func snapshotStatus(path string) (snapshotStatusReport, error) {
 				if err := kv.Unmarshal(v); err != nil {
 					return fmt.Errorf("cannot unmarshal value, key: %q err: %w", k, err)
 				}
+				// Revision keys come in ascending order: the last value
+				// seen of a key is its newest.
 				if tombstone {
 					delete(alive, string(kv.Key))
+					delete(st.Values, string(kv.Key))
 				} else {
 					alive[string(kv.Key)] = struct{}{}
+					if want[string(kv.Key)] {
+						st.Values[string(kv.Key)] = append([]byte(nil), kv.Value...)
+					}
 				}
 				return nil
 			}); err != nil {

@@ -40,6 +40,11 @@ type SnapshotReport struct {
 	// RestoreTested is set when a test restore into a throw-away data
 	// directory succeeded.
 	RestoreTested bool `json:"restoreTested"`
+	// Cluster is what the snapshot's own objects say of the cluster.
+	Cluster SnapshotCluster `json:"cluster"`
+	// Values are the newest values of the extra keys asked for that are
+	// alive in the snapshot.
+	Values map[string][]byte `json:"-"`
 }
 
 // ErrSnapshotCorrupt is wrapped by every verification failure that means
@@ -50,17 +55,28 @@ var ErrSnapshotCorrupt = errors.New("snapshot is not usable")
 // sha256 trailer matches the database, bbolt's own consistency check passes
 // and every revision in the key space decodes (status), and (with
 // testRestore) the database is restored into a throw-away data dir under
-// scratchDir and read back. It returns what it learned along the way.
-func VerifySnapshot(path string, testRestore bool, scratchDir string) (SnapshotReport, error) {
+// scratchDir and read back. It returns what it learned along the way,
+// including which cluster and release the snapshot is of, and the values of
+// the extra keys that are alive in it.
+func VerifySnapshot(path string, testRestore bool, scratchDir string, extraKeys ...string) (SnapshotReport, error) {
 	var r SnapshotReport
 	sum, size, err := checkTrailer(path)
 	r.SHA256, r.Size = sum, size
 	if err != nil {
 		return r, err
 	}
-	status, err := snapshotStatus(path)
+	status, err := snapshotStatus(path, append(append([]string(nil), identityKeys...), extraKeys...)...)
 	if err != nil {
 		return r, fmt.Errorf("%w: %s: %v", ErrSnapshotCorrupt, filepath.Base(path), err)
+	}
+	if r.Cluster, err = snapshotCluster(status.Values); err != nil {
+		return r, fmt.Errorf("%w: %s: %v", ErrSnapshotCorrupt, filepath.Base(path), err)
+	}
+	r.Values = map[string][]byte{}
+	for _, k := range extraKeys {
+		if v, ok := status.Values[k]; ok {
+			r.Values[k] = v
+		}
 	}
 	r.Hash, r.Revision, r.LiveKeys, r.BucketEntries, r.DBSize, r.StorageVersion = status.Hash, status.Revision, status.LiveKeys, status.BucketEntries, status.DBSize, status.StorageVersion
 	if !testRestore {

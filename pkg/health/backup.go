@@ -61,6 +61,9 @@ func LocalBackup(entries []backup.Entry, clusterID, version string, encrypted bo
 	stale, dirty := age > maxAge, newest.Dirty()
 	untested := !newest.Manifest.Etcd.RestoreTested
 	unencrypted := encrypted && newest.Manifest.EncryptionType == ""
+	if res := newest.Manifest.Resources; res != nil && !res.FirstExpiry.IsZero() && res.FirstExpiry.Before(now) {
+		warn("certificates in it have expired since (%s, %s): after a restore the cluster regenerates them and node CSRs wait for `oc recover csr approve`", res.FirstExpiring, res.FirstExpiry.Format(time.RFC3339))
+	}
 	if stale {
 		warn("taken %s ago, more than %s", roughly(age), roughly(maxAge))
 	}
@@ -100,8 +103,12 @@ func unrestorable(e *backup.Entry, clusterID, version string) string {
 		return "no " + backup.ManifestName
 	case m.ClusterID != clusterID:
 		return fmt.Sprintf("a backup of cluster %s, not of this one (%s)", m.ClusterID, clusterID)
+	case m.Snapshot != nil && m.Snapshot.ClusterID != "" && m.Snapshot.ClusterID != clusterID:
+		return fmt.Sprintf("its snapshot is of cluster %s, not of this one (%s), whatever %s says", m.Snapshot.ClusterID, clusterID, backup.ManifestName)
 	case m.Version != version:
 		return fmt.Sprintf("taken on OpenShift %s, the cluster runs %s: a restore needs the same z-stream", m.Version, version)
+	case m.Snapshot != nil && m.Snapshot.Version != "" && m.Snapshot.Version != version:
+		return fmt.Sprintf("its snapshot was taken on OpenShift %s, the cluster runs %s: a restore needs the same z-stream", m.Snapshot.Version, version)
 	case len(m.Files) == 0:
 		return backup.ManifestName + " lists no files"
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
+	"github.com/oc-recover/oc-recover/pkg/etcd"
 )
 
 const (
@@ -49,6 +50,16 @@ func TestLocalBackup(t *testing.T) {
 		{"dirty", []backup.Entry{taken("b/dirty", time.Hour, func(m *backup.Manifest) { m.Dirty = true })}, false, Warn, "b/dirty: taken during a rollout (__POSSIBLY_DIRTY__)", "while no static-pod operator is rolling out"},
 		{"not test-restored", []backup.Entry{taken("b/new", time.Hour, func(m *backup.Manifest) { m.Etcd.RestoreTested = false })}, false, Warn, "b/new: its snapshot was never test-restored", "oc recover backup verify b/new"},
 		{"encryption on, backup without", []backup.Entry{taken("b/new", time.Hour)}, true, Warn, "b/new: taken while etcd encryption was off", "oc recover backup --output-dir"},
+		{"a snapshot of another cluster, whatever backup.json says", []backup.Entry{taken("b/mixed", time.Hour, func(m *backup.Manifest) { m.Snapshot = &etcd.SnapshotCluster{ClusterID: "0000", Version: version} })}, false, Fail,
+			"b/mixed: its snapshot is of cluster 0000, not of this one", "oc recover backup --output-dir"},
+		{"a snapshot of another release, whatever backup.json says", []backup.Entry{taken("b/mixed", time.Hour, func(m *backup.Manifest) { m.Snapshot = &etcd.SnapshotCluster{ClusterID: clusterID, Version: "4.14.7"} })}, false, Fail,
+			"b/mixed: its snapshot was taken on OpenShift 4.14.7", "oc recover backup --output-dir"},
+		{"certificates expired since", []backup.Entry{taken("b/new", time.Hour, func(m *backup.Manifest) {
+			m.Resources = &backup.ResourcesReport{Certificates: 9, FirstExpiry: now.Add(-time.Minute), FirstExpiring: "static-pod-resources/kube-apiserver-pod-7/secrets/etcd-client/tls.crt (system:etcd-client)"}
+		})}, false, Warn, "b/new: certificates in it have expired since (static-pod-resources/kube-apiserver-pod-7/secrets/etcd-client/tls.crt", ""},
+		{"certificates still valid", []backup.Entry{taken("b/new", time.Hour, func(m *backup.Manifest) {
+			m.Resources = &backup.ResourcesReport{Certificates: 9, FirstExpiry: now.Add(time.Hour), FirstExpiring: "x"}
+		})}, false, OK, "", ""},
 		{"encryption on, backup with", []backup.Entry{taken("b/new", time.Hour, func(m *backup.Manifest) { m.EncryptionType = "aescbc" })}, true, OK, "", ""},
 	} {
 		r := LocalBackup(tc.entries, clusterID, version, tc.encrypted, now, 0)

@@ -3,7 +3,9 @@ package backup
 import (
 	"context"
 	"fmt"
+	"io"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
@@ -58,8 +60,35 @@ func (o *VerifyOptions) Run(context.Context) error {
 		fmt.Fprintf(o.streams.Out, "  %s\n", f.Name)
 	}
 	fmt.Fprintf(o.streams.Out, "  revision %d, %d live keys, database %s, test restore OK\n", v.Snapshot.Revision, v.Snapshot.LiveKeys, progress.HumanBytes(v.Snapshot.DBSize))
+	printIdentity(o.streams.Out, v, time.Now())
 	if v.Dirty {
 		fmt.Fprintf(o.streams.Out, "WARNING: possibly dirty: taken during a rollout with --force (%s); its static pod resources may not match its snapshot, and a restore refuses it without --force.\n", backup.DirtyMark)
 	}
 	return nil
+}
+
+// printIdentity says which cluster and release the backup is of, as the
+// snapshot itself says, and what its certificates will be worth when it is
+// restored.
+func printIdentity(w io.Writer, v *backup.Verification, now time.Time) {
+	c := v.Snapshot.Cluster
+	switch {
+	case c.ClusterID != "":
+		fmt.Fprintf(w, "  cluster %s, OpenShift %s (the snapshot's clusterversions/version)\n", c.ClusterID, output.OrDash(c.Version))
+	case v.Manifest != nil:
+		fmt.Fprintf(w, "  cluster %s, OpenShift %s (%s; the snapshot holds no clusterversions/version)\n", v.Manifest.ClusterID, v.Manifest.Version, backup.ManifestName)
+	}
+	if c.Encrypted() {
+		fmt.Fprintf(w, "  etcd encryption %s, its configuration in the static resources\n", c.EncryptionType)
+	}
+	r := v.Resources
+	if r.Certificates > 0 {
+		fmt.Fprintf(w, "  %d certificates in the static resources, the first to expire: %s on %s\n", r.Certificates, r.FirstExpiring, r.FirstExpiry.Format(time.RFC3339))
+	}
+	if c.Updating {
+		fmt.Fprintf(w, "WARNING: taken while the cluster was updating to %s: a restore brings back a cluster in the middle of an update.\n", c.Version)
+	}
+	if !r.FirstExpiry.IsZero() && r.FirstExpiry.Before(now) {
+		fmt.Fprintf(w, "WARNING: certificates in it have expired since (%s): after a restore the cluster regenerates them, and the nodes' certificate signing requests wait for approval (`oc recover csr approve`).\n", r.FirstExpiring)
+	}
 }
