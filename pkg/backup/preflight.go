@@ -86,7 +86,7 @@ type ControlPlaneNode struct {
 // Preflight checks everything that can be checked before touching a host.
 func Preflight(ctx context.Context, c Clients, o PreflightOptions) (*Cluster, error) {
 	force, now := o.Force, o.Now
-	if err := requireClusterAdmin(ctx, c.Kube); err != nil {
+	if err := RequireClusterAdmin(ctx, c.Kube, "a backup"); err != nil {
 		return nil, err
 	}
 	cl := &Cluster{}
@@ -141,9 +141,9 @@ func Preflight(ctx context.Context, c Clients, o PreflightOptions) (*Cluster, er
 	return cl, err
 }
 
-// requireClusterAdmin asks the API whether the user may do anything at all,
-// which is what cluster-admin means.
-func requireClusterAdmin(ctx context.Context, kube kubernetes.Interface) error {
+// RequireClusterAdmin asks the API whether the user may do anything at all,
+// which is what cluster-admin means; what names the command for the refusal.
+func RequireClusterAdmin(ctx context.Context, kube kubernetes.Interface, what string) error {
 	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
 		ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "*", Group: "*", Resource: "*"}}}
 	resp, err := kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
@@ -151,7 +151,7 @@ func requireClusterAdmin(ctx context.Context, kube kubernetes.Interface) error {
 		return fmt.Errorf("check access: %w", err)
 	}
 	if !resp.Status.Allowed {
-		return fmt.Errorf("a backup needs the cluster-admin role, and the current user lacks it; log in as a cluster administrator (oc login, or a kubeconfig with cluster-admin)")
+		return fmt.Errorf("%s needs the cluster-admin role, and the current user lacks it; log in as a cluster administrator (oc login, or a kubeconfig with cluster-admin)", what)
 	}
 	return nil
 }

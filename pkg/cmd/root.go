@@ -55,6 +55,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/cmd/member"
 	"github.com/oc-recover/oc-recover/pkg/cmd/power"
 	"github.com/oc-recover/oc-recover/pkg/cmd/redeploy"
+	"github.com/oc-recover/oc-recover/pkg/cmd/restore"
 	"github.com/oc-recover/oc-recover/pkg/cmd/version"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 )
@@ -163,6 +164,7 @@ func addSubcommands(root *cobra.Command, f genericclioptions.RESTClientGetter, g
 		redeploy.NewCmdRedeploy(f, globals, streams),
 		power.NewCmdShutdown(f, globals, streams),
 		power.NewCmdStartup(f, globals, streams),
+		restore.NewCmdRestore(f, globals, streams),
 		version.NewCmdVersion(streams),
 	)
 }

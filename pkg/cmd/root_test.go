@@ -266,8 +266,8 @@ func TestUnknownCommands(t *testing.T) {
 		args       []string
 		wantStderr string
 	}{
-		{"top level", []string{"restor"},
-			"error: unknown command \"restor\" for \"oc recover\"\n" +
+		{"top level", []string{"frobnicate"},
+			"error: unknown command \"frobnicate\" for \"oc recover\"\n" +
 				"See 'oc recover -h' for help and examples.\n"},
 		{"top level with a suggestion", []string{"bakup"},
 			"error: unknown command \"bakup\" for \"oc recover\"\n\nDid you mean this?\n\tbackup\n" +
@@ -302,7 +302,7 @@ func TestUnknownCommands(t *testing.T) {
 
 	t.Run("help of an unknown command", func(t *testing.T) {
 		for args, want := range map[string]string{
-			"help restor": "error: unknown command \"restor\" for \"oc recover\"\n" +
+			"help frobnicate": "error: unknown command \"frobnicate\" for \"oc recover\"\n" +
 				"See 'oc recover -h' for help and examples.\n",
 			"help backup lst": "error: unknown command \"lst\" for \"oc recover backup\"\n\nDid you mean this?\n\tlist\n" +
 				"See 'oc recover backup -h' for help and examples.\n",

@@ -1,11 +1,13 @@
 package box
 
 import (
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"k8s.io/apiserver/pkg/storage/storagebackend"
 	"k8s.io/client-go/rest"
@@ -30,8 +32,14 @@ const (
 // as OpenShift's kube-apiserver does (enable-aggregator-routing): the box
 // has no service network, and a service IP dialled would leave the
 // machine.
-func apiServerFlags(tokenFile string) []string {
+//
+// Client certificates are what OpenShift's installer gives the
+// administrator (auth/kubeconfig: user system:admin in system:masters,
+// issued by admin-kubeconfig-signer); the kube-apiserver trusts the bundle
+// that configmap openshift-kube-apiserver/client-ca holds.
+func apiServerFlags(tokenFile, clientCAFile string) []string {
 	return []string{
+		"--client-ca-file=" + clientCAFile,
 		"--endpoint-reconciler-type=none",
 		"--disable-admission-plugins=ServiceAccount",
 		"--kubelet-preferred-address-types=InternalIP",
@@ -50,13 +58,20 @@ func (b *Box) startAPIServer(etcdEndpoints []string, etcdCertDir string) error {
 	if err := os.WriteFile(tokenFile, []byte(tokens), 0o600); err != nil {
 		return err
 	}
+	if err := b.makeAdminIdentity(); err != nil {
+		return err
+	}
+	clientCAFile := filepath.Join(b.privateDir, "client-ca.crt")
+	if err := os.WriteFile(clientCAFile, b.ClientCABundle(), 0o600); err != nil {
+		return err
+	}
 	storage := storagebackend.NewDefaultConfig("/kubernetes.io", nil)
 	storage.Transport.ServerList = etcdEndpoints
 	storage.Transport.CertFile = filepath.Join(etcdCertDir, "client.crt")
 	storage.Transport.KeyFile = filepath.Join(etcdCertDir, "client.key")
 	storage.Transport.TrustedCAFile = filepath.Join(etcdCertDir, "ca.crt")
 
-	server, err := apiservertesting.StartTestServer(b.tb, apiservertesting.NewDefaultTestServerOptions(), apiServerFlags(tokenFile), storage)
+	server, err := apiservertesting.StartTestServer(b.tb, apiservertesting.NewDefaultTestServerOptions(), apiServerFlags(tokenFile, clientCAFile), storage)
 	if err != nil {
 		return fmt.Errorf("start kube-apiserver: %w", err)
 	}
@@ -72,7 +87,55 @@ func (b *Box) startAPIServer(etcdEndpoints []string, etcdCertDir string) error {
 	b.apiServerCA = serving
 	b.Admin = &rest.Config{Host: b.APIServerURL, BearerToken: AdminToken, TLSClientConfig: rest.TLSClientConfig{CAData: serving}, QPS: 200, Burst: 400}
 	b.Kubeconfig = filepath.Join(b.Dir, "kubeconfig")
-	return b.WriteKubeconfig(b.Kubeconfig, AdminToken)
+	return b.WriteAdminKubeconfig(b.Kubeconfig)
+}
+
+// AdminUser is the administrator of the installer's kubeconfig.
+const AdminUser = "system:admin"
+
+// makeAdminIdentity makes the installer's administrator: a signer valid
+// for ten years and the system:admin client certificate it issues.
+func (b *Box) makeAdminIdentity() error {
+	now := time.Now()
+	signer, err := NewCAValidFor("admin-kubeconfig-signer", now.Add(-time.Hour), now.Add(10*365*24*time.Hour))
+	if err != nil {
+		return err
+	}
+	admin, err := signer.Issue(CertSpec{CommonName: AdminUser, Organization: []string{"system:masters"},
+		Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, NotAfter: signer.Cert.NotAfter})
+	if err != nil {
+		return err
+	}
+	b.adminSigner, b.adminCert = signer, admin
+	return nil
+}
+
+// ClientCABundle is the kube-apiserver's client CA bundle: what
+// openshift-kube-apiserver/client-ca holds.
+func (b *Box) ClientCABundle() []byte { return b.adminSigner.CertPEM }
+
+// IssueClientCertificate signs a client certificate that the box's
+// kube-apiserver trusts, for user in groups.
+func (b *Box) IssueClientCertificate(user string, groups ...string) (*CertKey, error) {
+	return b.adminSigner.Issue(CertSpec{CommonName: user, Organization: groups, Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+}
+
+// WriteAdminKubeconfig writes the installer's kubeconfig: the box's
+// apiserver, authenticated by the system:admin client certificate.
+func (b *Box) WriteAdminKubeconfig(path string) error {
+	return b.WriteCertKubeconfig(path, b.adminCert)
+}
+
+// WriteCertKubeconfig writes a kubeconfig that authenticates with a client
+// certificate.
+func (b *Box) WriteCertKubeconfig(path string, ck *CertKey) error {
+	user := ck.Cert.Subject.CommonName
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["box"] = &clientcmdapi.Cluster{Server: b.APIServerURL, CertificateAuthorityData: b.apiServerCA}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificateData: ck.CertPEM, ClientKeyData: ck.KeyPEM}
+	cfg.Contexts[user] = &clientcmdapi.Context{Cluster: "box", AuthInfo: user, Namespace: "default"}
+	cfg.CurrentContext = user
+	return clientcmd.WriteToFile(*cfg, path)
 }
 
 // WriteKubeconfig writes a kubeconfig for the box's apiserver that

@@ -117,25 +117,28 @@ type Box struct {
 	Operator operatorclient.Interface
 	Machine  machineclient.Interface
 
-	opts          Options
-	ownDir        bool
-	privateDir    string
-	tb            *processTB
-	loopback      *rest.Config
-	apiServerCA   []byte
-	stopAPIServer func()
-	etcdPKI       *etcdTLS
-	csrSigner     *CertKey // signs the kubelets' certificates
-	certRegen     *certRegenerator
-	operators     *clusterOperators
-	mco           *machineConfigOperator
-	monitoring    *monitoring // the platform Prometheus (monitoring.go)
-	encryption    *encryptionController
-	rollouts      *rollouts // the roller's rollouts, as the operators see them
-	nodeAPI       nodeAPIServers
-	cancel        context.CancelFunc
-	wg            sync.WaitGroup
-	stopOnce      sync.Once
+	opts        Options
+	ownDir      bool
+	privateDir  string
+	tb          *processTB
+	loopback    *rest.Config
+	apiServerCA []byte
+	// adminSigner issues the client certificates the apiserver trusts;
+	// adminCert is the installer's system:admin.
+	adminSigner, adminCert *CertKey
+	stopAPIServer          func()
+	etcdPKI                *etcdTLS
+	csrSigner              *CertKey // signs the kubelets' certificates
+	certRegen              *certRegenerator
+	operators              *clusterOperators
+	mco                    *machineConfigOperator
+	monitoring             *monitoring // the platform Prometheus (monitoring.go)
+	encryption             *encryptionController
+	rollouts               *rollouts // the roller's rollouts, as the operators see them
+	nodeAPI                nodeAPIServers
+	cancel                 context.CancelFunc
+	wg                     sync.WaitGroup
+	stopOnce               sync.Once
 
 	healthMu                      sync.Mutex
 	healthyMembers, votingMembers int
@@ -472,7 +475,7 @@ func (b *Box) provisionHost(n *Node, endpoints []string) error {
 			if op.Pod == "etcd" {
 				pod = etcdPodManifest(n.Name, rev, endpoints, b.etcdComputedEnv())
 			}
-			return writeStaticPod(n.Sandbox.Root, op.Pod, rev, pod)
+			return writeStaticPod(n.Sandbox.Root, op.Pod, rev, pod, b.revisionFiles(op.Pod))
 		})
 		if err != nil {
 			return err

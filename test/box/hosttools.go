@@ -61,6 +61,14 @@ func (b *Box) installHostTools(root string, n *Node, masters []*Node) error {
 	if err := installHostFile(root, "usr/local/bin/cluster-backup.sh", "hosttools/"+p.BackupScript, 0o755); err != nil {
 		return err
 	}
+	if p.DisableScript != "" {
+		if err := installHostFile(root, "usr/local/bin/disable-etcd.sh", "hosttools/"+p.DisableScript, 0o755); err != nil {
+			return err
+		}
+	}
+	if err := writeRestorePod(root, p); err != nil {
+		return err
+	}
 	dir := filepath.Join(etcdCertsDir, "configmaps/etcd-scripts")
 	if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
 		return err
@@ -112,4 +120,42 @@ func linkOrCopy(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// writeRestorePod writes the restore pod manifest that the etcd operator's
+// restore-etcd-pod config map puts on every control-plane host, and that
+// cluster-restore.sh starts as etcd-pod.yaml: a pod named etcd in
+// openshift-etcd, with the labels of the etcd pods, whose etcd container
+// restores /var/lib/etcd-backup/snapshot.db into an empty /var/lib/etcd and
+// runs a one-member etcd (4.18 adds etcd-readyz).
+func writeRestorePod(root string, p hostProfile) error {
+	containers := `  - name: etcd
+    image: ` + etcdImageRepo + `restore
+    command: ["/bin/sh", "-c", "restore /var/lib/etcd-backup/snapshot.db into /var/lib/etcd, then exec etcd"]
+`
+	if minorOf(p.Release) >= 18 {
+		containers += `  - name: etcd-readyz
+    image: ` + etcdImageRepo + `restore
+`
+	}
+	manifest := `apiVersion: v1
+kind: Pod
+metadata:
+  name: etcd
+  namespace: openshift-etcd
+  labels:
+    app: etcd
+    k8s-app: etcd
+    etcd: "true"
+    revision: "REVISION"
+spec:
+  hostNetwork: true
+  priorityClassName: system-node-critical
+  containers:
+` + containers
+	path := filepath.Join(root, etcdCertsDir, "configmaps/restore-etcd-pod/pod.yaml")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(manifest), 0o644)
 }

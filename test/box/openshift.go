@@ -180,6 +180,11 @@ func (b *Box) seedEtcdSecrets(ctx context.Context) error {
 			return fmt.Errorf("secret %s: %w", s.Name, err)
 		}
 	}
+	clientCA := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "client-ca", Namespace: "openshift-kube-apiserver"},
+		Data: map[string]string{"ca-bundle.crt": string(b.ClientCABundle())}}
+	if _, err := b.Kube.CoreV1().ConfigMaps(clientCA.Namespace).Create(ctx, clientCA, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("configmap %s/%s: %w", clientCA.Namespace, clientCA.Name, err)
+	}
 	for _, name := range []string{"etcd-ca-bundle", "etcd-serving-ca", "etcd-peer-client-ca"} {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "openshift-etcd"},
 			Data: map[string]string{"ca-bundle.crt": string(b.etcdPKI.ca.CertPEM)}}

@@ -21,6 +21,8 @@ type hostProfile struct {
 	// CACert is etcd.env's ETCDCTL_CACERT; PeerSecrets the directory of
 	// ETCDCTL_CERT and ETCDCTL_KEY (both under static-pod-certs).
 	CACert, PeerSecrets string
+	// DisableScript names the stand-in of disable-etcd.sh (4.18 and later).
+	DisableScript string
 	// Etcdutl and Jq: the etcd image holds /bin/etcdutl, /bin/jq.
 	Etcdutl, Jq bool
 	// Fixed are the release's FixedEtcdEnvVars.
@@ -48,7 +50,7 @@ var hostProfiles = []hostProfile{
 			"ETCD_EXPERIMENTAL_WARNING_APPLY_DURATION": "200ms"}},
 	// 4.18's cluster-backup.sh is 4.14's; its etcd-common-tools also copies
 	// jq out of the image, and etcd.env names the all-bundles CA (4.17+).
-	{Release: "4.18", BackupScript: "4.14/cluster-backup.sh", CommonTools: "4.18/etcd-common-tools", Etcdutl: true, Jq: true,
+	{Release: "4.18", BackupScript: "4.14/cluster-backup.sh", CommonTools: "4.18/etcd-common-tools", DisableScript: "4.18/disable-etcd.sh", Etcdutl: true, Jq: true,
 		CACert: staticPodCerts + "/configmaps/etcd-all-bundles/server-ca-bundle.crt", PeerSecrets: staticPodCerts + "/secrets/etcd-all-certs",
 		Fixed: map[string]string{"ETCD_DATA_DIR": "/var/lib/etcd", "ETCD_QUOTA_BACKEND_BYTES": "8589934592", "ETCD_INITIAL_CLUSTER_STATE": "existing",
 			"ETCD_ENABLE_PPROF": "true", "ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL": "5s", "ETCD_SOCKET_REUSE_ADDRESS": "true",

@@ -243,7 +243,7 @@ func (r *revisionRoller) install(op staticPodOperator, n *Node, revision int32) 
 			return err
 		}
 	}
-	return writeStaticPod(n.Sandbox.Root, op.Pod, revision, pod)
+	return writeStaticPod(n.Sandbox.Root, op.Pod, revision, pod, r.b.revisionFiles(op.Pod))
 }
 
 // setProgressing words NodeInstallerProgressing as the operators do.

@@ -125,8 +125,9 @@ func controlPlanePodManifest(op staticPodOperator, revision int32) *corev1.Pod {
 // writeStaticPod installs a static pod at a revision the way the operators'
 // installer pods do: the revision's resource dir under
 // /etc/kubernetes/static-pod-resources/<pod>-pod-<rev>/, then the manifest
-// in /etc/kubernetes/manifests.
-func writeStaticPod(root, podName string, revision int32, pod *corev1.Pod) error {
+// in /etc/kubernetes/manifests. files are the revision's config maps and
+// secrets that are not the pod's config, by their path in the dir.
+func writeStaticPod(root, podName string, revision int32, pod *corev1.Pod, files map[string][]byte) error {
 	data, err := yaml.Marshal(pod)
 	if err != nil {
 		return err
@@ -144,6 +145,15 @@ func writeStaticPod(root, podName string, revision int32, pod *corev1.Pod) error
 	cfg := fmt.Sprintf("apiVersion: v1\nkind: Config\n# %s configuration at revision %d\n", podName, revision)
 	if err := os.WriteFile(filepath.Join(resDir, "configmaps/config/config.yaml"), []byte(cfg), 0o644); err != nil {
 		return err
+	}
+	for name, data := range files {
+		path := filepath.Join(resDir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			return err
+		}
 	}
 	tmp := filepath.Join(root, "etc/kubernetes/manifests", "."+file+".tmp")
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
@@ -208,4 +218,23 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 		return err
 	}
 	return os.Rename(tmp, path)
+}
+
+// revisionFiles are the certificates a static pod's revision dir holds, as
+// the operators copy them from their revisioned config maps and secrets:
+// the etcd serving CA bundle for etcd and the kube-apiserver, and the
+// kube-apiserver's etcd client certificate. A backup's archive carries
+// them, so a restore brings them back as they were when it was taken.
+func (b *Box) revisionFiles(podName string) map[string][]byte {
+	switch podName {
+	case "etcd":
+		return map[string][]byte{"configmaps/etcd-serving-ca/ca-bundle.crt": b.etcdPKI.ca.CertPEM}
+	case "kube-apiserver":
+		return map[string][]byte{
+			"configmaps/etcd-serving-ca/ca-bundle.crt": b.etcdPKI.ca.CertPEM,
+			"secrets/etcd-client/tls.crt":              b.etcdPKI.client.CertPEM,
+			"secrets/etcd-client/tls.key":              b.etcdPKI.client.KeyPEM,
+		}
+	}
+	return nil
 }

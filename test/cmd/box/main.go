@@ -49,7 +49,7 @@ func run() int {
 	kubeconfig := b.Kubeconfig
 	if *kubeconfigOut != "" {
 		abs, _ := filepath.Abs(*kubeconfigOut)
-		if err := b.WriteKubeconfig(abs, box.AdminToken); err != nil {
+		if err := b.WriteAdminKubeconfig(abs); err != nil {
 			fmt.Fprintln(os.Stderr, "error:", err)
 			return 1
 		}

@@ -1,0 +1,229 @@
+// Package restore implements `oc recover restore`: back to the state of
+// an etcd backup.
+package restore
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/cli-runtime/pkg/genericiooptions"
+	"k8s.io/kubectl/pkg/util/templates"
+
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/clients"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/output"
+	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/restore"
+)
+
+var restoreLong = templates.LongDesc(`
+	Restore the cluster to the state of an etcd backup, as OpenShift's
+	documentation does by hand in "Restoring to a previous cluster state"
+	(Backup and restore, Control plane backup and restore, Disaster
+	recovery), through the API and debug pods alone.
+
+	This version checks and plans the restore; it does not carry it out yet.
+	With --dry-run it prints the plan and exits 0. Without it, it prints the
+	plan and stops with exit code 1, having changed nothing: follow the
+	documented procedure by hand, using the plan's host commands.
+
+	The checks, each a refusal that changes nothing:
+
+	* the backup verifies as ` + "`backup verify`" + ` does (sha256, the snapshot's
+	  trailer and bbolt structure, a test restore, the static resources
+	  archive with the pod manifests of all four static pods and, with etcd
+	  encryption on, its encryption configuration);
+	* it is of this cluster, as the snapshot's own clusterversions/version
+	  says (a directory that cluster-backup.sh wrote alone is judged too):
+	  another cluster's backup is never restored;
+	* it was taken on the release the cluster runs: another z-stream of the
+	  same minor release only with --force, another minor release never;
+	  a possibly dirty backup only with --force;
+	* the cluster is not updating (--force), and its control plane is not
+	  hosted elsewhere nor a two-node cluster with fencing;
+	* the identity this command uses will be accepted by the restored
+	  cluster: a client certificate that the backup's client CA bundle
+	  trusts, or an OAuth token that the backup records (after a restore the
+	  API knows only what the backup knew);
+	* every control-plane node is Ready, or named --lost-node and not Ready;
+	  the recovery node (--recovery-node, or the first Ready one) holds the
+	  etcd operator's restore files and the disk space the restore needs, and
+	  every host has systemd-run;
+	* it is not run from inside the cluster (it would be stopped with it).
+
+	The plan lists every step of the three phases: A while the API is up
+	(upload the backup to a fresh directory on the recovery host, move aside
+	what the restore script would delete, arm transient systemd units on
+	every host); B without the API (each host's part of the release's
+	procedure, legacy for OpenShift 4.4 to 4.17 and modern from 4.18); C once
+	the restored API answers (CSRs, the quorum guard, the redeployments, the
+	wait for stable operators, clean-up).`)
+
+var restoreExample = templates.Examples(`
+	# Check a backup against the cluster and print the restore's plan
+	{{root}} restore ./backup-mycluster-2026-12-01_0300 --dry-run
+
+	# The same, as JSON
+	{{root}} restore ./backup-mycluster-2026-12-01_0300 --dry-run -o json
+
+	# Restore onto master-1, master-2 being gone for good (and off)
+	{{root}} restore ./backup-mycluster-2026-12-01_0300 --recovery-node master-1 --lost-node master-2 --dry-run`)
+
+// Options holds `restore`'s flags and clients.
+type Options struct {
+	Dir          string
+	RecoveryNode string
+	LostNodes    []string
+	Force        bool
+	Output       string
+	// PodStartTimeout bounds the wait for each debug pod to run.
+	PodStartTimeout time.Duration
+
+	globals *options.GlobalOptions
+	streams genericiooptions.IOStreams
+	getter  genericclioptions.RESTClientGetter
+	set     *clients.Set
+}
+
+// NewCmdRestore returns the restore command.
+func NewCmdRestore(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
+	o := &Options{globals: globals, streams: streams, Output: output.Table, PodStartTimeout: 2 * time.Minute}
+	cmd := &cobra.Command{
+		Use:     "restore BACKUP_DIR",
+		Short:   "Restore the cluster to an etcd backup (checks and plans it; carrying it out is not built yet)",
+		Long:    restoreLong,
+		Example: restoreExample,
+		RunE:    options.RunE(f, o),
+	}
+	cmd.Flags().StringVar(&o.RecoveryNode, "recovery-node", "", "The control-plane node to restore on (default: the first Ready one).")
+	cmd.Flags().StringSliceVar(&o.LostNodes, "lost-node", nil, "A control-plane node that is gone for good and off; nothing is staged there (repeatable).")
+	cmd.Flags().BoolVar(&o.Force, "force", false, "Restore a backup of another z-stream of the same minor release, a possibly dirty one, or during an update; recorded in the plan.")
+	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, output.FlagUsage)
+	cmd.Flags().DurationVar(&o.PodStartTimeout, "pod-start-timeout", o.PodStartTimeout, "How long to wait for each debug pod to start.")
+	return cmd
+}
+
+// Complete takes the backup directory from the argument.
+func (o *Options) Complete(f genericclioptions.RESTClientGetter, args []string) error {
+	o.getter = f
+	if len(args) != 1 || args[0] == "" {
+		return exitcode.Usagef("name the backup directory to restore, e.g. `restore ./backup-mycluster-2026-12-01_0300` (see `backup list`)")
+	}
+	o.Dir = args[0]
+	return nil
+}
+
+// Validate checks the flags alone.
+func (o *Options) Validate() error {
+	if err := output.Validate(o.Output); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(o.Dir); err != nil || !fi.IsDir() {
+		return exitcode.Usagef("%s is not a backup directory (as `backup` writes it, or cluster-backup.sh)", o.Dir)
+	}
+	if o.PodStartTimeout <= 0 {
+		return exitcode.Usagef("--pod-start-timeout must be positive, got %s", o.PodStartTimeout)
+	}
+	return nil
+}
+
+// apiProbeTimeout bounds the first look at the API: without an etcd
+// quorum every request hangs until the apiserver's own timeout.
+const apiProbeTimeout = 15 * time.Second
+
+// Run checks and plans the restore.
+func (o *Options) Run(ctx context.Context) error {
+	set, err := clients.FromGetter(o.getter, 0, 0)
+	if err != nil {
+		return err
+	}
+	o.set = set
+	ctx, cancel := o.globals.WithTimeout(ctx)
+	defer cancel()
+	if err := o.apiAnswers(ctx); err != nil {
+		return err
+	}
+	engine := set.Engine(o.globals.Image, o.globals.Timeout+10*time.Minute, o.streams.ErrOut)
+	engine.StartTimeout = o.PodStartTimeout
+	_, inCluster := os.LookupEnv("KUBERNETES_SERVICE_HOST")
+	plan, err := restore.Preflight(ctx, restore.Clients{Kube: set.Kube, Config: set.OpenShiftConfig, Operator: set.Operator, REST: set.REST},
+		restore.Options{Dir: o.Dir, RecoveryNode: o.RecoveryNode, LostNodes: o.LostNodes, Force: o.Force, InCluster: inCluster,
+			Command: o.globals.CommandName, Now: time.Now(), StartRunner: engine.Runner})
+	if err != nil {
+		return err
+	}
+	if output.Structured(o.Output) {
+		if err := output.Print(o.streams.Out, o.Output, plan); err != nil {
+			return err
+		}
+	} else {
+		printPlan(o.streams.Out, plan)
+	}
+	if o.globals.DryRun {
+		return nil
+	}
+	return fmt.Errorf("nothing was changed: this version of %s restore checks and plans a restore but does not carry it out yet. Follow \"Restoring to a previous cluster state\" (OpenShift documentation, Backup and restore, Control plane backup and restore, Disaster recovery) by hand, with the plan above", o.globals.CommandName)
+}
+
+// apiAnswers refuses at once when the API does not answer: nothing can be
+// staged on the hosts without it.
+func (o *Options) apiAnswers(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, apiProbeTimeout)
+	defer cancel()
+	err := o.set.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").Do(pctx).Error()
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("refusing to restore, nothing was changed: the API does not answer (%v). A restore stages the backup and arms the hosts through the API; if etcd has lost quorum, restore from the control-plane hosts' consoles as \"Restoring to a previous cluster state\" (OpenShift documentation, Backup and restore) describes", err)
+}
+
+// printPlan prints the plan for a person.
+func printPlan(w io.Writer, p *restore.Plan) {
+	fmt.Fprintf(w, "Restore plan %s: profile %s (OpenShift %s), cluster %s\n", p.ID, p.Profile, p.Release, p.ClusterID)
+	b := p.Backup
+	fmt.Fprintf(w, "  backup %s: %s + %s, revision %d, taken %s\n", b.Dir, b.Snapshot, b.Resources, b.Revision, b.TakenAt.Format(time.RFC3339))
+	fmt.Fprintf(w, "    cluster %s, OpenShift %s (%s)\n", b.ClusterID, b.Version, b.IdentityFrom)
+	fmt.Fprintf(w, "  identity after the restore: %s\n", p.Identity)
+	var peers []string
+	for _, h := range p.Peers {
+		peers = append(peers, h.Name+" "+h.IP)
+	}
+	fmt.Fprintf(w, "  recovery node: %s %s; other control-plane hosts: %s; lost: %s\n", p.Recovery.Name, p.Recovery.IP, orNone(peers), orNone(p.LostNodes))
+	for _, f := range p.Forced {
+		fmt.Fprintf(w, "  FORCED: %s\n", f)
+	}
+	for _, warn := range p.Warnings {
+		fmt.Fprintf(w, "  WARNING: %s\n", warn)
+	}
+	phase := ""
+	for _, s := range p.Steps {
+		if s.Phase != phase {
+			phase = s.Phase
+			fmt.Fprintf(w, "%s:\n", restore.PhaseTitles[phase])
+		}
+		where := "API"
+		if s.Node != "" {
+			where = s.Node
+		}
+		fmt.Fprintf(w, "  %s: %s\n", where, s.Action)
+		if s.Command != "" {
+			fmt.Fprintf(w, "      %s\n", s.Command)
+		}
+	}
+}
+
+func orNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
+}
