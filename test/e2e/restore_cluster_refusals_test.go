@@ -1,0 +1,217 @@
+package e2e
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	configv1 "github.com/openshift/api/config/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/oc-recover/oc-recover/pkg/backup"
+	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
+)
+
+// backupOf takes a backup of b into a new directory.
+func backupOf(t *testing.T, b *box.Box) (string, *backup.Manifest) {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "backup")
+	if r := tools.Run(t, b, "", "oc-recover", "backup", "--output-dir", dir); r.Code != 0 {
+		t.Fatalf("backup: %s", r)
+	}
+	m, err := backup.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, m
+}
+
+// changeClusterVersion changes clusterversion/version for the rest of the
+// test (put back when it ends).
+func changeClusterVersion(t *testing.T, b *box.Box, change func(cv *configv1.ClusterVersion)) {
+	t.Helper()
+	ctx := context.Background()
+	orig, err := b.Config.ConfigV1().ClusterVersions().Get(ctx, "version", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cv := orig.DeepCopy()
+	change(cv)
+	updated, err := b.Config.ConfigV1().ClusterVersions().Update(ctx, cv, metav1.UpdateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	updated.Status = cv.Status
+	if _, err := b.Config.ConfigV1().ClusterVersions().UpdateStatus(ctx, updated, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cur, err := b.Config.ConfigV1().ClusterVersions().Get(ctx, "version", metav1.GetOptions{})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		cur.Spec = orig.Spec
+		if cur, err = b.Config.ConfigV1().ClusterVersions().Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			t.Error(err)
+			return
+		}
+		cur.Status = orig.Status
+		if _, err := b.Config.ConfigV1().ClusterVersions().UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			t.Error(err)
+		}
+	})
+}
+
+// onRelease makes the cluster report version as installed and completed.
+func onRelease(version string) func(cv *configv1.ClusterVersion) {
+	return func(cv *configv1.ClusterVersion) {
+		cv.Status.Desired.Version = version
+		cv.Status.History = append([]configv1.UpdateHistory{{State: configv1.CompletedUpdate, Version: version, StartedTime: metav1.Now(), CompletionTime: &metav1.Time{}}}, cv.Status.History...)
+	}
+}
+
+// Refusals that need a cluster in another state than the backup's: each
+// changes nothing (etcd membership and data, every object, the hosts).
+func TestRestoreRefusesWhatTheClusterCannotTake(t *testing.T) {
+	t.Parallel()
+	b := boxtest.StartBox(t, box.Options{})
+	dir, _ := backupOf(t, b)
+
+	refused := func(t *testing.T, want string, args ...string) {
+		t.Helper()
+		before := restoreState(t, b)
+		r := runRestore(t, b, nil, append([]string{dir}, args...)...)
+		if r.Code != 1 || !strings.Contains(r.Stderr, want) || !strings.Contains(r.Stderr, "nothing was changed") {
+			t.Errorf("restore %v: want exit 1, nothing changed, and %q: %s", args, want, r)
+		}
+		if after := restoreState(t, b); after != before {
+			t.Errorf("the refused restore changed the cluster or the hosts:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+	}
+	planned := func(t *testing.T, want string, args ...string) {
+		t.Helper()
+		r := runRestore(t, b, nil, append([]string{dir, "--dry-run"}, args...)...)
+		if r.Code != 0 || !strings.Contains(r.Stdout, want) {
+			t.Errorf("restore --dry-run %v: want exit 0 and %q: %s", args, want, r)
+		}
+	}
+
+	t.Run("a backup of another cluster, never", func(t *testing.T) {
+		changeClusterVersion(t, b, func(cv *configv1.ClusterVersion) { cv.Spec.ClusterID = "00000000-1111-2222-3333-444444444444" })
+		refused(t, "is of cluster", "--dry-run")
+		refused(t, "There is no override", "--force", "--dry-run")
+		// Without backup.json the snapshot alone says so.
+		d := withoutManifest(t, dir)
+		if r := runRestore(t, b, nil, d, "--force", "--dry-run"); r.Code != 1 || !strings.Contains(r.Stderr, "(its snapshot's clusterversions/version)") {
+			t.Errorf("restore of another cluster's backup without backup.json: %s", r)
+		}
+	})
+	t.Run("another z-stream, only with --force", func(t *testing.T) {
+		changeClusterVersion(t, b, onRelease("4.14.9"))
+		refused(t, "pass --force to restore this one anyway", "--dry-run")
+		planned(t, "FORCED: backup of OpenShift 4.14.8 restored on 4.14.9", "--force")
+	})
+	t.Run("another minor release, never", func(t *testing.T) {
+		changeClusterVersion(t, b, onRelease("4.15.2"))
+		refused(t, "across minor releases", "--force", "--dry-run")
+	})
+	t.Run("during an update, only with --force", func(t *testing.T) {
+		changeClusterVersion(t, b, func(cv *configv1.ClusterVersion) {
+			progressing := configv1.ClusterOperatorStatusCondition{Type: configv1.OperatorProgressing, Status: configv1.ConditionTrue,
+				LastTransitionTime: metav1.Now(), Message: "Working towards 4.14.9"}
+			for i, c := range cv.Status.Conditions {
+				if c.Type == configv1.OperatorProgressing {
+					cv.Status.Conditions[i] = progressing
+					return
+				}
+			}
+			cv.Status.Conditions = append(cv.Status.Conditions, progressing)
+		})
+		refused(t, "the cluster is updating", "--dry-run")
+		planned(t, "FORCED: restore during an update", "--force")
+	})
+	t.Run("not enough disk on the recovery host", func(t *testing.T) {
+		restoreDisk, err := b.FillDisk("master-0", 0.5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := restoreDisk(); err != nil {
+				t.Error(err)
+			}
+		}()
+		refused(t, "master-0 has", "--recovery-node", "master-0", "--dry-run")
+		planned(t, "recovery node: master-1", "--recovery-node", "master-1")
+	})
+	t.Run("with encryption on, an archive without its configuration", func(t *testing.T) {
+		setBoxEncryption(t, b, configv1.EncryptionTypeAESCBC)
+		encrypted, m := backupOf(t, b)
+		d := withoutManifest(t, encrypted)
+		rewriteArchive(t, filepath.Join(d, m.Files[1].Name), func(n string) bool { return strings.HasSuffix(n, "/secrets/encryption-config/encryption-config") })
+		before := restoreState(t, b)
+		r := runRestore(t, b, nil, d, "--dry-run")
+		if r.Code != 1 || !strings.Contains(r.Stderr, "etcd encryption is on, but the static resources archive lacks the encryption configuration") {
+			t.Errorf("restore of an encrypted backup without its configuration: %s", r)
+		}
+		if after := restoreState(t, b); after != before {
+			t.Errorf("the refused restore changed something:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		setBoxEncryption(t, b, "")
+	})
+	// Last: the stopped machine stays stopped.
+	t.Run("a control-plane node that is not Ready", func(t *testing.T) {
+		boxtest.StopMachineAndWait(t, b, "master-1")
+		boxtest.AssertNodeReady(t, b, "master-1", "Unknown")
+		refused(t, "recovery node master-1 is not Ready", "--recovery-node", "master-1", "--dry-run")
+		refused(t, "control-plane node master-1 (Ready=Unknown", "--dry-run")
+		planned(t, "other control-plane hosts: master-2", "--lost-node", "master-1", "--recovery-node", "master-0")
+	})
+}
+
+// setBoxEncryption turns etcd encryption on or off and waits for the
+// kube-apiserver revision that follows.
+func setBoxEncryption(t *testing.T, b *box.Box, kind configv1.EncryptionType) {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := b.Config.ConfigV1().APIServers().Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kas, err := b.Operator.OperatorV1().KubeAPIServers().Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Spec.Encryption.Type = kind
+	if _, err := b.Config.ConfigV1().APIServers().Update(ctx, cfg, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitKubeAPIServerRolledOut(t, b, kas.Status.LatestAvailableRevision)
+}
+
+// On 4.18 the plan is the modern one: disable-etcd.sh on every
+// control-plane host, etcd alone restored, no kubelet restarts and no
+// redeployment of the other three operators.
+func TestRestorePlanOnAModernRelease(t *testing.T) {
+	t.Parallel()
+	b := boxtest.StartBox(t, box.Options{Version: "4.18.3"})
+	dir, _ := backupOf(t, b)
+	before := restoreState(t, b)
+	r := runRestore(t, b, nil, dir, "--dry-run")
+	for _, want := range []string{"profile modern (OpenShift 4.18.3)", "master-1: stop etcd\n      /usr/local/bin/disable-etcd.sh", "master-0: stop etcd\n      /usr/local/bin/disable-etcd.sh",
+		"/usr/local/bin/cluster-restore.sh /var/lib/oc-recover/restore/", "forced only if none comes"} {
+		if r.Code != 0 || !strings.Contains(r.Stdout, want) {
+			t.Errorf("restore --dry-run on 4.18: want %q: %s", want, r)
+		}
+	}
+	for _, not := range []string{"kube-apiserver-pod.yaml", "restart the kubelet", "kubescheduler/cluster"} {
+		if strings.Contains(r.Stdout, not) {
+			t.Errorf("the modern plan has %q: %s", not, r.Stdout)
+		}
+	}
+	if after := restoreState(t, b); after != before {
+		t.Errorf("restore --dry-run changed something:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
