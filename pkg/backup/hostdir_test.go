@@ -70,3 +70,7 @@ func TestTakeRemovesOnlyTheHostDirectoryItMade(t *testing.T) {
 		}
 	}
 }
+
+func (r *scriptedRunner) Upload(context.Context, io.Reader, int64, string, func(int64, int64)) (debugnode.Transfer, error) {
+	return debugnode.Transfer{}, errors.New("no upload in this test")
+}

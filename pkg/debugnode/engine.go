@@ -71,6 +71,10 @@ type Runner interface {
 	// sha256, for the caller to check what it stored against. (Session's
 	// Download also hashes on receipt; no domain package needs that.)
 	Fetch(ctx context.Context, path string, dst io.Writer, progress func(done, total int64)) (Transfer, error)
+	// Upload streams size bytes of src into the host file path, hashed on
+	// both ends, and renames it into place once they agree; it never
+	// replaces a file.
+	Upload(ctx context.Context, src io.Reader, size int64, path string, progress func(done, total int64)) (Transfer, error)
 	Close(ctx context.Context) error
 }
 

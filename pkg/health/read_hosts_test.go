@@ -128,3 +128,7 @@ func TestHostChecksNeedDeep(t *testing.T) {
 		t.Errorf("%+v", r)
 	}
 }
+
+func (f *fakeHost) Upload(context.Context, io.Reader, int64, string, func(int64, int64)) (debugnode.Transfer, error) {
+	return debugnode.Transfer{}, errors.New("no upload in this test")
+}

@@ -119,3 +119,7 @@ func TestWaitForNewHostStopsAndSaysHowToContinue(t *testing.T) {
 		t.Errorf("output names oc recover, not the command as invoked:\n%s", out.String())
 	}
 }
+
+func (h *fakeHost) Upload(context.Context, io.Reader, int64, string, func(int64, int64)) (debugnode.Transfer, error) {
+	return debugnode.Transfer{}, errors.New("no upload in this test")
+}

@@ -310,3 +310,7 @@ func TestShutdownCancelsOnAHostWhoseAnswerWasLost(t *testing.T) {
 		t.Errorf("master-0: %s %q", m.Outcome, m.Detail)
 	}
 }
+
+func (r *fakeRunner) Upload(context.Context, io.Reader, int64, string, func(int64, int64)) (debugnode.Transfer, error) {
+	return debugnode.Transfer{}, errors.New("no upload in this test")
+}

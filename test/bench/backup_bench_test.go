@@ -81,19 +81,30 @@ func objectsValue(i, size int) string {
 // `kubectl cp` and the raw `kubectl exec -- cat` stream from the same debug
 // pod; and oc-recover's local verification (trailer, bbolt check, test
 // restore) against `sha256sum` of the same file.
-func BenchmarkBackupTransfer(b *testing.B) {
+// snapshotBench is a one-master box whose etcd holds snapshotMiB of data,
+// a snapshot of it on the host, a debug session there, and kubectl built
+// from the box's Kubernetes release.
+type snapshotBench struct {
+	bx           *box.Box
+	engine       *debugnode.Engine
+	s            *debugnode.Session
+	kubectlPath  string
+	hostSnapshot string
+	size         int64
+}
+
+func startSnapshotBench(b *testing.B) *snapshotBench {
 	ctx := context.Background()
 	bin := b.TempDir()
-	for name, pkg := range map[string]string{"kubectl": "k8s.io/kubernetes/cmd/kubectl"} {
-		if out, err := exec.Command("go", "build", "-o", filepath.Join(bin, name), pkg).CombinedOutput(); err != nil {
-			b.Fatalf("build %s: %v\n%s", name, err, out)
-		}
+	kubectlPath := filepath.Join(bin, "kubectl")
+	if out, err := exec.Command("go", "build", "-o", kubectlPath, "k8s.io/kubernetes/cmd/kubectl").CombinedOutput(); err != nil {
+		b.Fatalf("build kubectl: %v\n%s", err, out)
 	}
 	bx, err := box.Start(ctx, box.Options{Masters: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer bx.Stop()
+	b.Cleanup(bx.Stop)
 	cli, err := bx.EtcdClient()
 	if err != nil {
 		b.Fatal(err)
@@ -114,7 +125,7 @@ func BenchmarkBackupTransfer(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close(ctx)
+	b.Cleanup(func() { s.Close(context.Background()) })
 	const hostSnapshot = "/home/core/assets/backup/bench/snapshot.db"
 	if code, err := s.Host(ctx, "mkdir -p /home/core/assets/backup/bench && source /etc/kubernetes/static-pod-resources/etcd-certs/configmaps/etcd-scripts/etcd.env && etcdctl snapshot save "+hostSnapshot+" >/dev/null 2>&1", nil, os.Stderr, os.Stderr); err != nil || code != 0 {
 		b.Fatalf("snapshot on the host: exit %d %v", code, err)
@@ -123,31 +134,50 @@ func BenchmarkBackupTransfer(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	size := fi.Size()
-	b.Logf("snapshot: %.0f MiB", float64(size)/(1<<20))
+	b.Logf("snapshot: %.0f MiB", float64(fi.Size())/(1<<20))
+	return &snapshotBench{bx: bx, engine: engine, s: s, kubectlPath: kubectlPath, hostSnapshot: hostSnapshot, size: fi.Size()}
+}
+
+// kubectl runs kubectl against the box, its standard output into
+// stdoutFile if set, and returns how long it took.
+func (sb *snapshotBench) kubectl(b *testing.B, stdoutFile string, args ...string) time.Duration {
+	cmd := exec.Command(sb.kubectlPath, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+sb.bx.Kubeconfig)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if stdoutFile != "" {
+		f, err := os.Create(stdoutFile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		cmd.Stdout = f
+	}
+	t0 := time.Now()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("kubectl %v: %v\n%s", args, err, stderr.String())
+	}
+	return time.Since(t0)
+}
+
+// settle flushes what the previous transfer left for the kernel to write,
+// so that no method pays for another's, outside the timer.
+func settle(b *testing.B) {
+	b.StopTimer()
+	defer b.StartTimer()
+	if out, err := exec.Command("sync").CombinedOutput(); err != nil {
+		b.Fatalf("sync: %v %s", err, out)
+	}
+}
+
+func BenchmarkBackupTransfer(b *testing.B) {
+	ctx := context.Background()
+	sb := startSnapshotBench(b)
+	engine, s, hostSnapshot, size := sb.engine, sb.s, sb.hostSnapshot, sb.size
 	b.SetBytes(size)
+	kubectl := func(stdoutFile string, args ...string) time.Duration { return sb.kubectl(b, stdoutFile, args...) }
 
 	local := b.TempDir()
-	// kubectl runs kubectl, its standard output into stdoutFile if set.
-	kubectl := func(stdoutFile string, args ...string) time.Duration {
-		cmd := exec.Command(filepath.Join(bin, "kubectl"), args...)
-		cmd.Env = append(os.Environ(), "KUBECONFIG="+bx.Kubeconfig)
-		var stderr strings.Builder
-		cmd.Stderr = &stderr
-		if stdoutFile != "" {
-			f, err := os.Create(stdoutFile)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer f.Close()
-			cmd.Stdout = f
-		}
-		t0 := time.Now()
-		if err := cmd.Run(); err != nil {
-			b.Fatalf("kubectl %v: %v\n%s", args, err, stderr.String())
-		}
-		return time.Since(t0)
-	}
 	// download is the transfer as `oc recover backup` does it
 	// (backup.Download): Fetch into a *.part written to the disk behind
 	// the transfer, fsynced and dropped from the page cache, with the
@@ -189,28 +219,18 @@ func BenchmarkBackupTransfer(b *testing.B) {
 
 	b.ResetTimer()
 	var ours, oursPlain, cp, cat, sum, verify time.Duration
-	// Each transfer writes ~1 GiB; the kernel writes the previous one (and
-	// the snapshot and etcd's data) back to disk meanwhile, slowing whichever
-	// runs next. settle flushes it first, so that no method pays for another's.
-	settle := func() {
-		b.StopTimer()
-		defer b.StartTimer()
-		if out, err := exec.Command("sync").CombinedOutput(); err != nil {
-			b.Fatalf("sync: %v %s", err, out)
-		}
-	}
 	for i := 0; i < b.N; i++ {
-		settle()
+		settle(b)
 		ours += download(engine, "ours.db")
 		plain := *engine
 		plain.NoCompression = true
-		settle()
+		settle(b)
 		oursPlain += download(&plain, "ours-plain.db")
-		settle()
+		settle(b)
 		cp += kubectl("", "cp", "--retries=0", s.Namespace+"/"+s.Pod+":/host"+hostSnapshot, filepath.Join(local, "cp.db"))
-		settle()
+		settle(b)
 		cat += kubectl(filepath.Join(local, "cat.db"), "exec", "-n", s.Namespace, s.Pod, "--", "cat", "/host"+hostSnapshot)
-		settle()
+		settle(b)
 		// Download left ours.db on the disk only; both verifications
 		// below read it from the page cache, as sha256sum's reference
 		// figures assume.
