@@ -87,9 +87,11 @@ bench:
 
 # Build the plugin, start the cluster-in-a-box, run the plugin against it and
 # keep the box up until Ctrl-C.
+DEMO_BACKUP := ../bin/demo-backups/backup-$(shell date +%Y%m%d-%H%M%S)
 demo: build
 	cd test && $(GO) run ./cmd/box --kubeconfig-out ../bin/box.kubeconfig $(DEMO_FLAGS) -- \
 		../bin/kubectl-recover version ';' \
-		../bin/kubectl-recover backup --output-dir ../bin/demo-backups/backup-$$(date +%Y%m%d-%H%M%S) ';' \
+		../bin/kubectl-recover backup --output-dir $(DEMO_BACKUP) ';' \
 		../bin/kubectl-recover backup list ../bin/demo-backups ';' \
-		../bin/kubectl-recover member status
+		../bin/kubectl-recover member status ';' \
+		../bin/kubectl-recover restore --dry-run $(DEMO_BACKUP)
