@@ -97,6 +97,11 @@ func readTarGz(path string, encrypted bool, rep *ResourcesReport) (string, int64
 			names = append(names, hdr.Name)
 		}
 	}
+	// The rest of the gzip stream, so that its checksum and length are
+	// checked: a tar archive can end before a cut does.
+	if _, err := io.Copy(io.Discard, zr); err != nil {
+		return "", 0, fmt.Errorf("damaged archive: %w", err)
+	}
 	if _, err := io.Copy(io.Discard, counted); err != nil {
 		return "", 0, err
 	}

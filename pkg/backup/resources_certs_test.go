@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,5 +78,43 @@ func TestStaticResourcesReportTheirCertificatesAndRevisions(t *testing.T) {
 	}
 	if rep.EncryptionConfig {
 		t.Error("an encryption configuration reported where the archive has none")
+	}
+}
+
+// A cut that spares the tar archive but not the gzip stream's end (its
+// checksum and length) is damage too.
+func TestStaticResourcesWithACutGzipTrailerAreDamaged(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "static_kuberesources_2026-12-02_051500.tar.gz")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(f)
+	tw := tar.NewWriter(zw)
+	for _, n := range fourPods("7") {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o600, Size: 1, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []interface{ Close() error }{tw, zw, f} {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, _, err := checkTarGz(path, false); err != nil {
+		t.Fatalf("the whole archive: %v", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data[:len(data)-4], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := checkTarGz(path, false); err == nil || !strings.Contains(err.Error(), "damaged archive") {
+		t.Fatalf("an archive without its gzip length: %v", err)
 	}
 }

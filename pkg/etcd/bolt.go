@@ -72,12 +72,28 @@ type snapshotStatusReport struct {
 // name, key and value, the newest revision, the keys alive at it, and the
 // entries of all buckets (etcdctl 3.4/3.5's totalKey). Every
 // revision key and every value of the key space must decode, or it fails.
-// The values of the wanted keys are kept on the way.
+// The values of the wanted keys are kept on the way; a wanted key that
+// ends with "/" stands for every key under it.
 func snapshotStatus(path string, wanted ...string) (snapshotStatusReport, error) {
 	st := snapshotStatusReport{Values: map[string][]byte{}}
 	want := make(map[string]bool, len(wanted))
+	var prefixes []string
 	for _, k := range wanted {
+		if strings.HasSuffix(k, "/") {
+			prefixes = append(prefixes, k)
+		}
 		want[k] = true
+	}
+	wanted1 := func(key string) bool {
+		if want[key] {
+			return true
+		}
+		for _, p := range prefixes {
+			if strings.HasPrefix(key, p) {
+				return true
+			}
+		}
+		return false
 	}
 	// Read-only opens neither take a lock nor write, so a file being looked
 	// at elsewhere is not disturbed; etcdutl opens it the same way.
@@ -133,7 +149,7 @@ func snapshotStatus(path string, wanted ...string) (snapshotStatusReport, error)
 					delete(st.Values, string(kv.Key))
 				} else {
 					alive[string(kv.Key)] = struct{}{}
-					if want[string(kv.Key)] {
+					if wanted1(string(kv.Key)) {
 						st.Values[string(kv.Key)] = append([]byte(nil), kv.Value...)
 					}
 				}

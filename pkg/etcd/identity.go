@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strings"
 
 	configv1 "github.com/openshift/api/config/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/oc-recover/oc-recover/pkg/openshift"
 )
 
 // A snapshot says which cluster and release it is of. The kube-apiserver
@@ -27,10 +31,12 @@ const (
 	// certificates; its cert syncer writes it to the host from this object,
 	// so after a restore it is the backup's bundle that decides who can log in.
 	keyClientCA = "/kubernetes.io/configmaps/openshift-kube-apiserver/client-ca"
+	// prefixNodes holds the Node objects (stored as "minions").
+	prefixNodes = "/kubernetes.io/minions/"
 )
 
 // identityKeys are the keys every snapshot read keeps.
-var identityKeys = []string{keyClusterVersion, keyAPIServer, keyInfrastructure, keyEtcdOperator, keyClientCA}
+var identityKeys = []string{keyClusterVersion, keyAPIServer, keyInfrastructure, keyEtcdOperator, keyClientCA, prefixNodes}
 
 // encryptedPrefix starts every value the kube-apiserver encrypted at rest
 // (k8s.io/apiserver storage/value/encrypt envelope and aes transformers).
@@ -62,6 +68,16 @@ type SnapshotCluster struct {
 	ClientCA []byte `json:"-"`
 	// ClientCAEncrypted: the bundle is there, encrypted at rest.
 	ClientCAEncrypted bool `json:"clientCAEncrypted,omitempty"`
+	// ControlPlane are the control-plane nodes the snapshot knows, by
+	// name: what a restore from the hosts' consoles needs when the API is
+	// gone.
+	ControlPlane []SnapshotNode `json:"controlPlane,omitempty"`
+}
+
+// SnapshotNode is a control-plane node as the snapshot holds it.
+type SnapshotNode struct {
+	Name string `json:"name"`
+	IP   string `json:"ip,omitempty"`
 }
 
 // Encrypted says whether etcd encryption was on when the snapshot was taken.
@@ -127,6 +143,26 @@ func snapshotCluster(values map[string][]byte) (SnapshotCluster, error) {
 			}
 		}
 	}
+	for key, v := range values {
+		if !strings.HasPrefix(key, prefixNodes) || bytes.HasPrefix(v, encryptedPrefix) {
+			continue
+		}
+		obj, _, err := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme).Decode(v, nil, nil)
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", strings.TrimPrefix(key, "/kubernetes.io/"), err)
+		}
+		if n, ok := obj.(*corev1.Node); ok && openshift.IsControlPlane(n) {
+			sn := SnapshotNode{Name: n.Name}
+			for _, a := range n.Status.Addresses {
+				if a.Type == corev1.NodeInternalIP {
+					sn.IP = a.Address
+					break
+				}
+			}
+			c.ControlPlane = append(c.ControlPlane, sn)
+		}
+	}
+	sort.Slice(c.ControlPlane, func(i, j int) bool { return c.ControlPlane[i].Name < c.ControlPlane[j].Name })
 	return c, nil
 }
 

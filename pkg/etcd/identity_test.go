@@ -10,6 +10,7 @@ import (
 	configv1 "github.com/openshift/api/config/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/protobuf"
 	"k8s.io/client-go/kubernetes/scheme"
 )
@@ -24,11 +25,16 @@ func jsonOf(t *testing.T, v any) string {
 }
 
 // protobufOf encodes a core object as the kube-apiserver stores it.
-func protobufOf(t *testing.T, cm *corev1.ConfigMap) string {
+func protobufOf(t *testing.T, obj runtime.Object) string {
 	t.Helper()
-	cm.APIVersion, cm.Kind = "v1", "ConfigMap"
+	switch o := obj.(type) {
+	case *corev1.ConfigMap:
+		o.APIVersion, o.Kind = "v1", "ConfigMap"
+	case *corev1.Node:
+		o.APIVersion, o.Kind = "v1", "Node"
+	}
 	var buf bytes.Buffer
-	if err := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme).Encode(cm, &buf); err != nil {
+	if err := protobuf.NewSerializer(scheme.Scheme, scheme.Scheme).Encode(obj, &buf); err != nil {
 		t.Fatal(err)
 	}
 	return buf.String()
@@ -58,6 +64,9 @@ func TestVerifySnapshotReadsTheClusterItIsOf(t *testing.T) {
 		string(revisionKey(8, false)):  keyValue(t, "/kubernetes.io/secrets/ns/token", "x", 8),
 		string(revisionKey(9, true)):   keyValue(t, "/kubernetes.io/secrets/ns/token", "", 9),
 		string(revisionKey(10, false)): keyValue(t, "/kubernetes.io/secrets/ns/kept", "y", 10),
+		string(revisionKey(11, false)): keyValue(t, prefixNodes+"master-0", protobufOf(t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "master-0", Labels: map[string]string{"node-role.kubernetes.io/master": ""}},
+			Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeHostName, Address: "m0"}, {Type: corev1.NodeInternalIP, Address: "10.0.0.10"}}}}), 11),
+		string(revisionKey(12, false)): keyValue(t, prefixNodes+"worker-0", protobufOf(t, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-0", Labels: map[string]string{"node-role.kubernetes.io/worker": ""}}}), 12),
 	}))
 	r, err := VerifySnapshot(path, false, t.TempDir(), "/kubernetes.io/secrets/ns/token", "/kubernetes.io/secrets/ns/kept", "/never/written")
 	if err != nil {
@@ -75,6 +84,9 @@ func TestVerifySnapshotReadsTheClusterItIsOf(t *testing.T) {
 	}
 	if !strings.Contains(string(c.EtcdOverrides), "useUnsupportedUnsafeNonHANonProductionUnstableEtcd") {
 		t.Errorf("etcd overrides %s, want the quorum-guard override that the snapshot holds", c.EtcdOverrides)
+	}
+	if len(c.ControlPlane) != 1 || c.ControlPlane[0] != (SnapshotNode{Name: "master-0", IP: "10.0.0.10"}) {
+		t.Errorf("control plane %+v: want master-0 at 10.0.0.10 alone (the worker is not one)", c.ControlPlane)
 	}
 	if _, ok := r.Values["/kubernetes.io/secrets/ns/token"]; ok {
 		t.Error("a key deleted in the snapshot is reported alive")

@@ -322,28 +322,18 @@ func (p *Plan) chooseHosts(ctx context.Context, c Clients, o Options) error {
 	return nil
 }
 
-// heartbeatFresh is how recent a Ready node's heartbeat must be for it to
-// count as up: the node lifecycle controller takes 40 s to notice a
-// silent kubelet.
-const heartbeatFresh = 60 * time.Second
-
-// fresh: the node is Ready and says so recently.
-func fresh(n *corev1.Node, now time.Time) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue && now.Sub(c.LastHeartbeatTime.Time) < heartbeatFresh
-		}
-	}
-	return false
+// fresh: the node is Ready. Its heartbeat's age says nothing more: the
+// kubelet renews its Lease every 10 s but writes its status only every 5
+// minutes when nothing changes, and the node lifecycle controller marks
+// Ready Unknown when the Lease goes stale.
+func fresh(n *corev1.Node, _ time.Time) bool {
+	return openshift.NodeReady(n)
 }
 
 // readiness says how a node stands, for a refusal.
-func readiness(n *corev1.Node, now time.Time) string {
+func readiness(n *corev1.Node, _ time.Time) string {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
-			if c.Status == corev1.ConditionTrue {
-				return fmt.Sprintf("Ready, but its last heartbeat was %s ago", now.Sub(c.LastHeartbeatTime.Time).Round(time.Second))
-			}
 			return fmt.Sprintf("Ready=%s: %s", c.Status, c.Reason)
 		}
 	}

@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	configv1 "github.com/openshift/api/config/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
@@ -213,5 +215,94 @@ func TestRestorePlanOnAModernRelease(t *testing.T) {
 	}
 	if after := restoreState(t, b); after != before {
 		t.Errorf("restore --dry-run changed something:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// consoleCommands reads the console procedure's commands for host: the
+// indented lines of every step whose "On <hosts>:" names it.
+func consoleCommands(out, host string) []string {
+	var cmds []string
+	mine := false
+	for _, line := range strings.Split(out, "\n") {
+		if i := strings.Index(line, ". On "); i > 0 && i < 4 {
+			hosts := strings.SplitN(line[i+len(". On "):], ":", 2)[0]
+			mine = false
+			for _, h := range strings.Split(hosts, ", ") {
+				mine = mine || h == host
+			}
+			continue
+		}
+		if mine && strings.HasPrefix(line, "   ") {
+			cmds = append(cmds, strings.TrimSpace(line))
+		}
+	}
+	return cmds
+}
+
+// With etcd's quorum lost the API does not answer and nothing can be
+// staged: restore says so, verifies the backup, and prints the procedure
+// for the hosts' consoles, rendered from the backup's own snapshot (the
+// release, the control-plane nodes and their addresses). Run on the
+// surviving host's console, those commands restore it: one member, holding
+// what the backup held, the old data moved aside within /var.
+func TestRestoreWithQuorumLostPrintsTheConsoleProcedure(t *testing.T) {
+	t.Parallel()
+	b := boxtest.StartBox(t, box.Options{})
+	ctx := context.Background()
+	configMap := func(name string) {
+		t.Helper()
+		if _, err := b.Kube.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	configMap("before-backup")
+	dir, _ := backupOf(t, b)
+	configMap("after-backup")
+	if err := b.StopMachine(ctx, "master-1"); err != nil {
+		t.Fatal(err)
+	}
+	// The second machine down takes the quorum with it: what the cluster
+	// would record of it (Node NotReady, instance stopped) cannot be
+	// written any more, and StopMachine says so.
+	_ = b.StopMachine(ctx, "master-2")
+	r := runRestore(t, b, nil, dir, "--lost-node", "master-1", "--lost-node", "master-2")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "the API does not answer") || !strings.Contains(r.Stderr, "the commands above do it for this cluster") {
+		t.Fatalf("restore with quorum lost: %s", r)
+	}
+	for _, want := range []string{"(OpenShift 4.14.8, legacy profile)", "Keep master-1, master-2 off", "core@" + b.Node("master-0").IP.String() + ":/home/core/backup"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("the console procedure lacks %q:\n%s", want, r.Stdout)
+		}
+	}
+	cmds := consoleCommands(r.Stdout, "master-0")
+	if len(cmds) < 3 || !strings.Contains(strings.Join(cmds, "\n"), "/usr/local/bin/cluster-restore.sh /home/core/backup") {
+		t.Fatalf("commands for master-0: %q\n%s", cmds, r.Stdout)
+	}
+	// The administrator's scp, then the commands on master-0's console.
+	copied := copyDir(t, dir)
+	if err := os.Rename(copied, filepath.Join(b.Node("master-0").Sandbox.Root, "home/core/backup")); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cmds {
+		if res := boxtest.HostRun(t, b, "master-0", c); res.Code != 0 {
+			t.Fatalf("on master-0's console, %q: %s", c, res)
+		}
+	}
+	etcdctl := `. /etc/kubernetes/static-pod-resources/etcd-certs/configmaps/etcd-scripts/etcd.env && ` +
+		`export ETCDCTL_CACERT=$(echo $ETCDCTL_CACERT | sed s,static-pod-certs,static-pod-resources/etcd-certs,) ` +
+		`ETCDCTL_CERT=$(echo $ETCDCTL_CERT | sed s,static-pod-certs,static-pod-resources/etcd-certs,) ` +
+		`ETCDCTL_KEY=$(echo $ETCDCTL_KEY | sed s,static-pod-certs,static-pod-resources/etcd-certs,) ` +
+		`ETCDCTL_ENDPOINTS=https://$NODE_master_0_IP:2379 && PATH=$PATH:/etc/kubernetes/static-pod-resources/bin etcdctl `
+	boxtest.WaitForHost(t, b, "master-0", etcdctl+"endpoint health >/dev/null 2>&1 && echo healthy", "healthy\n")
+	if res := boxtest.HostRun(t, b, "master-0", etcdctl+"member list -w simple | cut -d, -f3"); res.Stdout != " master-0\n" {
+		t.Errorf("members after the restore: %s", res)
+	}
+	if res := boxtest.HostRun(t, b, "master-0", etcdctl+"get --prefix --keys-only /kubernetes.io/configmaps/default/ | grep backup"); res.Stdout != "/kubernetes.io/configmaps/default/before-backup\n" {
+		t.Errorf("restored keys: %s", res)
+	}
+	// The pre-restore data is in /var/lib/etcd-backup, as the script puts
+	// it; nothing went to /tmp.
+	if res := boxtest.HostRun(t, b, "master-0", "test -d /var/lib/etcd-backup/member && ls -A /tmp | wc -l"); res.Code != 0 || res.Stdout != "0\n" {
+		t.Errorf("after the restore: %s", res)
 	}
 }

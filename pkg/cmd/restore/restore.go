@@ -15,6 +15,7 @@ import (
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
 
+	"github.com/oc-recover/oc-recover/pkg/backup"
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/clients"
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/output"
@@ -56,6 +57,13 @@ var restoreLong = templates.LongDesc(`
 	  etcd operator's restore files and the disk space the restore needs, and
 	  every host has systemd-run;
 	* it is not run from inside the cluster (it would be stopped with it).
+
+	When the API does not answer (etcd has lost quorum), nothing can be
+	staged through it: the backup is verified locally and the procedure for
+	the control-plane hosts' consoles is printed, rendered from the backup's
+	own snapshot (the release, the control-plane nodes and their addresses;
+	--recovery-node and --lost-node as above), moving data aside within /var
+	and deleting nothing; it exits 1.
 
 	The plan lists every step of the three phases: A while the API is up
 	(upload the backup to a fresh directory on the recovery host, move aside
@@ -147,7 +155,7 @@ func (o *Options) Run(ctx context.Context) error {
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
 	if err := o.apiAnswers(ctx); err != nil {
-		return err
+		return o.fromTheConsoles(err)
 	}
 	engine := set.Engine(o.globals.Image, o.globals.Timeout+10*time.Minute, o.streams.ErrOut)
 	engine.StartTimeout = o.PodStartTimeout
@@ -183,7 +191,22 @@ func (o *Options) apiAnswers(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return fmt.Errorf("refusing to restore, nothing was changed: the API does not answer (%v). A restore stages the backup and arms the hosts through the API; if etcd has lost quorum, restore from the control-plane hosts' consoles as \"Restoring to a previous cluster state\" (OpenShift documentation, Backup and restore) describes", err)
+	return err
+}
+
+// fromTheConsoles is the answer when the API does not: the backup is
+// verified here, and the procedure for the hosts' consoles printed,
+// rendered for this cluster from the backup's own snapshot.
+func (o *Options) fromTheConsoles(apiErr error) error {
+	refusal := fmt.Sprintf("refusing to restore, nothing was changed: the API does not answer (%v). A restore stages the backup and arms the hosts through the API; with etcd's quorum lost it is done from the control-plane hosts' consoles", apiErr)
+	v, err := backup.Verify(o.Dir)
+	if err != nil {
+		return fmt.Errorf("%s, and backup %s is not usable for that either: %w", refusal, o.Dir, err)
+	}
+	if err := restore.ConsoleProcedure(o.streams.Out, v, restore.ConsoleOptions{Recovery: o.RecoveryNode, Lost: o.LostNodes, Command: o.globals.CommandName}); err != nil {
+		return fmt.Errorf("%s (%v): follow \"Restoring to a previous cluster state\" (OpenShift documentation, Backup and restore)", refusal, err)
+	}
+	return fmt.Errorf("%s: the commands above do it for this cluster", refusal)
 }
 
 // printPlan prints the plan for a person.
