@@ -21,23 +21,41 @@ import (
 // there by the host, and is renamed to its name only once both digests
 // agree, so that a cut or altered upload leaves no file that looks
 // complete. A file of that name already on the host is never replaced.
+//
+// Measured on the box (BenchmarkRestoreUpload, 1 GiB): about as fast as
+// kubectl cp whether compressed or not, so the wire is not what bounds it
+// there; where the time goes is still to be found.
 
 // uploadScript is the host's side: refuse an existing file, receive the
 // stream into the .part file (a .part left by an upload that was cut is
 // ours to replace), hash it, and print the digest on stderr.
 func uploadScript(hostPath string, compressed bool) string {
-	dir, base := path.Split(hostPath)
+	base := path.Base(hostPath)
 	f, part := ShellQuote(hostPath), ShellQuote(hostPath+".part")
 	decode := "cat"
 	if compressed {
 		decode = "zstd -d -q -c"
 	}
+	hash := "sha256sum"
+	// openssl uses the CPU's SHA extensions, about four times as fast as
+	// coreutils' sha256sum; both print the digest first.
 	return "set -o pipefail\numask 077\n" +
 		"if [ -e " + f + " ]; then echo " + ShellQuote(hostPath+" already exists on the host; nothing was replaced") + " >&2; exit 17; fi\n" +
 		"rm -f -- " + part + "\n" +
-		decode + " | tar -xf - --no-same-owner -C " + ShellQuote(dir) + " -- " + ShellQuote(base+".part") + " || exit\n" +
-		`if command -v openssl >/dev/null; then sum=$(openssl dgst -sha256 -r -- ` + part + `); else sum=$(sha256sum -- ` + part + `); fi || exit` + "\n" +
-		`printf '` + digestPrefix + `%s\n' "${sum%% *}" >&2` + "\n"
+		"tmp=$(mktemp -d) || exit\n" +
+		"trap 'rm -rf -- \"$tmp\"' EXIT\n" +
+		`mkfifo "$tmp/data" || exit` + "\n" +
+		"hash=" + hash + "; command -v openssl >/dev/null && hash='openssl dgst -sha256 -r'\n" +
+		`$hash < "$tmp/data" > "$tmp/sum" & hasher=$!` + "\n" +
+		// tar writes the one member to its standard output, which is both
+		// written to the .part and hashed as it passes (through a fifo):
+		// one pass over the data on the host.
+		decode + " | tar -xOf - -- " + ShellQuote(base+".part") + ` | tee "$tmp/data" > ` + part + " || { wait $hasher; exit 1; }\n" +
+		"wait $hasher || exit\n" +
+		`sumf="$tmp/sum"` + "\n" +
+		`read -r sum _ < "$sumf" || exit` + "\n" +
+		`printf '` + digestPrefix + `%s\n' "$sum" >&2` + "\n" +
+		""
 }
 
 // commitScript renames the verified .part to its name, on the disk before
