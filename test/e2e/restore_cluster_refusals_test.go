@@ -135,6 +135,29 @@ func TestRestoreRefusesWhatTheClusterCannotTake(t *testing.T) {
 		refused(t, "the cluster is updating", "--dry-run")
 		planned(t, "FORCED: restore during an update", "--force")
 	})
+	t.Run("a control plane hosted elsewhere", func(t *testing.T) {
+		ctx := context.Background()
+		for topology, want := range map[configv1.TopologyMode]string{configv1.ExternalTopologyMode: "hosted outside this cluster"} {
+			infra, err := b.Config.ConfigV1().Infrastructures().Get(ctx, "cluster", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			was := infra.Status.ControlPlaneTopology
+			infra.Status.ControlPlaneTopology = topology
+			if _, err := b.Config.ConfigV1().Infrastructures().UpdateStatus(ctx, infra, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			refused(t, want, "--dry-run")
+			infra, err = b.Config.ConfigV1().Infrastructures().Get(ctx, "cluster", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			infra.Status.ControlPlaneTopology = was
+			if _, err := b.Config.ConfigV1().Infrastructures().UpdateStatus(ctx, infra, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
 	t.Run("not enough disk on the recovery host", func(t *testing.T) {
 		restoreDisk, err := b.FillDisk("master-0", 0.5)
 		if err != nil {
