@@ -3,6 +3,8 @@ package restore
 import (
 	"fmt"
 	"strings"
+
+	"github.com/oc-recover/oc-recover/pkg/backup"
 )
 
 // Plan is a restore as pre-flight found it possible: the backup, the
@@ -79,7 +81,7 @@ func (p *Plan) steps() []Step {
 		"install -d -m 0700 "+d+"/backup")
 	for _, h := range p.Hosts {
 		if h.Node == r && h.EtcdBackupMember >= 0 {
-			add(PhaseA, r, fmt.Sprintf("move aside the data of an earlier restore (%s), which cluster-restore.sh would delete", humanBytes(h.EtcdBackupMember)),
+			add(PhaseA, r, fmt.Sprintf("move aside the data of an earlier restore (%s), which cluster-restore.sh would delete", backup.HumanBytes(h.EtcdBackupMember)),
 				"install -d -m 0700 "+d+"/prior && mv "+etcdDataBackup+"/member "+d+"/prior/etcd-backup-member")
 		}
 	}

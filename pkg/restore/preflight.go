@@ -389,7 +389,7 @@ func (p *Plan) probe(ctx context.Context, o Options) error {
 			need := p.Backup.Size + snapshotSize(p.Backup) + p.Backup.DBSize + headroom
 			if h.VarAvail >= 0 && h.VarAvail < need {
 				problems = append(problems, fmt.Sprintf("%s has %s free on /var and the restore needs %s there (the staged backup, the snapshot copy the restore pod reads, the restored database, and 1 GiB to spare); free space, or choose another host with --recovery-node",
-					h.Node, humanBytes(h.VarAvail), humanBytes(need)))
+					h.Node, backup.HumanBytes(h.VarAvail), backup.HumanBytes(need)))
 			}
 		}
 	}
@@ -409,17 +409,4 @@ func snapshotSize(b BackupInfo) int64 {
 		}
 	}
 	return 0
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

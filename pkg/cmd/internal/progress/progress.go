@@ -5,6 +5,7 @@ package progress
 
 import (
 	"fmt"
+	"github.com/oc-recover/oc-recover/pkg/backup"
 	"io"
 	"time"
 
@@ -81,16 +82,6 @@ func (p *Lines) finishBar() {
 	}
 }
 
-// HumanBytes writes n in binary units (1.5 MiB).
-func HumanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
-}
+// HumanBytes writes n in binary units (1.5 MiB), as the domain packages'
+// messages do (backup.HumanBytes).
+func HumanBytes(n int64) string { return backup.HumanBytes(n) }
