@@ -4,8 +4,10 @@ import (
 	"crypto/x509"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,11 +52,20 @@ func apiServerFlags(tokenFile, clientCAFile string) []string {
 	}
 }
 
-// startAPIServer starts a real kube-apiserver in this process on the given etcd.
+// loopbackToken is the box's own identity towards its apiserver: the
+// simulators, kubelets and tests reach the API through its stable endpoint
+// (kubeapiserver.go), so they cannot use a server's own loopback token,
+// which a new server changes. It is system:apiserver in system:masters,
+// as that loopback user is.
+const loopbackToken = "box-loopback-token"
+
+// startAPIServer starts a real kube-apiserver in this process on the given
+// etcd, behind the stable endpoint that every client of the box names.
 func (b *Box) startAPIServer(etcdEndpoints []string, etcdCertDir string) error {
 	quietKlog()
 	tokenFile := filepath.Join(b.privateDir, "tokens.csv")
-	tokens := fmt.Sprintf("%s,admin,uid-admin,\"system:masters\"\n%s,developer,uid-developer,\n", AdminToken, DeveloperToken)
+	tokens := fmt.Sprintf("%s,admin,uid-admin,\"system:masters\"\n%s,developer,uid-developer,\n%s,system:apiserver,uid-loopback,\"system:masters\"\n",
+		AdminToken, DeveloperToken, loopbackToken)
 	if err := os.WriteFile(tokenFile, []byte(tokens), 0o600); err != nil {
 		return err
 	}
@@ -65,29 +76,65 @@ func (b *Box) startAPIServer(etcdEndpoints []string, etcdCertDir string) error {
 	if err := os.WriteFile(clientCAFile, b.ClientCABundle(), 0o600); err != nil {
 		return err
 	}
+	addr, err := apiEndpoint()
+	if err != nil {
+		return err
+	}
+	servingFlags, err := b.writeAPIServingCertificate(net.ParseIP(strings.Split(addr, ":")[0]))
+	if err != nil {
+		return err
+	}
 	storage := storagebackend.NewDefaultConfig("/kubernetes.io", nil)
 	storage.Transport.ServerList = etcdEndpoints
 	storage.Transport.CertFile = filepath.Join(etcdCertDir, "client.crt")
 	storage.Transport.KeyFile = filepath.Join(etcdCertDir, "client.key")
 	storage.Transport.TrustedCAFile = filepath.Join(etcdCertDir, "ca.crt")
+	flags := append(apiServerFlags(tokenFile, clientCAFile), servingFlags...)
 
-	server, err := apiservertesting.StartTestServer(b.tb, apiservertesting.NewDefaultTestServerOptions(), apiServerFlags(tokenFile, clientCAFile), storage)
-	if err != nil {
-		return fmt.Errorf("start kube-apiserver: %w", err)
+	b.api = &kubeAPIServer{b: b, addr: addr, launch: func() (*apiservertesting.TestServer, error) {
+		server, err := apiservertesting.StartTestServer(b.tb, apiservertesting.NewDefaultTestServerOptions(), flags, storage)
+		quietKlog() // the test server reset it
+		if err != nil {
+			return nil, fmt.Errorf("start kube-apiserver: %w", err)
+		}
+		return &server, nil
+	}}
+	if err := b.api.up(); err != nil {
+		return err
 	}
-	quietKlog() // the test server reset it
-	b.stopAPIServer = server.TearDownFn
-	b.loopback = rest.CopyConfig(server.ClientConfig)
-
-	serving, err := os.ReadFile(server.ServerOpts.SecureServing.ServerCert.CertKey.CertFile)
-	if err != nil {
-		return fmt.Errorf("read apiserver serving certificate: %w", err)
-	}
-	b.APIServerURL = server.ClientConfig.Host
-	b.apiServerCA = serving
-	b.Admin = &rest.Config{Host: b.APIServerURL, BearerToken: AdminToken, TLSClientConfig: rest.TLSClientConfig{CAData: serving}, QPS: 200, Burst: 400}
+	b.APIServerURL = b.api.url()
+	b.loopback = &rest.Config{Host: b.APIServerURL, BearerToken: loopbackToken, TLSClientConfig: rest.TLSClientConfig{CAData: b.apiServerCA}, QPS: 1000, Burst: 10000}
+	b.loopback.ContentType = "application/vnd.kubernetes.protobuf"
+	b.loopback.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	b.Admin = &rest.Config{Host: b.APIServerURL, BearerToken: AdminToken, TLSClientConfig: rest.TLSClientConfig{CAData: b.apiServerCA}, QPS: 200, Burst: 400}
 	b.Kubeconfig = filepath.Join(b.Dir, "kubeconfig")
 	return b.WriteAdminKubeconfig(b.Kubeconfig)
+}
+
+// writeAPIServingCertificate issues the certificate every kube-apiserver
+// of the box serves, from a signer of its own: the same across restarts,
+// so that kubeconfigs keep trusting the API. It names the endpoint's
+// address and localhost (what the hosts' localhost kubeconfigs ask for).
+// It returns the flags that serve it.
+func (b *Box) writeAPIServingCertificate(ip net.IP) ([]string, error) {
+	signer, err := NewCA("kube-apiserver-lb-signer", 10*365*24*time.Hour)
+	if err != nil {
+		return nil, err
+	}
+	serving, err := signer.Issue(CertSpec{CommonName: "api-int", DNSNames: []string{"localhost"}, IPs: []net.IP{ip},
+		Usages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	if err != nil {
+		return nil, err
+	}
+	cert, key := filepath.Join(b.privateDir, "apiserver-serving.crt"), filepath.Join(b.privateDir, "apiserver-serving.key")
+	if err := os.WriteFile(cert, serving.CertPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(key, serving.KeyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	b.apiServerCA = signer.CertPEM
+	return []string{"--tls-cert-file=" + cert, "--tls-private-key-file=" + key}, nil
 }
 
 // AdminUser is the administrator of the installer's kubeconfig.

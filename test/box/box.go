@@ -126,7 +126,7 @@ type Box struct {
 	// adminSigner issues the client certificates the apiserver trusts;
 	// adminCert is the installer's system:admin.
 	adminSigner, adminCert *CertKey
-	stopAPIServer          func()
+	api                    *kubeAPIServer
 	etcdPKI                *etcdTLS
 	csrSigner              *CertKey // signs the kubelets' certificates
 	certRegen              *certRegenerator
@@ -271,6 +271,9 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	if err = b.monitoring.waitServing(ctx); err != nil {
 		return b, err
 	}
+	// From here the API follows the hosts' kube-apiserver static pods.
+	b.wg.Add(1)
+	go func() { defer b.wg.Done(); b.api.run(runCtx) }()
 	return b, nil
 }
 
@@ -300,8 +303,8 @@ func (b *Box) Stop() {
 		wg.Wait()
 		klogf("box stop: kubelets %v", time.Since(t0))
 		b.closeNodeAPIServers()
-		if b.stopAPIServer != nil {
-			b.stopAPIServer()
+		if b.api != nil {
+			b.api.down()
 		}
 		klogf("box stop: apiserver %v", time.Since(t0))
 		b.tb.runCleanups()

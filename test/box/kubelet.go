@@ -221,9 +221,13 @@ func (k *FakeKubelet) serviceActive() bool {
 
 // startService starts the kubelet service. In the foreground it connects
 // to the API (registers the node Ready) before it returns; in the
-// background (background set, or the certificates expired) it runs the
-// static pods at once and connects when it can (connectInBackground).
+// background (background set, the certificates expired, or the API not
+// answering, as while a restore brings it back) it runs the static pods at
+// once and connects when it can (connectInBackground).
 func (k *FakeKubelet) startService(ctx context.Context, background bool) error {
+	if !background && !k.apiAnswers(ctx) {
+		background = true
+	}
 	k.mu.Lock()
 	if k.runtimeCancel == nil {
 		k.mu.Unlock()
@@ -270,6 +274,13 @@ func (k *FakeKubelet) startService(ctx context.Context, background bool) error {
 	k.unitJournal("Started kubelet.service - Kubernetes Kubelet.")
 	go k.staticPodLoop(serviceCtx, loopDone)
 	return nil
+}
+
+// apiAnswers says whether the API answers within a few seconds.
+func (k *FakeKubelet) apiAnswers(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	return k.client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error() == nil
 }
 
 // connect registers the node Ready, serves the kubelet API and watches the

@@ -3,7 +3,6 @@ package box
 import (
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -16,10 +15,12 @@ import (
 // hosts reach them: a relay on each node's address, port 6443, in front of
 // the box's one in-process apiserver. A node's localhost kubeconfig names
 // its relay, so that the etcd scripts' `oc` talks to that node's apiserver;
-// StopNodeAPIServer makes one stop answering.
+// StopNodeAPIServer makes one stop answering. The relay is open while the
+// host runs its kube-apiserver static pod (kubeapiserver.go).
 type nodeAPIServers struct {
-	mu     sync.Mutex
-	relays map[string]*relay // node -> relay, nil while stopped
+	mu      sync.Mutex
+	relays  map[string]*relay // node -> relay, nil while closed
+	stopped map[string]bool   // by StopNodeAPIServer
 }
 
 // stoppedAPIServers holds the kubelets whose node's kube-apiserver is
@@ -37,10 +38,6 @@ func nodeAPIServerAddr(n *Node) string { return net.JoinHostPort(n.IP.String(), 
 
 // startNodeAPIServer opens node n's relay (again).
 func (b *Box) startNodeAPIServer(n *Node) error {
-	u, err := url.Parse(b.APIServerURL)
-	if err != nil {
-		return err
-	}
 	b.nodeAPI.mu.Lock()
 	defer b.nodeAPI.mu.Unlock()
 	if b.nodeAPI.relays == nil {
@@ -49,7 +46,7 @@ func (b *Box) startNodeAPIServer(n *Node) error {
 	if b.nodeAPI.relays[n.Name] != nil {
 		return nil
 	}
-	r, err := newRelay(nodeAPIServerAddr(n), u.Host)
+	r, err := newRelay(nodeAPIServerAddr(n), b.api.addr)
 	if err != nil {
 		return fmt.Errorf("%s's kube-apiserver: %w", n.Name, err)
 	}
@@ -85,14 +82,25 @@ func (b *Box) StopNodeAPIServer(node string) error {
 		return fmt.Errorf("no control-plane node %q in the box", node)
 	}
 	b.nodeAPI.mu.Lock()
+	if b.nodeAPI.stopped == nil {
+		b.nodeAPI.stopped = map[string]bool{}
+	}
+	b.nodeAPI.stopped[node] = true
+	b.nodeAPI.mu.Unlock()
+	b.closeNodeAPIServer(node)
+	stoppedAPIServers.Store(n.Kubelet, struct{}{})
+	return nil
+}
+
+// closeNodeAPIServer closes node's relay, dropping its connections.
+func (b *Box) closeNodeAPIServer(node string) {
+	b.nodeAPI.mu.Lock()
 	r := b.nodeAPI.relays[node]
 	b.nodeAPI.relays[node] = nil
 	b.nodeAPI.mu.Unlock()
 	if r != nil {
 		r.Close()
 	}
-	stoppedAPIServers.Store(n.Kubelet, struct{}{})
-	return nil
 }
 
 // HangNodeAPIServer makes node's own kube-apiserver hang: connections to
@@ -117,6 +125,9 @@ func (b *Box) StartNodeAPIServer(node string) error {
 	if n == nil || !n.Master || n.Kubelet == nil {
 		return fmt.Errorf("no control-plane node %q in the box", node)
 	}
+	b.nodeAPI.mu.Lock()
+	delete(b.nodeAPI.stopped, node)
+	b.nodeAPI.mu.Unlock()
 	stoppedAPIServers.Delete(n.Kubelet)
 	return b.startNodeAPIServer(n)
 }

@@ -1,0 +1,212 @@
+package box
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	apiservertesting "k8s.io/kubernetes/cmd/kube-apiserver/app/testing"
+)
+
+// kubeAPIServer is the cluster's API as its clients reach it: one stable
+// endpoint, the internal load balancer (api-int) that every kubeconfig,
+// kubelet and simulator names, in front of the box's in-process
+// kube-apiserver.
+//
+// On a real cluster the API is the control-plane hosts' kube-apiserver
+// static pods. So here the in-process server runs while some host runs the
+// kube-apiserver static pod: when no host does any more (a restore moves
+// kube-apiserver-pod.yaml aside on every host, every control-plane machine
+// is off) the server stops and the endpoint refuses connections; when a
+// host runs it again and etcd has a quorum, a new server starts on what
+// etcd then holds, restored data included, with an empty watch cache as a
+// kube-apiserver that starts. A server whose etcd lost its quorum is kept
+// running, failing its requests, as a real one does.
+type kubeAPIServer struct {
+	b    *Box
+	addr string // the endpoint's host:port, the same for the box's life
+
+	mu     sync.Mutex
+	front  *relay // nil while no server runs
+	server *apiservertesting.TestServer
+	starts int
+	// launch starts an in-process server on the box's etcd.
+	launch func() (*apiservertesting.TestServer, error)
+}
+
+// apiServerSyncPeriod is how often the supervisor compares the hosts'
+// kube-apiserver static pods with the server.
+const apiServerSyncPeriod = 200 * time.Millisecond
+
+// up starts a server and opens the endpoint on it.
+func (s *kubeAPIServer) up() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.server != nil {
+		return nil
+	}
+	server, err := s.launch()
+	if err != nil {
+		return err
+	}
+	target := server.ClientConfig.Host
+	if u, err := url.Parse(target); err == nil && u.Host != "" {
+		target = u.Host
+	}
+	var front *relay
+	// The port was ours a moment ago; a listener closing lingers briefly.
+	for i := 0; ; i++ {
+		if front, err = newRelay(s.addr, target); err == nil || i == 50 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		server.TearDownFn()
+		return fmt.Errorf("the API endpoint %s: %w", s.addr, err)
+	}
+	s.server, s.front = server, front
+	s.starts++
+	return nil
+}
+
+// down closes the endpoint (open connections dropped, new ones refused)
+// and stops the server.
+func (s *kubeAPIServer) down() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.front != nil {
+		s.front.Close()
+		s.front = nil
+	}
+	if s.server != nil {
+		s.server.TearDownFn()
+		s.server = nil
+	}
+}
+
+func (s *kubeAPIServer) running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.server != nil
+}
+
+// APIServerStarts is how many times the box's kube-apiserver has started: 1 until
+// the API went away and came back.
+func (b *Box) APIServerStarts() int {
+	b.api.mu.Lock()
+	defer b.api.mu.Unlock()
+	return b.api.starts
+}
+
+// run keeps the server in step with the hosts, until ctx ends.
+func (s *kubeAPIServer) run(ctx context.Context) {
+	ticker := time.NewTicker(apiServerSyncPeriod)
+	defer ticker.Stop()
+	for {
+		s.sync(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+func (s *kubeAPIServer) sync(ctx context.Context) {
+	hosts := s.b.hostsRunningKubeAPIServer()
+	switch running := s.running(); {
+	case running && len(hosts) == 0:
+		klogf("kube-apiserver: no control-plane host runs it any more; the API is down")
+		s.down()
+	case !running && len(hosts) > 0:
+		if !s.b.etcdHasQuorum(ctx) {
+			return
+		}
+		klogf("kube-apiserver: %s runs it and etcd has a quorum; starting", strings.Join(hosts, ", "))
+		if err := s.up(); err != nil {
+			klogf("kube-apiserver: %v", err)
+			return
+		}
+		klogf("kube-apiserver: serving again")
+	}
+	s.b.syncNodeAPIServers(hosts)
+}
+
+// hostsRunningKubeAPIServer names the control-plane hosts whose kubelet
+// runs the kube-apiserver static pod.
+func (b *Box) hostsRunningKubeAPIServer() []string {
+	var names []string
+	for _, n := range b.masters() {
+		if n.Kubelet != nil && n.Kubelet.runsStaticPod("kube-apiserver") {
+			names = append(names, n.Name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// runsStaticPod says whether the containers of static pod name run.
+func (k *FakeKubelet) runsStaticPod(name string) bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.staticRunning[name] != nil
+}
+
+// etcdHasQuorum says whether etcd answers a linearizable read, what a
+// kube-apiserver needs to start.
+func (b *Box) etcdHasQuorum(ctx context.Context) bool {
+	c, err := b.etcdPKI.newEtcdClient(b.etcdEndpoints()...)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err = c.Get(ctx, "health")
+	return err == nil
+}
+
+// apiEndpoint picks the stable endpoint's address: a free port on the
+// loopback, kept for the box's life.
+func apiEndpoint() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// syncNodeAPIServers opens the relay of each host that runs the
+// kube-apiserver static pod (unless StopNodeAPIServer stopped it) and
+// closes the others', so that a host's localhost kubeconfig reaches an
+// apiserver exactly when its own static pod runs.
+func (b *Box) syncNodeAPIServers(running []string) {
+	want := map[string]bool{}
+	for _, name := range running {
+		want[name] = true
+	}
+	for _, n := range b.masters() {
+		b.nodeAPI.mu.Lock()
+		stopped := b.nodeAPI.stopped[n.Name]
+		open := b.nodeAPI.relays[n.Name] != nil
+		b.nodeAPI.mu.Unlock()
+		switch {
+		case want[n.Name] && !stopped && !open:
+			if err := b.startNodeAPIServer(n); err != nil {
+				klogf("kube-apiserver on %s: %v", n.Name, err)
+			}
+		case (!want[n.Name] || stopped) && open:
+			b.closeNodeAPIServer(n.Name)
+		}
+	}
+}
+
+// apiServerURL is the endpoint's URL.
+func (s *kubeAPIServer) url() string { return (&url.URL{Scheme: "https", Host: s.addr}).String() }
