@@ -113,6 +113,11 @@ func ConsoleProcedure(w io.Writer, v *backup.Verification, o ConsoleOptions) err
 		}
 		say(strings.Join(all, ", "), "restart the kubelet", "systemctl restart kubelet")
 	}
+	up := &Prepared{Hosts: append([]Host{*r}, peers...)}
+	fmt.Fprintf(w, "\nIf `%s restore prepare` pre-positioned a backup on the hosts while the cluster was healthy, each host that is up needs one command instead of the steps above, in this order:\n", o.Command)
+	for _, c := range up.Commands(r.Name) {
+		fmt.Fprintf(w, "   on %s: %s\n", c.Node, c.Command)
+	}
 	fmt.Fprintf(w, "\nThen, once the API answers, approve the nodes' certificate requests (`%s csr approve --watch`) and follow the documented procedure from there: the quorum-guard override, the etcd redeployment", o.Command)
 	if profile == Legacy {
 		fmt.Fprint(w, ", then the kube-apiserver, kube-controller-manager and kube-scheduler redeployments")

@@ -114,6 +114,7 @@ func NewCmdRestore(f genericclioptions.RESTClientGetter, globals *options.Global
 	cmd.Flags().BoolVar(&o.Force, "force", false, "Restore a backup of another z-stream of the same minor release, a possibly dirty one, or during an update; recorded in the plan.")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, output.FlagUsage)
 	cmd.Flags().DurationVar(&o.PodStartTimeout, "pod-start-timeout", o.PodStartTimeout, "How long to wait for each debug pod to start.")
+	cmd.AddCommand(NewCmdPrepare(f, globals, streams))
 	return cmd
 }
 

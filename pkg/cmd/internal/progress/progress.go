@@ -42,6 +42,15 @@ func (p *Lines) HostOutput(line string) {
 
 // Transfer reports a download's bytes; done == total when it ends.
 func (p *Lines) Transfer(name string, done, total int64) {
+	p.transfer("Downloading", "Downloaded", name, done, total)
+}
+
+// Upload reports an upload's bytes; done == total when it ends.
+func (p *Lines) Upload(name string, done, total int64) {
+	p.transfer("Uploading", "Uploaded", name, done, total)
+}
+
+func (p *Lines) transfer(verb, past, name string, done, total int64) {
 	if _, ok := p.started[name]; !ok {
 		p.started[name] = time.Now()
 	}
@@ -50,7 +59,7 @@ func (p *Lines) Transfer(name string, done, total int64) {
 			p.finishBar()
 			p.bar = progressbar.NewOptions64(total,
 				progressbar.OptionSetWriter(p.out),
-				progressbar.OptionSetDescription("Downloading "+name),
+				progressbar.OptionSetDescription(verb+" "+name),
 				progressbar.OptionShowBytes(true),
 				progressbar.OptionShowCount(),
 				progressbar.OptionSetPredictTime(true),
@@ -64,13 +73,13 @@ func (p *Lines) Transfer(name string, done, total int64) {
 		quarter := done * 4 / total
 		if quarter > p.lastQuarter[name] || done == total && p.lastQuarter[name] < 4 {
 			p.lastQuarter[name] = quarter
-			fmt.Fprintf(p.out, "Downloading %s: %s of %s (%d%%)\n", name, HumanBytes(done), HumanBytes(total), done*100/total)
+			fmt.Fprintf(p.out, "%s %s: %s of %s (%d%%)\n", verb, name, HumanBytes(done), HumanBytes(total), done*100/total)
 		}
 	}
 	if done == total {
 		p.finishBar()
 		elapsed := time.Since(p.started[name])
-		fmt.Fprintf(p.out, "Downloaded %s: %s in %s (%s/s)\n", name, HumanBytes(total), elapsed.Round(10*time.Millisecond), HumanBytes(int64(float64(total)/max(elapsed.Seconds(), 0.001))))
+		fmt.Fprintf(p.out, "%s %s: %s in %s (%s/s)\n", past, name, HumanBytes(total), elapsed.Round(10*time.Millisecond), HumanBytes(int64(float64(total)/max(elapsed.Seconds(), 0.001))))
 	}
 }
 

@@ -1,0 +1,198 @@
+package restore
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/oc-recover/oc-recover/pkg/debugnode"
+)
+
+// The host runner (runner.sh) is one control-plane host's part of a
+// restore without the API. `restore prepare` leaves it on every
+// control-plane host with a verified backup while the cluster is healthy,
+// so that the day etcd loses its quorum the restore is one console command
+// per host.
+//
+//go:embed runner.sh
+var runnerScript []byte
+
+// PreparedDir is where `restore prepare` leaves the backup and the runner
+// on every control-plane host.
+const PreparedDir = StateDir + "/prepared"
+
+// Runner deadlines, in seconds: how long a peer waits for its containers
+// to stop, how long the recovery host waits for etcd to stop on the peers
+// (then it changes nothing), and how long a peer waits for the recovery
+// host to serve a new cluster before putting its own data back, longer
+// than the recovery host's wait and the restore itself.
+const (
+	runnerStopTimeout      = 300
+	runnerRecoveryDeadline = 900
+	runnerPeerDeadline     = 2700
+)
+
+// Prepared is what `restore prepare` left where.
+type Prepared struct {
+	Plan *Plan `json:"plan"`
+	// Dir is the directory on every host.
+	Dir string `json:"dir"`
+	// Hosts are the control-plane hosts that hold it.
+	Hosts []Host `json:"hosts"`
+	// Replaced are hosts whose earlier prepared directory had been used
+	// by a restore: it was kept, renamed, and is named here.
+	Replaced map[string]string `json:"kept,omitempty"`
+}
+
+// Commands are the console commands of the day, with recovery restoring:
+// the peers first, then the recovery host.
+func (p *Prepared) Commands(recovery string) []HostCommand {
+	var cmds []HostCommand
+	for _, h := range p.Hosts {
+		if h.Name != recovery {
+			cmds = append(cmds, HostCommand{Node: h.Name, Command: "bash " + PreparedDir + "/run.sh peer " + recovery})
+		}
+	}
+	return append(cmds, HostCommand{Node: recovery, Command: "bash " + PreparedDir + "/run.sh recovery"})
+}
+
+// HostCommand is a command to run as root on a host's console.
+type HostCommand struct {
+	Node    string `json:"node"`
+	Command string `json:"command"`
+}
+
+// planEnv is a host's plan.env: what the runner knows of the restore.
+func planEnv(id string, profile Profile, this Host, all []Host, dataMove string) string {
+	var nodes []string
+	for _, h := range all {
+		nodes = append(nodes, h.Name+"="+h.IP)
+	}
+	sort.Strings(nodes)
+	vars := [][2]string{
+		{"RESTORE_ID", id}, {"PROFILE", string(profile)}, {"THIS_NODE", this.Name}, {"THIS_IP", this.IP},
+		{"NODES", strings.Join(nodes, " ")}, {"DATA_MOVE", dataMove},
+		{"STOP_TIMEOUT", fmt.Sprint(runnerStopTimeout)}, {"RECOVERY_DEADLINE", fmt.Sprint(runnerRecoveryDeadline)}, {"PEER_DEADLINE", fmt.Sprint(runnerPeerDeadline)},
+	}
+	var b strings.Builder
+	for _, v := range vars {
+		fmt.Fprintf(&b, "%s=%s\n", v[0], debugnode.ShellQuote(v[1]))
+	}
+	return b.String()
+}
+
+// Prepare checks the restore as Preflight does and leaves the backup, the
+// runner and each host's plan on every control-plane host, in PreparedDir.
+// An earlier prepared directory is replaced once the new one is complete;
+// one that a restore used (it holds the data that restore moved aside) is
+// kept under another name.
+func Prepare(ctx context.Context, c Clients, o Options, progress func(name string, done, total int64)) (*Prepared, error) {
+	if len(o.LostNodes) > 0 {
+		return nil, fmt.Errorf("refusing to prepare, nothing was changed: restore prepare pre-positions the backup on every control-plane host while the cluster is healthy; --lost-node is for the restore itself")
+	}
+	p, err := Preflight(ctx, c, o)
+	if err != nil {
+		return nil, err
+	}
+	all := append([]Host{p.Recovery}, p.Peers...)
+	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
+	out := &Prepared{Plan: p, Dir: PreparedDir, Hosts: all}
+	for _, h := range all {
+		kept, err := prepareHost(ctx, o, p, h, all, progress)
+		if err != nil {
+			return out, fmt.Errorf("prepare %s: %w", h.Name, err)
+		}
+		if kept != "" {
+			if out.Replaced == nil {
+				out.Replaced = map[string]string{}
+			}
+			out.Replaced[h.Name] = kept
+		}
+	}
+	return out, nil
+}
+
+// prepareHost fills a fresh directory beside PreparedDir and swaps it in.
+func prepareHost(ctx context.Context, o Options, p *Plan, h Host, all []Host, progress func(name string, done, total int64)) (kept string, err error) {
+	r, err := o.StartRunner(ctx, h.Name)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if cerr := r.Close(context.WithoutCancel(ctx)); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	fresh := PreparedDir + ".new-" + p.ID
+	var stderr bytes.Buffer
+	if code, err := r.Host(ctx, "set -e; rm -rf "+fresh+"; install -d -m 0700 "+fresh+"/backup "+fresh+"/state", nil, io.Discard, &stderr); err != nil || code != 0 {
+		return "", hostErr("create "+fresh, code, err, &stderr)
+	}
+	for _, name := range []string{p.Backup.Snapshot, p.Backup.Resources} {
+		f, err := os.Open(filepath.Join(p.Backup.Dir, name))
+		if err != nil {
+			return "", err
+		}
+		fi, err := f.Stat()
+		if err == nil {
+			_, err = r.Upload(ctx, f, fi.Size(), fresh+"/backup/"+name, func(done, total int64) {
+				if progress != nil {
+					progress(h.Name+": "+name, done, total)
+				}
+			})
+		}
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("upload %s: %w", name, err)
+		}
+	}
+	dataMove := "rename"
+	for _, probe := range p.Hosts {
+		if probe.Node == h.Name && probe.EtcdMountPoint {
+			dataMove = "within"
+		}
+	}
+	env := planEnv("prepared-"+p.ID, p.Profile, h, all, dataMove)
+	for name, data := range map[string][]byte{"run.sh": runnerScript, "plan.env": []byte(env)} {
+		if _, err := r.Upload(ctx, bytes.NewReader(data), int64(len(data)), fresh+"/"+name, nil); err != nil {
+			return "", fmt.Errorf("write %s: %w", name, err)
+		}
+	}
+	// The etcd cluster this host's member serves now: a peer tells the
+	// restored cluster from the old one by it when its own member is down
+	// on the day. The swap keeps a used directory: it holds the data its
+	// restore moved aside.
+	used := StateDir + "/prepared-used-" + p.ID
+	swap := `set -e
+id=$(bash ` + fresh + `/run.sh cluster-id)
+[ -n "$id" ] || { echo "etcd on this host does not say which cluster it serves"; exit 1; }
+echo "OLD_CLUSTER_ID=$id" >>` + fresh + `/plan.env
+if [ -d ` + PreparedDir + ` ]; then
+  if [ -n "$(ls -A ` + PreparedDir + `/state 2>/dev/null)" ]; then mv ` + PreparedDir + ` ` + used + `; echo kept
+  else rm -rf ` + PreparedDir + `; fi
+fi
+mv ` + fresh + ` ` + PreparedDir + `
+sync`
+	stderr.Reset()
+	var stdout bytes.Buffer
+	if code, err := r.Host(ctx, swap, nil, &stdout, &stderr); err != nil || code != 0 {
+		return "", hostErr("put the prepared directory in place", code, err, &stderr)
+	}
+	if strings.Contains(stdout.String(), "kept") {
+		return used, nil
+	}
+	return "", nil
+}
+
+func hostErr(what string, code int, err error, stderr *bytes.Buffer) error {
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: exit %d: %s", what, code, strings.TrimSpace(stderr.String()))
+}
