@@ -106,3 +106,125 @@ func errString(err error) string {
 	}
 	return err.Error()
 }
+
+// prepared starts a box, takes a backup with configmap before-backup in it,
+// prepares it on every host and then creates after-backup.
+func prepared(t *testing.T) (*box.Box, context.Context) {
+	t.Helper()
+	b := boxtest.StartBox(t, box.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	t.Cleanup(cancel)
+	cms := b.Kube.CoreV1().ConfigMaps("default")
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before-backup"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := backupOf(t, b)
+	if r := runRestore(t, b, nil, "prepare", dir); r.Code != 0 {
+		t.Fatalf("restore prepare: %s", r)
+	}
+	waitNoLeftovers(t, ctx, b.Kube)
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-backup"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return b, ctx
+}
+
+// runOn runs the prepared runner on each host at once, the recovery host a
+// moment after the peers, as the consoles would.
+func runOn(b *box.Box, recovery string, peers ...string) map[string]boxtest.Result {
+	type out struct {
+		node string
+		r    boxtest.Result
+	}
+	results := make(chan out, len(peers)+1)
+	run := func(node, args string) {
+		r, err := boxtest.HostRunFor(b, node, "bash "+restore.PreparedDir+"/run.sh "+args, 4*time.Minute)
+		if err != nil {
+			r.Stderr += err.Error()
+			r.Code = -1
+		}
+		results <- out{node, r}
+	}
+	for _, p := range peers {
+		go run(p, "peer "+recovery)
+	}
+	time.Sleep(2 * time.Second)
+	go run(recovery, "recovery")
+	all := map[string]boxtest.Result{}
+	for range len(peers) + 1 {
+		o := <-results
+		all[o.node] = o.r
+	}
+	return all
+}
+
+// With every host up, one command per host: the peers stop and move their
+// data aside, the recovery host restores once their etcd is gone, the
+// peers restart their kubelets once it serves the new cluster.
+func TestRestorePreparedFromTheConsolesOfEveryHost(t *testing.T) {
+	t.Parallel()
+	b, ctx := prepared(t)
+	for node, r := range runOn(b, "master-0", "master-1", "master-2") {
+		if r.Code != 0 || !strings.Contains(r.Stdout, "done: ") {
+			t.Errorf("run.sh on %s: %s", node, r)
+		}
+	}
+	cms := b.Kube.CoreV1().ConfigMaps("default")
+	err := box.WaitFor(ctx, 2*time.Minute, "the API serving the restored data", func(ctx context.Context) (bool, string, error) {
+		if _, err := cms.Get(ctx, "before-backup", metav1.GetOptions{}); err != nil {
+			return false, "before-backup: " + err.Error(), nil
+		}
+		_, err := cms.Get(ctx, "after-backup", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), "after-backup: " + errString(err), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := boxtest.MemberIDs(t, b); len(ids) != 1 || ids["master-0"] == 0 {
+		t.Errorf("etcd members after the restore: %v", ids)
+	}
+	for _, n := range []string{"master-1", "master-2"} {
+		check := "test -d " + restore.PreparedDir + "/etcd-data/member && test -f " + restore.PreparedDir + "/state/kubelet-restarted && ls " + restore.PreparedDir + "/manifests && ls /etc/kubernetes/manifests"
+		if r := boxtest.HostRun(t, b, n, check); r.Code != 0 || r.Stdout != "etcd-pod.yaml\nkube-apiserver-pod.yaml\nkube-controller-manager-pod.yaml\nkube-scheduler-pod.yaml\n" {
+			t.Errorf("%s after its part: %s", n, r)
+		}
+	}
+}
+
+// A host whose part is never run keeps its etcd answering: the recovery
+// host changes nothing after its deadline, and the peer that did its part
+// puts everything back once its own deadline passes with the old cluster
+// still served. The cluster stays as it was.
+func TestRestorePreparedRollsBackWhenAHostKeepsItsEtcd(t *testing.T) {
+	t.Parallel()
+	b, ctx := prepared(t)
+	short := "sed -i -e 's/^RECOVERY_DEADLINE=.*/RECOVERY_DEADLINE=10/' -e 's/^PEER_DEADLINE=.*/PEER_DEADLINE=40/' " + restore.PreparedDir + "/plan.env"
+	for _, n := range []string{"master-0", "master-1"} {
+		if r := boxtest.HostRun(t, b, n, short); r.Code != 0 {
+			t.Fatalf("shorten the deadlines on %s: %s", n, r)
+		}
+	}
+	before := boxtest.MemberIDs(t, b)
+	all := runOn(b, "master-0", "master-1")
+	if r := all["master-0"]; r.Code != 3 || !strings.Contains(r.Stdout, "etcd still answers on") || !strings.Contains(r.Stdout, "nothing was changed here") {
+		t.Errorf("the recovery host with master-2's etcd running: %s", r)
+	}
+	if r := all["master-1"]; r.Code != 3 || !strings.Contains(r.Stdout, "master-0 still serves the old etcd cluster") || !strings.Contains(r.Stdout, "putting etcd's data and the static pods back") {
+		t.Errorf("the peer whose recovery host never restored: %s", r)
+	}
+	if err := b.WaitForEtcdMembersAvailable(ctx, "3 members are available"); err != nil {
+		t.Fatal(err)
+	}
+	if after := boxtest.MemberIDs(t, b); len(after) != 3 || after["master-1"] != before["master-1"] {
+		t.Errorf("members %v, before %v", after, before)
+	}
+	if _, err := b.Kube.CoreV1().ConfigMaps("default").Get(ctx, "after-backup", metav1.GetOptions{}); err != nil {
+		t.Errorf("the cluster's data after the rollback: %v", err)
+	}
+	if r := boxtest.HostRun(t, b, "master-0", "ls "+restore.PreparedDir+"/state; test ! -e /var/lib/etcd-backup"); r.Code != 0 || strings.Contains(r.Stdout, "restore-started") {
+		t.Errorf("master-0 after it changed nothing: %s", r)
+	}
+	if r := boxtest.HostRun(t, b, "master-1", "ls /etc/kubernetes/manifests; test -d /var/lib/etcd/member && test ! -e "+restore.PreparedDir+"/etcd-data"); r.Code != 0 || !strings.Contains(r.Stdout, "etcd-pod.yaml\nkube-apiserver-pod.yaml\n") {
+		t.Errorf("master-1 after its rollback: %s", r)
+	}
+}

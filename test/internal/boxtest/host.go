@@ -20,17 +20,23 @@ const DebugImage = "registry.redhat.io/rhel9/support-tools"
 // administrator in `oc debug node` + `chroot /host` would.
 func HostRun(t testing.TB, b *box.Box, node, script string) Result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd, err := b.Node(node).Sandbox.Command(ctx, box.HostCommand{Argv: []string{"sh", "-c", script}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := Capture(cmd)
+	r, err := HostRunFor(b, node, script, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// HostRunFor runs script on node's host for at most timeout; it may be
+// called from any goroutine.
+func HostRunFor(b *box.Box, node, script string, timeout time.Duration) (Result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd, err := b.Node(node).Sandbox.Command(ctx, box.HostCommand{Argv: []string{"sh", "-c", script}})
+	if err != nil {
+		return Result{}, err
+	}
+	return Capture(cmd)
 }
 
 // WaitForHost runs script on node until it prints want: host state (a
