@@ -6,11 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	configv1 "github.com/openshift/api/config/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
@@ -335,17 +333,7 @@ func TestRestoreWithQuorumLostPrintsTheConsoleProcedure(t *testing.T) {
 	}
 	// The kube-apiserver the script started from the backup serves the
 	// restored data, on the endpoint the installer's kubeconfig names.
-	cms := b.Kube.CoreV1().ConfigMaps("default")
-	err := box.WaitFor(ctx, 2*time.Minute, "the API serving the restored data", func(ctx context.Context) (bool, string, error) {
-		if _, err := cms.Get(ctx, "before-backup", metav1.GetOptions{}); err != nil {
-			return false, "before-backup: " + err.Error(), nil
-		}
-		_, err := cms.Get(ctx, "after-backup", metav1.GetOptions{})
-		return apierrors.IsNotFound(err), "after-backup: " + errString(err), nil
-	})
-	if err != nil {
-		t.Error(err)
-	}
+	waitForRestoredData(t, ctx, b)
 	if r := tools.Run(t, b, "", "oc-recover", "restore", "--dry-run", dir, "--lost-node", "master-1", "--lost-node", "master-2"); strings.Contains(r.Stderr, "the API does not answer") {
 		t.Errorf("restore still finds the API down: %s", r)
 	}

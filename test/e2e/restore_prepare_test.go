@@ -77,16 +77,7 @@ func TestRestorePreparedFromTheConsoleAfterQuorumLoss(t *testing.T) {
 	if res := boxtest.HostRun(t, b, "master-0", run); res.Code != 0 || !strings.Contains(res.Stdout, "done: etcd serves cluster") {
 		t.Fatalf("on master-0's console, %q: %s", run, res)
 	}
-	err := box.WaitFor(ctx, 2*time.Minute, "the API serving the restored data", func(ctx context.Context) (bool, string, error) {
-		if _, err := cms.Get(ctx, "before-backup", metav1.GetOptions{}); err != nil {
-			return false, "before-backup: " + err.Error(), nil
-		}
-		_, err := cms.Get(ctx, "after-backup", metav1.GetOptions{})
-		return apierrors.IsNotFound(err), "after-backup: " + errString(err), nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitForRestoredData(t, ctx, b)
 	if ids := boxtest.MemberIDs(t, b); len(ids) != 1 || ids["master-0"] == 0 {
 		t.Errorf("etcd members after the restore: %v", ids)
 	}
@@ -97,6 +88,23 @@ func TestRestorePreparedFromTheConsoleAfterQuorumLoss(t *testing.T) {
 	}
 	if res := boxtest.HostRun(t, b, "master-0", run); res.Code != 0 || !strings.Contains(res.Stdout, "already done") {
 		t.Errorf("a second run: %s", res)
+	}
+}
+
+// waitForRestoredData waits until the API serves the backup's data:
+// configmap before-backup, and no after-backup.
+func waitForRestoredData(t *testing.T, ctx context.Context, b *box.Box) {
+	t.Helper()
+	cms := b.Kube.CoreV1().ConfigMaps("default")
+	err := box.WaitFor(ctx, 2*time.Minute, "the API serving the restored data", func(ctx context.Context) (bool, string, error) {
+		if _, err := cms.Get(ctx, "before-backup", metav1.GetOptions{}); err != nil {
+			return false, "before-backup: " + err.Error(), nil
+		}
+		_, err := cms.Get(ctx, "after-backup", metav1.GetOptions{})
+		return apierrors.IsNotFound(err), "after-backup: " + errString(err), nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -169,17 +177,7 @@ func TestRestorePreparedFromTheConsolesOfEveryHost(t *testing.T) {
 			t.Errorf("run.sh on %s: %s", node, r)
 		}
 	}
-	cms := b.Kube.CoreV1().ConfigMaps("default")
-	err := box.WaitFor(ctx, 2*time.Minute, "the API serving the restored data", func(ctx context.Context) (bool, string, error) {
-		if _, err := cms.Get(ctx, "before-backup", metav1.GetOptions{}); err != nil {
-			return false, "before-backup: " + err.Error(), nil
-		}
-		_, err := cms.Get(ctx, "after-backup", metav1.GetOptions{})
-		return apierrors.IsNotFound(err), "after-backup: " + errString(err), nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitForRestoredData(t, ctx, b)
 	if ids := boxtest.MemberIDs(t, b); len(ids) != 1 || ids["master-0"] == 0 {
 		t.Errorf("etcd members after the restore: %v", ids)
 	}

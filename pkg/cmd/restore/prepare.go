@@ -94,18 +94,7 @@ func (o *PrepareOptions) Complete(f genericclioptions.RESTClientGetter, args []s
 }
 
 // Validate checks the flags alone.
-func (o *PrepareOptions) Validate() error {
-	if err := output.Validate(o.Output); err != nil {
-		return err
-	}
-	if fi, err := os.Stat(o.Dir); err != nil || !fi.IsDir() {
-		return exitcode.Usagef("%s is not a backup directory (as `backup` writes it, or cluster-backup.sh)", o.Dir)
-	}
-	if o.PodStartTimeout <= 0 {
-		return exitcode.Usagef("--pod-start-timeout must be positive, got %s", o.PodStartTimeout)
-	}
-	return nil
-}
+func (o *PrepareOptions) Validate() error { return validate(o.Output, o.Dir, o.PodStartTimeout) }
 
 // Run prepares every control-plane host.
 func (o *PrepareOptions) Run(ctx context.Context) error {

@@ -129,15 +129,18 @@ func (o *Options) Complete(f genericclioptions.RESTClientGetter, args []string) 
 }
 
 // Validate checks the flags alone.
-func (o *Options) Validate() error {
-	if err := output.Validate(o.Output); err != nil {
+func (o *Options) Validate() error { return validate(o.Output, o.Dir, o.PodStartTimeout) }
+
+// validate checks the flags restore and restore prepare share.
+func validate(format, dir string, podStartTimeout time.Duration) error {
+	if err := output.Validate(format); err != nil {
 		return err
 	}
-	if fi, err := os.Stat(o.Dir); err != nil || !fi.IsDir() {
-		return exitcode.Usagef("%s is not a backup directory (as `backup` writes it, or cluster-backup.sh)", o.Dir)
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return exitcode.Usagef("%s is not a backup directory (as `backup` writes it, or cluster-backup.sh)", dir)
 	}
-	if o.PodStartTimeout <= 0 {
-		return exitcode.Usagef("--pod-start-timeout must be positive, got %s", o.PodStartTimeout)
+	if podStartTimeout <= 0 {
+		return exitcode.Usagef("--pod-start-timeout must be positive, got %s", podStartTimeout)
 	}
 	return nil
 }
