@@ -93,9 +93,6 @@ func planEnv(id string, profile Profile, this Host, all []Host, dataMove string)
 // one that a restore used (it holds the data that restore moved aside) is
 // kept under another name.
 func Prepare(ctx context.Context, c Clients, o Options, progress func(name string, done, total int64)) (*Prepared, error) {
-	if len(o.LostNodes) > 0 {
-		return nil, fmt.Errorf("refusing to prepare, nothing was changed: restore prepare pre-positions the backup on every control-plane host while the cluster is healthy; --lost-node is for the restore itself")
-	}
 	p, err := Preflight(ctx, c, o)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -244,8 +245,22 @@ func TestRestorePlanAndRefusals(t *testing.T) {
 				t.Errorf("want exit %d and %q: %s", tc.code, tc.want, r)
 			}
 			assertUnchanged(t, tc.name)
+			// restore prepare refuses what restore refuses, uploading nothing.
+			if !slices.Contains(tc.args, "--recovery-node") && !slices.Contains(tc.args, "--lost-node") {
+				r := runRestore(t, shared, tc.env, append([]string{"prepare", d}, tc.args...)...)
+				if r.Code != tc.code || !strings.Contains(r.Stderr, tc.want) {
+					t.Errorf("restore prepare: want exit %d and %q: %s", tc.code, tc.want, r)
+				}
+				assertUnchanged(t, "restore prepare of "+tc.name)
+			}
 		})
 	}
+
+	r = runRestore(t, shared, nil, "prepare", dir, "--dry-run")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Would prepare /var/lib/oc-recover/restore/prepared on master-0, master-1, master-2 (dry run: nothing was changed)") {
+		t.Errorf("restore prepare --dry-run: %s", r)
+	}
+	assertUnchanged(t, "restore prepare --dry-run")
 
 	t.Run("a recovery host without the restore pod", func(t *testing.T) {
 		pod := filepath.Join(shared.Node("master-1").Sandbox.Root, "etc/kubernetes/static-pod-resources/etcd-certs/configmaps/restore-etcd-pod/pod.yaml")

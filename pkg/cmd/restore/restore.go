@@ -63,7 +63,8 @@ var restoreLong = templates.LongDesc(`
 	the control-plane hosts' consoles is printed, rendered from the backup's
 	own snapshot (the release, the control-plane nodes and their addresses;
 	--recovery-node and --lost-node as above), moving data aside within /var
-	and deleting nothing; it exits 1.
+	and deleting nothing; it exits 1. With "restore prepare" run earlier,
+	while the cluster was healthy, that procedure is one command per host.
 
 	The plan lists every step of the three phases: A while the API is up
 	(upload the backup to a fresh directory on the recovery host, move aside
