@@ -186,3 +186,17 @@ func (b *Box) CrashLoopEtcd(name string, on bool) error {
 	}
 	return n.Etcd.setCrashLoop(on)
 }
+
+// UnstoppableEtcd makes the containers of node's etcd pod ignore their
+// stop (on) or obey it again (off): with its manifest moved out of the
+// manifests directory the member keeps serving and crictl keeps listing
+// them, as with a process stuck in the kernel, until the fault is lifted
+// and the kubelet stops them.
+func (b *Box) UnstoppableEtcd(name string, on bool) error {
+	n := b.Node(name)
+	if n == nil || n.Kubelet == nil || n.Etcd == nil {
+		return fmt.Errorf("no control-plane node %q in the box", name)
+	}
+	n.Kubelet.unstoppableEtcd.Store(on)
+	return nil
+}

@@ -80,6 +80,9 @@ type FakeKubelet struct {
 	// the node's etcd member (control-plane nodes only), run while
 	// etcd-pod.yaml is in the manifests directory.
 	etcd *EtcdMember
+	// unstoppableEtcd: the etcd pod's containers ignore their stop
+	// (UnstoppableEtcd).
+	unstoppableEtcd atomic.Bool
 	// etcdSeenRunning: the member ran when last looked at, so finding it
 	// stopped means it exited by itself (removed from its cluster).
 	etcdSeenRunning bool

@@ -108,6 +108,9 @@ func (k *FakeKubelet) readManifests() map[string]*staticPod {
 func (k *FakeKubelet) syncStaticPods() {
 	desired := k.readManifests()
 	k.mu.Lock()
+	if _, ok := desired["etcd"]; !ok && k.static["etcd"] != nil && k.unstoppableEtcd.Load() {
+		desired["etcd"] = k.static["etcd"] // its containers ignore the stop
+	}
 	var removed []string
 	for name := range k.static {
 		if _, ok := desired[name]; !ok {

@@ -226,3 +226,49 @@ func TestRestorePreparedRollsBackWhenAHostKeepsItsEtcd(t *testing.T) {
 		t.Errorf("master-1 after its rollback: %s", r)
 	}
 }
+
+// A host whose etcd never stops: that peer puts its pods back when its
+// containers outlive the stop, the recovery host never restores (etcd still
+// answers there), the other peer puts everything back after its deadline.
+// The cluster keeps its members and its data.
+func TestRestorePreparedRollsBackWhenAHostsEtcdNeverStops(t *testing.T) {
+	t.Parallel()
+	b, ctx := prepared(t)
+	short := "sed -i -e 's/^STOP_TIMEOUT=.*/STOP_TIMEOUT=5/' -e 's/^RECOVERY_DEADLINE=.*/RECOVERY_DEADLINE=20/' -e 's/^PEER_DEADLINE=.*/PEER_DEADLINE=45/' " + restore.PreparedDir + "/plan.env"
+	for _, n := range []string{"master-0", "master-1", "master-2"} {
+		if r := boxtest.HostRun(t, b, n, short); r.Code != 0 {
+			t.Fatalf("shorten the deadlines on %s: %s", n, r)
+		}
+	}
+	before := boxtest.MemberIDs(t, b)
+	if err := b.UnstoppableEtcd("master-1", true); err != nil {
+		t.Fatal(err)
+	}
+	all := runOn(b, "master-0", "master-1", "master-2")
+	if r := all["master-1"]; r.Code != 3 || !strings.Contains(r.Stdout, "their containers still run after 5s") || !strings.Contains(r.Stdout, "putting etcd's data and the static pods back") {
+		t.Errorf("the peer whose etcd does not stop: %s", r)
+	}
+	if r := all["master-0"]; r.Code != 3 || !strings.Contains(r.Stdout, "etcd still answers on "+b.Node("master-1").IP.String()) || !strings.Contains(r.Stdout, "nothing was changed here") {
+		t.Errorf("the recovery host with master-1's etcd running: %s", r)
+	}
+	if r := all["master-2"]; r.Code != 3 || !strings.Contains(r.Stdout, "master-0 still serves the old etcd cluster") {
+		t.Errorf("the peer whose recovery host never restored: %s", r)
+	}
+	if err := b.UnstoppableEtcd("master-1", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitForEtcdMembersAvailable(ctx, "3 members are available"); err != nil {
+		t.Fatal(err)
+	}
+	if after := boxtest.MemberIDs(t, b); len(after) != 3 || after["master-1"] != before["master-1"] || after["master-2"] != before["master-2"] {
+		t.Errorf("members %v, before %v", after, before)
+	}
+	if _, err := b.Kube.CoreV1().ConfigMaps("default").Get(ctx, "after-backup", metav1.GetOptions{}); err != nil {
+		t.Errorf("the cluster's data after the rollback: %v", err)
+	}
+	for _, n := range []string{"master-1", "master-2"} {
+		if r := boxtest.HostRun(t, b, n, "ls /etc/kubernetes/manifests; test -d /var/lib/etcd/member"); r.Code != 0 || !strings.Contains(r.Stdout, "etcd-pod.yaml\nkube-apiserver-pod.yaml\nkube-controller-manager-pod.yaml\nkube-scheduler-pod.yaml\n") {
+			t.Errorf("%s after its rollback: %s", n, r)
+		}
+	}
+}
