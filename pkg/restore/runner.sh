@@ -94,11 +94,14 @@ for v in ETCDCTL_CACERT ETCDCTL_CERT ETCDCTL_KEY; do
   fi
 done
 
-# cluster_id IP: the etcd cluster ID the member at IP serves, or nothing.
+# cluster_id IP: the etcd cluster ID the member at IP serves, or nothing
+# (always status 0: a member that does not answer is an answer, and under
+# errexit a failing id=$(...) would end the runner mid-restore).
 cluster_id() {
-  curl -sS --max-time 5 --cacert "${ETCDCTL_CACERT}" --cert "${ETCDCTL_CERT}" --key "${ETCDCTL_KEY}" \
-    -X POST -d '{}' "https://$1:2379/v3/maintenance/status" 2>/dev/null |
-    sed -n 's/.*"cluster_id":"\{0,1\}\([0-9]*\)"\{0,1\}.*/\1/p'
+  {
+    curl -sS --max-time 5 --cacert "${ETCDCTL_CACERT}" --cert "${ETCDCTL_CERT}" --key "${ETCDCTL_KEY}" \
+      -X POST -d '{}' "https://$1:2379/v3/maintenance/status" 2>/dev/null || true
+  } | sed -n 's/.*"cluster_id":"\{0,1\}\([0-9]*\)"\{0,1\}.*/\1/p'
 }
 if [ "${ROLE}" = cluster-id ]; then
   cluster_id "${THIS_IP}"

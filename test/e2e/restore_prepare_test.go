@@ -140,6 +140,12 @@ func prepared(t *testing.T) (*box.Box, context.Context) {
 // runOn runs the prepared runner on each host at once, the recovery host a
 // moment after the peers, as the consoles would.
 func runOn(b *box.Box, recovery string, peers ...string) map[string]boxtest.Result {
+	return runOnAfter(b, func() {}, recovery, peers...)
+}
+
+// runOnAfter is runOn with meanwhile run once the peers wait, before the
+// recovery host starts.
+func runOnAfter(b *box.Box, meanwhile func(), recovery string, peers ...string) map[string]boxtest.Result {
 	type out struct {
 		node string
 		r    boxtest.Result
@@ -157,6 +163,7 @@ func runOn(b *box.Box, recovery string, peers ...string) map[string]boxtest.Resu
 		go run(p, "peer "+recovery)
 	}
 	time.Sleep(2 * time.Second)
+	meanwhile()
 	go run(recovery, "recovery")
 	all := map[string]boxtest.Result{}
 	for range len(peers) + 1 {
@@ -172,7 +179,15 @@ func runOn(b *box.Box, recovery string, peers ...string) map[string]boxtest.Resu
 func TestRestorePreparedFromTheConsolesOfEveryHost(t *testing.T) {
 	t.Parallel()
 	b, ctx := prepared(t)
-	for node, r := range runOn(b, "master-0", "master-1", "master-2") {
+	// While the peers wait, the recovery host's etcd does not answer for a
+	// while (as during its restore): they keep waiting.
+	down := func() {
+		stop := "sleep 5 && mv /etc/kubernetes/manifests/etcd-pod.yaml /root/ && sleep 10 && mv /root/etcd-pod.yaml /etc/kubernetes/manifests/"
+		if r, err := boxtest.HostRunFor(b, "master-0", stop, time.Minute); err != nil || r.Code != 0 {
+			t.Errorf("take master-0's etcd away for a while: %v %s", err, r)
+		}
+	}
+	for node, r := range runOnAfter(b, down, "master-0", "master-1", "master-2") {
 		if r.Code != 0 || !strings.Contains(r.Stdout, "done: ") {
 			t.Errorf("run.sh on %s: %s", node, r)
 		}
