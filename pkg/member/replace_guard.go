@@ -107,31 +107,11 @@ func orNull(raw json.RawMessage) json.RawMessage {
 
 // overridePatch sets the quorum-guard override, keeping the other
 // unsupported overrides.
-func overridePatch() map[string]any {
-	return map[string]any{"spec": map[string]any{"unsupportedConfigOverrides": map[string]any{unsafeEtcdOverride: true}}}
-}
+func overridePatch() map[string]any { return openshift.LiftQuorumGuardPatch() }
 
 // restorePatch puts spec.unsupportedConfigOverrides back to original.
-// A merge patch merges maps, so the override key is nulled explicitly when
-// the original did not have it.
 func restorePatch(original json.RawMessage) (map[string]any, error) {
-	var orig map[string]any
-	if len(original) > 0 && string(original) != "null" {
-		if err := json.Unmarshal(original, &orig); err != nil {
-			return nil, fmt.Errorf("recorded unsupportedConfigOverrides: %w", err)
-		}
-	}
-	if orig == nil {
-		return map[string]any{"spec": map[string]any{"unsupportedConfigOverrides": nil}}, nil
-	}
-	value := map[string]any{}
-	for k, v := range orig {
-		value[k] = v
-	}
-	if _, ok := orig[unsafeEtcdOverride]; !ok {
-		value[unsafeEtcdOverride] = nil
-	}
-	return map[string]any{"spec": map[string]any{"unsupportedConfigOverrides": value}}, nil
+	return openshift.PutBackOverridesPatch(original)
 }
 
 func mustJSON(v any) string {

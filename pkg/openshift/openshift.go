@@ -138,3 +138,33 @@ func QuorumGuardLifted(raw []byte) bool {
 	}
 	return false
 }
+
+// LiftQuorumGuardPatch is the merge patch of etcd/cluster that lifts the
+// quorum guard, keeping the other unsupported overrides.
+func LiftQuorumGuardPatch() map[string]any {
+	return map[string]any{"spec": map[string]any{"unsupportedConfigOverrides": map[string]any{QuorumGuardOverride: true}}}
+}
+
+// PutBackOverridesPatch is the merge patch of etcd/cluster that puts
+// spec.unsupportedConfigOverrides back to original (JSON; null or empty:
+// there was none). A merge patch merges maps, so the override key is nulled
+// explicitly when the original did not have it.
+func PutBackOverridesPatch(original json.RawMessage) (map[string]any, error) {
+	var orig map[string]any
+	if len(original) > 0 && string(original) != "null" {
+		if err := json.Unmarshal(original, &orig); err != nil {
+			return nil, fmt.Errorf("recorded unsupportedConfigOverrides: %w", err)
+		}
+	}
+	if orig == nil {
+		return map[string]any{"spec": map[string]any{"unsupportedConfigOverrides": nil}}, nil
+	}
+	value := map[string]any{}
+	for k, v := range orig {
+		value[k] = v
+	}
+	if _, ok := orig[QuorumGuardOverride]; !ok {
+		value[QuorumGuardOverride] = nil
+	}
+	return map[string]any{"spec": map[string]any{"unsupportedConfigOverrides": value}}, nil
+}

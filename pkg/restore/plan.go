@@ -75,24 +75,20 @@ func (p *Plan) steps() []Step {
 	all := append([]Host{p.Recovery}, p.Peers...)
 
 	for _, h := range all {
-		add(PhaseA, h.Name, "create the restore's directory (on /var: a restore does not rewind it, a reboot keeps it)", "install -d -m 0700 "+d)
-	}
-	add(PhaseA, r, fmt.Sprintf("upload %s and %s into a fresh directory holding only them (tar over exec, sha256 on both ends), so that cluster-restore.sh finds exactly this pair", p.Backup.Snapshot, p.Backup.Resources),
-		"install -d -m 0700 "+d+"/backup")
-	for _, h := range p.Hosts {
-		if h.Node == r && h.EtcdBackupMember >= 0 {
-			add(PhaseA, r, fmt.Sprintf("move aside the data of an earlier restore (%s), which cluster-restore.sh would delete", backup.HumanBytes(h.EtcdBackupMember)),
-				"install -d -m 0700 "+d+"/prior && mv "+etcdDataBackup+"/member "+d+"/prior/etcd-backup-member")
+		what := "write the host runner and this host's plan into a fresh directory (on /var: a restore does not rewind it, a reboot keeps it), and record the etcd cluster ID its member serves"
+		if h.Name == r {
+			what += fmt.Sprintf("; upload %s and %s beside them (tar over exec, sha256 on both ends), so that cluster-restore.sh finds exactly this pair", p.Backup.Snapshot, p.Backup.Resources)
 		}
+		add(PhaseA, h.Name, what, "install -d -m 0700 "+d+" "+d+"/state")
 	}
-	add(PhaseA, "", "record the restore in the live API; the restored data does not hold it, so its absence later proves the restore is served", "ConfigMap openshift-etcd/oc-recover-restore-"+p.ID)
+	add(PhaseA, "", "record the restore in the live API; the restored data does not hold it, so its absence later proves the restore is served", "ConfigMap "+SentinelNamespace+"/"+p.sentinel())
 	for _, h := range all {
-		role := "peer"
+		role := "peer " + r
 		if h.Name == r {
 			role = "recovery"
 		}
-		add(PhaseA, h.Name, "write the plan and the host runner, then arm the unit that runs this host's part; every host is verified armed, and all are disarmed if one is not",
-			fmt.Sprintf("systemd-run --unit=%s --on-active=<seconds to the common start> --property=Type=oneshot --property=RemainAfterExit=yes /bin/bash %s/run.sh %s", p.unit(), d, role))
+		add(PhaseA, h.Name, "arm the transient unit that runs this host's part, the recovery host first; each is verified running, and should one host not arm, those armed are disarmed (run.sh abort) and left as they were",
+			fmt.Sprintf("systemd-run --unit=%s --remain-after-exit /bin/bash %s/run.sh %s", p.unit(), d, role))
 	}
 
 	for _, h := range p.Peers {
@@ -100,27 +96,21 @@ func (p *Plan) steps() []Step {
 	}
 	p.recoverySteps(add)
 
-	add(PhaseC, "", "confirm the restored data is served: the record of phase A is gone and etcd has a new cluster ID", "")
-	add(PhaseC, "", "approve the nodes' pending CSRs that validate, taking a Ready condition whose heartbeat predates the restore as stale", "")
-	add(PhaseC, "", "check the single etcd member on "+r, "")
+	add(PhaseC, "", "confirm the restored data is served (the record of phase A is gone) and record phase C, so that a re-run resumes it", "etcd/cluster annotation "+RecordAnnotation)
 	if p.Profile == Legacy && p.NetworkType == "OVNKubernetes" {
-		add(PhaseC, "", "reset OVN-Kubernetes as the release's procedure does, once the core works", "")
+		add(PhaseC, "", "NOT AUTOMATED YET, by hand once the command ends: reset OVN-Kubernetes as \"Restoring to a previous cluster state\" does for this release", "")
 	}
 	add(PhaseC, "", "lift the quorum guard so that the operator can add the other members; the restored value of spec.unsupportedConfigOverrides is kept to be put back",
 		"etcd/cluster spec.unsupportedConfigOverrides.useUnsupportedUnsafeNonHANonProductionUnstableEtcd=true")
-	if p.Profile == Legacy {
-		add(PhaseC, "", "force a new etcd revision and wait until every control-plane node runs it", "etcd/cluster spec.forceRedeploymentReason=recovery-"+p.ID)
-	} else {
-		add(PhaseC, "", "wait until the etcd operator rolls a new revision to every control-plane node (forced only if none comes)", "etcd/cluster spec.forceRedeploymentReason=recovery-"+p.ID)
-	}
+	add(PhaseC, "", "force a new etcd revision and wait until every control-plane node runs it", "etcd/cluster spec.forceRedeploymentReason=recovery-"+p.ID)
 	add(PhaseC, "", "wait until every control-plane node has a healthy member, then put the quorum guard back exactly as the backup had it", "etcd/cluster spec.unsupportedConfigOverrides")
 	if p.Profile == Legacy {
 		for _, op := range []string{"kubeapiserver", "kubecontrollermanager", "kubescheduler"} {
 			add(PhaseC, "", "force a new "+op+" revision and wait until every control-plane node runs it", op+"/cluster spec.forceRedeploymentReason=recovery-"+p.ID)
 		}
 	}
-	add(PhaseC, "", "wait until the cluster operators are stable", "")
-	add(PhaseC, "", "remove what came back with the snapshot and this run's debug namespaces; keep everything moved aside, and say where", "")
+	add(PhaseC, "", "wait until every cluster operator has been Available, not Progressing and not Degraded for --minimum-stable-period", "")
+	add(PhaseC, "", "stop the units, remove the debug namespaces that came back with the snapshot and the record; keep everything moved aside, and say where", "")
 	return s
 }
 
@@ -147,6 +137,12 @@ func (p *Plan) peerSteps(add func(phase, node, action, command string), h Host) 
 func (p *Plan) recoverySteps(add func(phase, node, action, command string)) {
 	d, r := p.dir(), p.Recovery.Name
 	add(PhaseB, r, "wait until etcd has stopped on every other control-plane host; if it has not by the deadline, change nothing here", "")
+	for _, h := range p.Hosts {
+		if h.Node == r && h.EtcdBackupMember >= 0 {
+			add(PhaseB, r, fmt.Sprintf("move aside the data of an earlier restore (%s), which cluster-restore.sh would delete", backup.HumanBytes(h.EtcdBackupMember)),
+				"mv "+etcdDataBackup+"/member "+d+"/prior/etcd-backup-member")
+		}
+	}
 	if p.Profile == Modern {
 		add(PhaseB, r, "stop etcd", disableScript)
 	} else {
@@ -183,3 +179,7 @@ func (p *Plan) moveData(node string) string {
 	}
 	return fmt.Sprintf("mv %s %s/etcd-data && install -d -m 0700 %s", etcdDataDir, p.dir(), etcdDataDir)
 }
+
+// sentinel names the ConfigMap that records the restore in the live API
+// (object names are lower case; the ID's T and Z are not).
+func (p *Plan) sentinel() string { return SentinelPrefix + strings.ToLower(p.ID) }

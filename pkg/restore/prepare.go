@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 )
@@ -127,26 +128,55 @@ func prepareHost(ctx context.Context, o Options, p *Plan, h Host, all []Host, pr
 		}
 	}()
 	fresh := PreparedDir + ".new-" + p.ID
+	if err := stage(ctx, r, p, h, all, "prepared-"+p.ID, fresh, true, progress); err != nil {
+		return "", err
+	}
+	// The swap keeps a used directory: it holds the data its restore
+	// moved aside.
+	used := StateDir + "/prepared-used-" + p.ID
+	swap := `set -e
+if [ -d ` + PreparedDir + ` ]; then
+  if [ -n "$(ls -A ` + PreparedDir + `/state 2>/dev/null)" ]; then mv ` + PreparedDir + ` ` + used + `; echo kept
+  else rm -rf ` + PreparedDir + `; fi
+fi
+mv ` + fresh + ` ` + PreparedDir + `
+sync`
+	var stdout, stderr bytes.Buffer
+	if code, err := r.Host(ctx, swap, nil, &stdout, &stderr); err != nil || code != 0 {
+		removeFresh(ctx, r, fresh)
+		return "", hostErr("put the prepared directory in place", code, err, &stderr)
+	}
+	if strings.Contains(stdout.String(), "kept") {
+		return used, nil
+	}
+	return "", nil
+}
+
+// stage fills fresh, a new directory on host h, with a restore's runner,
+// this host's plan and, withBackup, the backup pair; then it records the
+// etcd cluster that the host's member serves now. A peer tells the
+// restored cluster from the old one by it when its own member is down on
+// the day. On any failure fresh is removed again: a half-written
+// directory is never left to be found.
+func stage(ctx context.Context, r debugnode.Runner, p *Plan, h Host, all []Host, id, fresh string, withBackup bool, progress func(name string, done, total int64)) (err error) {
 	var stderr bytes.Buffer
 	if code, err := r.Host(ctx, "set -e; rm -rf "+fresh+"; install -d -m 0700 "+fresh+"/backup "+fresh+"/state", nil, io.Discard, &stderr); err != nil || code != 0 {
-		return "", hostErr("create "+fresh, code, err, &stderr)
+		return hostErr("create "+fresh, code, err, &stderr)
 	}
-	for _, name := range []string{p.Backup.Snapshot, p.Backup.Resources} {
-		f, err := os.Open(filepath.Join(p.Backup.Dir, name))
+	defer func() {
 		if err != nil {
-			return "", err
+			removeFresh(ctx, r, fresh)
 		}
-		fi, err := f.Stat()
-		if err == nil {
-			_, err = r.Upload(ctx, f, fi.Size(), fresh+"/backup/"+name, func(done, total int64) {
+	}()
+	if withBackup {
+		for _, name := range []string{p.Backup.Snapshot, p.Backup.Resources} {
+			if err := uploadFile(ctx, r, filepath.Join(p.Backup.Dir, name), fresh+"/backup/"+name, func(done, total int64) {
 				if progress != nil {
 					progress(h.Name+": "+name, done, total)
 				}
-			})
-		}
-		f.Close()
-		if err != nil {
-			return "", fmt.Errorf("upload %s: %w", name, err)
+			}); err != nil {
+				return fmt.Errorf("upload %s: %w", name, err)
+			}
 		}
 	}
 	dataMove := "rename"
@@ -155,36 +185,46 @@ func prepareHost(ctx context.Context, o Options, p *Plan, h Host, all []Host, pr
 			dataMove = "within"
 		}
 	}
-	env := planEnv("prepared-"+p.ID, p.Profile, h, all, dataMove)
+	env := planEnv(id, p.Profile, h, all, dataMove)
 	for name, data := range map[string][]byte{"run.sh": runnerScript, "plan.env": []byte(env)} {
 		if _, err := r.Upload(ctx, bytes.NewReader(data), int64(len(data)), fresh+"/"+name, nil); err != nil {
-			return "", fmt.Errorf("write %s: %w", name, err)
+			return fmt.Errorf("write %s: %w", name, err)
 		}
 	}
-	// The etcd cluster this host's member serves now: a peer tells the
-	// restored cluster from the old one by it when its own member is down
-	// on the day. The swap keeps a used directory: it holds the data its
-	// restore moved aside.
-	used := StateDir + "/prepared-used-" + p.ID
-	swap := `set -e
+	record := `set -e
 id=$(bash ` + fresh + `/run.sh cluster-id)
-[ -n "$id" ] || { echo "etcd on this host does not say which cluster it serves"; exit 1; }
+[ -n "$id" ] || { echo "etcd on this host does not say which etcd cluster it serves: is its etcd pod running?"; exit 1; }
 echo "OLD_CLUSTER_ID=$id" >>` + fresh + `/plan.env
-if [ -d ` + PreparedDir + ` ]; then
-  if [ -n "$(ls -A ` + PreparedDir + `/state 2>/dev/null)" ]; then mv ` + PreparedDir + ` ` + used + `; echo kept
-  else rm -rf ` + PreparedDir + `; fi
-fi
-mv ` + fresh + ` ` + PreparedDir + `
 sync`
 	stderr.Reset()
 	var stdout bytes.Buffer
-	if code, err := r.Host(ctx, swap, nil, &stdout, &stderr); err != nil || code != 0 {
-		return "", hostErr("put the prepared directory in place", code, err, &stderr)
+	if code, err := r.Host(ctx, record, nil, &stdout, &stderr); err != nil || code != 0 {
+		stderr.WriteString(stdout.String())
+		return hostErr("read the etcd cluster ID on "+h.Name, code, err, &stderr)
 	}
-	if strings.Contains(stdout.String(), "kept") {
-		return used, nil
+	return nil
+}
+
+func uploadFile(ctx context.Context, r debugnode.Runner, local, remote string, progress func(done, total int64)) error {
+	f, err := os.Open(local)
+	if err != nil {
+		return err
 	}
-	return "", nil
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	_, err = r.Upload(ctx, f, fi.Size(), remote, progress)
+	return err
+}
+
+// removeFresh removes a directory that stage was filling, even after the
+// context ended (Ctrl-C).
+func removeFresh(ctx context.Context, r debugnode.Runner, fresh string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, _ = r.Host(cctx, "rm -rf "+fresh, nil, io.Discard, io.Discard)
 }
 
 func hostErr(what string, code int, err error, stderr *bytes.Buffer) error {

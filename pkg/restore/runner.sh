@@ -4,7 +4,10 @@
 # documentation, Backup and restore) lays it out, without the API:
 #
 #   run.sh peer RECOVERY-NODE   on every other control-plane host that is up;
-#   run.sh recovery             on the host that restores.
+#   run.sh recovery             on the host that restores;
+#   run.sh abort                undoes this host's part while the recovery host
+#                               has not restored (oc-recover runs it when it
+#                               could not start every host's part).
 #
 # It reads plan.env beside it (written by oc-recover: the restore's ID, the
 # profile, this host and every control-plane host) and runs from that
@@ -51,12 +54,12 @@ done_() { [ -f "${STATE}/$1" ]; }
 mark() { date -u +%Y-%m-%dT%H:%M:%SZ >"${STATE}/$1"; }
 
 usage() {
-  echo "usage: $0 recovery | peer RECOVERY-NODE"
+  echo "usage: $0 recovery | peer RECOVERY-NODE | abort"
   echo "RECOVERY-NODE is one of the control-plane hosts: ${NODES}"
   exit 2
 }
 case "${ROLE}" in
-recovery | cluster-id) ;;
+recovery | cluster-id | abort) ;;
 peer)
   if [ -z "${RECOVERY_IP}" ]; then
     echo "${RECOVERY_NODE:-no recovery host given}: not a control-plane host of this cluster"
@@ -76,11 +79,12 @@ fi
 if [ "${ROLE}" != cluster-id ]; then
   install -d -m 0700 "${STATE}"
 fi
-if done_ done; then
+if [ "${ROLE}" = abort ]; then
+  :
+elif done_ done; then
   say "already done at $(cat "${STATE}/done")"
   exit 0
-fi
-if done_ rolled-back; then
+elif done_ rolled-back; then
   say "rolled back at $(cat "${STATE}/rolled-back"): nothing left to do"
   exit 3
 fi
@@ -185,13 +189,18 @@ move_data() {
 # put_back undoes a peer's part: its data, then its pods, as they were.
 put_back() {
   say "putting etcd's data and the static pods back: the cluster stays as it was"
-  if done_ data-moved; then
-    if [ "${DATA_MOVE}" = within ]; then
-      mv "${ETCD_DATA_DIR}/.oc-recover-${RESTORE_ID}-member" "${ETCD_DATA_DIR}/member"
-    elif [ -d "${D}/etcd-data" ]; then
-      rmdir "${ETCD_DATA_DIR}" 2>/dev/null || move_new "${ETCD_DATA_DIR}" "${D}/etcd-data-empty"
-      mv "${D}/etcd-data" "${ETCD_DATA_DIR}"
+  # What was moved, marker or not: a run stopped mid-step may not have
+  # marked it.
+  local moved="${ETCD_DATA_DIR}/.oc-recover-${RESTORE_ID}-member"
+  if [ "${DATA_MOVE}" = within ]; then
+    if [ -d "${moved}" ] && [ ! -e "${ETCD_DATA_DIR}/member" ]; then
+      mv "${moved}" "${ETCD_DATA_DIR}/member"
     fi
+  elif [ -d "${D}/etcd-data" ]; then
+    if [ -e "${ETCD_DATA_DIR}" ]; then
+      rmdir "${ETCD_DATA_DIR}" 2>/dev/null || move_new "${ETCD_DATA_DIR}" "${D}/etcd-data-empty"
+    fi
+    mv "${D}/etcd-data" "${ETCD_DATA_DIR}"
   fi
   local m
   if [ "${PROFILE}" = modern ]; then
@@ -238,6 +247,26 @@ peer() {
   restart_kubelet
   mark done
   say "done: this host's etcd rejoins once the etcd operator redeploys it"
+}
+
+# abort: a peer puts back what it moved, the recovery host marks that it
+# will not restore. Neither happens once the recovery host has seen every
+# peer's etcd stopped (it may be restoring) or a peer has seen it restored.
+abort() {
+  if done_ rolled-back; then
+    say "already rolled back at $(cat "${STATE}/rolled-back")"
+    return 0
+  fi
+  if done_ peers-stopped || done_ restored-seen || done_ done; then
+    say "too late to abort: the restore has begun on the recovery host"
+    exit 3
+  fi
+  if done_ pods-stopped || done_ data-moved || [ -d "${D}/manifests" ]; then
+    put_back
+  else
+    mark rolled-back
+  fi
+  say "aborted: this host is as it was"
 }
 
 recovery() {

@@ -200,3 +200,16 @@ func (b *Box) UnstoppableEtcd(name string, on bool) error {
 	n.Kubelet.unstoppableEtcd.Store(on)
 	return nil
 }
+
+// RefuseTransientUnits makes systemd-run on node fail (on) as it does when
+// PID 1 does not answer on D-Bus in time, or work again (off).
+func (b *Box) RefuseTransientUnits(name string, on bool) error {
+	n := b.Node(name)
+	if n == nil || n.agent == nil {
+		return fmt.Errorf("no host %q in the box", name)
+	}
+	n.agent.mu.Lock()
+	n.agent.refuseUnits = on
+	n.agent.mu.Unlock()
+	return nil
+}

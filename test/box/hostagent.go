@@ -53,6 +53,8 @@ type hostAgent struct {
 	units       map[string]*transientUnit
 	lastRun     int // for the names of units started without --unit
 	shutdown    *scheduledShutdown
+	// refuseUnits: systemd-run fails as when PID 1 does not answer on D-Bus.
+	refuseUnits bool
 
 	unitsRunning sync.WaitGroup // the units' processes
 	tasks        sync.WaitGroup // scheduled power-offs and reboots

@@ -132,6 +132,9 @@ func (a *hostAgent) systemdRun(id, cwd string, args []string) *hostReply {
 	if !a.on {
 		return replyError(1, "Failed to start transient service unit: Transaction is destructive.")
 	}
+	if a.refuseUnits {
+		return replyError(1, "Failed to start transient service unit: Connection timed out")
+	}
 	name := unitName(req.unit)
 	if name == "" {
 		a.lastRun++

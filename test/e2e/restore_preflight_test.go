@@ -184,11 +184,13 @@ func TestRestorePlanAndRefusals(t *testing.T) {
 		}
 	}
 
-	r = runRestore(t, shared, nil, dir)
-	if r.Code != 1 || !strings.Contains(r.Stdout, "Restore plan") || !strings.Contains(r.Stderr, "does not carry it out yet") || !strings.Contains(r.Stderr, "nothing was changed") {
-		t.Errorf("restore without --dry-run: want the plan and exit 1, nothing changed: %s", r)
+	for _, bad := range [][]string{{"--api-timeout", "0s"}, {"--minimum-stable-period", "-1s"}} {
+		r = runRestore(t, shared, nil, append([]string{dir, "--yes"}, bad...)...)
+		if r.Code != 2 || !strings.Contains(r.Stderr, bad[0]+" must") {
+			t.Errorf("restore %s %s: want a usage error (exit 2): %s", bad[0], bad[1], r)
+		}
+		assertUnchanged(t, "restore "+bad[0]+" "+bad[1])
 	}
-	assertUnchanged(t, "restore without --dry-run")
 
 	// backup verify shows what the snapshot says of itself.
 	r = tools.Run(t, shared, "", "oc-recover", "backup", "verify", dir)

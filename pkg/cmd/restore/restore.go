@@ -19,6 +19,9 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/clients"
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/options"
 	"github.com/oc-recover/oc-recover/pkg/cmd/internal/output"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/progress"
+	"github.com/oc-recover/oc-recover/pkg/cmd/internal/prompt"
+	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
 	"github.com/oc-recover/oc-recover/pkg/restore"
 )
@@ -29,10 +32,13 @@ var restoreLong = templates.LongDesc(`
 	(Backup and restore, Control plane backup and restore, Disaster
 	recovery), through the API and debug pods alone.
 
-	This version checks and plans the restore; it does not carry it out yet.
-	With --dry-run it prints the plan and exits 0. Without it, it prints the
-	plan and stops with exit code 1, having changed nothing: follow the
-	documented procedure by hand, using the plan's host commands.
+	It checks the restore, prints its plan and, once confirmed (--yes),
+	carries it out: with --dry-run it prints the plan and changes nothing.
+	Once the hosts' units are armed the restore cannot be called back; if
+	the command is interrupted after that, running it again waits for the
+	restore and finishes it. A restore whose recovery host never began (a
+	host kept its etcd) is undone on every host, and the cluster is as it
+	was (exit 1).
 
 	The checks, each a refusal that changes nothing:
 
@@ -67,12 +73,17 @@ var restoreLong = templates.LongDesc(`
 	while the cluster was healthy, that procedure is one command per host.
 
 	The plan lists every step of the three phases: A while the API is up
-	(upload the backup to a fresh directory on the recovery host, move aside
-	what the restore script would delete, arm transient systemd units on
-	every host); B without the API (each host's part of the release's
-	procedure, legacy for OpenShift 4.4 to 4.17 and modern from 4.18); C once
-	the restored API answers (CSRs, the quorum guard, the redeployments, the
-	wait for stable operators, clean-up).`)
+	(the host runner and its plan on every control-plane host, the backup
+	uploaded to the recovery host, a record ConfigMap in the live API, and a
+	transient systemd unit armed on every host, the recovery host first); B
+	without the API (each host's part of the release's procedure, legacy for
+	OpenShift 4.4 to 4.17 and modern from 4.18, with the data moved aside
+	within /var and nothing deleted); C once the restored API answers (the
+	quorum guard lifted, etcd redeployed until every control-plane host has a
+	member again, the guard put back as the backup had it, on 4.4 to 4.17 the
+	kube-apiserver, kube-controller-manager and kube-scheduler redeployed,
+	the wait for stable cluster operators, clean-up). What each host moved
+	aside stays in its restore directory, and is named at the end.`)
 
 var restoreExample = templates.Examples(`
 	# Check a backup against the cluster and print the restore's plan
@@ -80,6 +91,9 @@ var restoreExample = templates.Examples(`
 
 	# The same, as JSON
 	{{root}} restore ./backup-mycluster-2026-12-01_0300 --dry-run -o json
+
+	# Restore the cluster to the backup, on master-1
+	{{root}} restore ./backup-mycluster-2026-12-01_0300 --recovery-node master-1
 
 	# Restore onto master-1, master-2 being gone for good (and off)
 	{{root}} restore ./backup-mycluster-2026-12-01_0300 --recovery-node master-1 --lost-node master-2 --dry-run`)
@@ -93,6 +107,10 @@ type Options struct {
 	Output       string
 	// PodStartTimeout bounds the wait for each debug pod to run.
 	PodStartTimeout time.Duration
+	// APITimeout bounds the wait for the restored API.
+	APITimeout time.Duration
+	// StablePeriod is --minimum-stable-period.
+	StablePeriod time.Duration
 
 	globals *options.GlobalOptions
 	streams genericiooptions.IOStreams
@@ -102,10 +120,10 @@ type Options struct {
 
 // NewCmdRestore returns the restore command.
 func NewCmdRestore(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &Options{globals: globals, streams: streams, Output: output.Table, PodStartTimeout: 2 * time.Minute}
+	o := &Options{globals: globals, streams: streams, Output: output.Table, PodStartTimeout: 2 * time.Minute, APITimeout: 30 * time.Minute, StablePeriod: 5 * time.Minute}
 	cmd := &cobra.Command{
 		Use:     "restore BACKUP_DIR",
-		Short:   "Restore the cluster to an etcd backup (checks and plans it; carrying it out is not built yet)",
+		Short:   "Restore the cluster to an etcd backup, through the API and debug pods",
 		Long:    restoreLong,
 		Example: restoreExample,
 		RunE:    options.RunE(f, o),
@@ -115,6 +133,8 @@ func NewCmdRestore(f genericclioptions.RESTClientGetter, globals *options.Global
 	cmd.Flags().BoolVar(&o.Force, "force", false, "Restore a backup of another z-stream of the same minor release, a possibly dirty one, or during an update; recorded in the plan.")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, output.FlagUsage)
 	cmd.Flags().DurationVar(&o.PodStartTimeout, "pod-start-timeout", o.PodStartTimeout, "How long to wait for each debug pod to start.")
+	cmd.Flags().DurationVar(&o.APITimeout, "api-timeout", o.APITimeout, "How long to wait for the restored API once the hosts' units are armed.")
+	cmd.Flags().DurationVar(&o.StablePeriod, "minimum-stable-period", o.StablePeriod, "How long every cluster operator must stay Available, not Progressing and not Degraded at the end.")
 	cmd.AddCommand(NewCmdPrepare(f, globals, streams))
 	return cmd
 }
@@ -130,7 +150,15 @@ func (o *Options) Complete(f genericclioptions.RESTClientGetter, args []string) 
 }
 
 // Validate checks the flags alone.
-func (o *Options) Validate() error { return validate(o.Output, o.Dir, o.PodStartTimeout) }
+func (o *Options) Validate() error {
+	if o.APITimeout <= 0 {
+		return exitcode.Usagef("--api-timeout must be positive, got %s", o.APITimeout)
+	}
+	if o.StablePeriod < 0 {
+		return exitcode.Usagef("--minimum-stable-period must not be negative, got %s", o.StablePeriod)
+	}
+	return validate(o.Output, o.Dir, o.PodStartTimeout)
+}
 
 // validate checks the flags restore and restore prepare share.
 func validate(format, dir string, podStartTimeout time.Duration) error {
@@ -164,24 +192,69 @@ func (o *Options) Run(ctx context.Context) error {
 	}
 	engine := set.Engine(o.globals.Image, o.globals.Timeout+10*time.Minute, o.streams.ErrOut)
 	engine.StartTimeout = o.PodStartTimeout
-	_, inCluster := os.LookupEnv("KUBERNETES_SERVICE_HOST")
-	plan, err := restore.Preflight(ctx, restore.Clients{Kube: set.Kube, Config: set.OpenShiftConfig, Operator: set.Operator, REST: set.REST},
-		restore.Options{Dir: o.Dir, RecoveryNode: o.RecoveryNode, LostNodes: o.LostNodes, Force: o.Force, InCluster: inCluster,
-			Command: o.globals.CommandName, Now: time.Now(), StartRunner: engine.Runner})
+	c := restore.Clients{Kube: set.Kube, Config: set.OpenShiftConfig, Operator: set.Operator, REST: set.REST}
+	bar := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
+	ev := restore.Events{Say: bar.Step, Upload: bar.Upload}
+	rec, err := restore.ReadRecord(ctx, c)
 	if err != nil {
 		return err
 	}
-	if output.Structured(o.Output) {
-		if err := output.Print(o.streams.Out, o.Output, plan); err != nil {
-			return err
+	if rec != nil {
+		// The restored cluster answers and phase C has begun: go on with it.
+		if o.globals.DryRun {
+			fmt.Fprintf(o.streams.Out, "Restore %s of %s restored the cluster onto %s; its last phase would be resumed.\n", rec.ID, rec.Backup, rec.RecoveryNode)
+			return nil
 		}
-	} else {
-		printPlan(o.streams.Out, plan)
+		bar.Step("resuming restore %s: the cluster runs on %s's restored etcd", rec.ID, rec.RecoveryNode)
+		return o.recover(ctx, c, rec, engine.Runner, ev)
 	}
+	_, inCluster := os.LookupEnv("KUBERNETES_SERVICE_HOST")
+	now := time.Now()
+	ropts := restore.Options{Dir: o.Dir, RecoveryNode: o.RecoveryNode, LostNodes: o.LostNodes, Force: o.Force, InCluster: inCluster,
+		Command: o.globals.CommandName, Now: now, StartRunner: engine.Runner}
+	plan, err := restore.Preflight(ctx, c, ropts)
+	if err != nil {
+		return err
+	}
+	if output.Structured(o.Output) && o.globals.DryRun {
+		return output.Print(o.streams.Out, o.Output, plan)
+	}
+	printPlan(o.streams.Out, plan)
 	if o.globals.DryRun {
 		return nil
 	}
-	return fmt.Errorf("nothing was changed: this version of %s restore checks and plans a restore but does not carry it out yet. Follow \"Restoring to a previous cluster state\" (OpenShift documentation, Backup and restore, Control plane backup and restore, Disaster recovery) by hand, with the plan above", o.globals.CommandName)
+	question := fmt.Sprintf("Restore the cluster to %s on %s? Everything changed since the backup is lost", plan.Backup.Dir, plan.Recovery.Name)
+	if err := prompt.Proceed(o.streams.In, o.streams.ErrOut, o.globals.Yes, question, "nothing was changed"); err != nil {
+		return err
+	}
+	if err := restore.Fire(ctx, c, ropts, plan, o.APITimeout, ev); err != nil {
+		return err
+	}
+	rec = restore.NewRecord(plan, now)
+	if err := restore.WriteRecord(ctx, c, rec); err != nil {
+		return fmt.Errorf("the cluster is restored, but its record could not be written (%w): run this command again to finish", err)
+	}
+	return o.recover(ctx, c, rec, engine.Runner, ev)
+}
+
+// recover runs phase C and prints what the restore left.
+func (o *Options) recover(ctx context.Context, c restore.Clients, rec *restore.Record, start debugnode.StartFunc, ev restore.Events) error {
+	done, err := restore.Recover(ctx, c, rec, restore.RecoverOptions{StartRunner: start, StablePeriod: o.StablePeriod}, ev)
+	if err != nil {
+		return fmt.Errorf("restore %s: the cluster runs on the restored data, but %w", rec.ID, err)
+	}
+	if output.Structured(o.Output) {
+		return output.Print(o.streams.Out, o.Output, done)
+	}
+	fmt.Fprintf(o.streams.Out, "Restored the cluster to %s (restore %s): etcd has a member on %s.\n", rec.Backup, rec.ID, strings.Join(rec.ControlPlane, ", "))
+	fmt.Fprintln(o.streams.Out, "Kept, with everything each host moved aside:")
+	for _, n := range rec.ControlPlane {
+		fmt.Fprintf(o.streams.Out, "  %s: %s\n", n, done.Kept[n])
+	}
+	for _, a := range done.Advice {
+		fmt.Fprintf(o.streams.Out, "Note: %s\n", a)
+	}
+	return nil
 }
 
 // apiAnswers refuses at once when the API does not answer: nothing can be

@@ -1,0 +1,224 @@
+package e2e
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/oc-recover/oc-recover/pkg/restore"
+	"github.com/oc-recover/oc-recover/test/box"
+	"github.com/oc-recover/oc-recover/test/internal/boxtest"
+)
+
+// runRestoreFor is runRestore with a bound of its own: a whole restore
+// outlasts runRestore's.
+func runRestoreFor(t *testing.T, b *box.Box, bound time.Duration, args ...string) boxtest.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(tools.BinDir, "oc-recover"), append([]string{"restore"}, args...)...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+b.Kubeconfig, "HOME="+t.TempDir())
+	r, err := boxtest.Capture(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// One command restores a healthy three-host cluster to its backup through
+// the API and debug pods alone: the API comes back on the backup's data,
+// every control-plane host has an etcd member again (new ones), the quorum
+// guard is as the backup had it, the static-pod operators ran new
+// revisions, and nothing of the run is left but the data each host moved
+// aside.
+func TestRestoreThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	b := boxtest.StartBox(t, box.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
+	defer cancel()
+	cms := b.Kube.CoreV1().ConfigMaps("default")
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before-backup"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := backupOf(t, b)
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-backup"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := boxtest.MemberIDs(t, b)
+	revs := map[string]int32{}
+	for _, op := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
+		revs[op] = latestRevision(t, ctx, b, op)
+	}
+	starts := b.APIServerStarts()
+
+	r := runRestoreFor(t, b, 10*time.Minute, dir, "--recovery-node", "master-1", "--yes", "--minimum-stable-period", "5s")
+	if r.Code != 0 {
+		t.Fatalf("restore: %s", r)
+	}
+	for _, want := range []string{"Restored the cluster to " + dir, "master-0: " + restore.StateDir + "/"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("restore says nothing of %q:\n%s", want, r)
+		}
+	}
+	for _, want := range []string{"master-1: armed", "the API serves the restored data", "quorum guard lifted", "put back to null", "kubescheduler/cluster: forced a new revision"} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("restore's progress says nothing of %q:\n%s", want, r.Stderr)
+		}
+	}
+	waitForRestoredData(t, ctx, b)
+	if b.APIServerStarts() <= starts {
+		t.Errorf("the kube-apiserver did not restart on the restored data")
+	}
+	after := boxtest.MemberIDs(t, b)
+	if len(after) != 3 {
+		t.Errorf("etcd members after the restore: %v", after)
+	}
+	for n, id := range after {
+		if id == before[n] {
+			t.Errorf("%s kept its old member %x: it was not restored", n, id)
+		}
+	}
+	e, err := b.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw := e.Spec.UnsupportedConfigOverrides.Raw; len(raw) != 0 && string(raw) != "null" && string(raw) != "{}" {
+		t.Errorf("etcd/cluster overrides after the restore: %s", raw)
+	}
+	if _, ok := e.Annotations[restore.RecordAnnotation]; ok {
+		t.Errorf("the restore's record is left on etcd/cluster")
+	}
+	for op, rev := range revs {
+		if got := latestRevision(t, ctx, b, op); got <= rev {
+			t.Errorf("%s: latest revision %d, %d before the restore", op, got, rev)
+		}
+	}
+	sentinels, err := b.Kube.CoreV1().ConfigMaps(restore.SentinelNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cm := range sentinels.Items {
+		if strings.HasPrefix(cm.Name, restore.SentinelPrefix) {
+			t.Errorf("configmap %s/%s is left", cm.Namespace, cm.Name)
+		}
+	}
+	waitNoLeftovers(t, ctx, b.Kube)
+	// Each host keeps what it moved aside, in the restore's directory;
+	// its unit is gone.
+	for _, n := range []string{"master-0", "master-1", "master-2"} {
+		check := "d=$(ls -d " + restore.StateDir + "/2*) && test -f $d/state/finished && test -f $d/state/done && ls $d; systemctl is-active oc-recover-restore-$(basename $d) || true"
+		res := boxtest.HostRun(t, b, n, check)
+		want := "etcd-data"
+		if n == "master-1" {
+			want = "pre-restore-member"
+		}
+		if res.Code != 0 || !strings.Contains(res.Stdout, want+"\n") || strings.Contains(res.Stdout, "\nactive") {
+			t.Errorf("%s after the restore: %s", n, res)
+		}
+	}
+	// A second run finds nothing to resume and would restore again: it
+	// plans, and refuses nothing of the restored cluster.
+	if r := runRestore(t, b, nil, dir, "--dry-run"); r.Code != 0 || !strings.Contains(r.Stdout, "Restore plan") {
+		t.Errorf("restore --dry-run after the restore: %s", r)
+	}
+	if _, err := cms.Get(ctx, "after-backup", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after-backup after the restore: %v", err)
+	}
+}
+
+func latestRevision(t *testing.T, ctx context.Context, b *box.Box, op string) int32 {
+	t.Helper()
+	ops := b.Operator.OperatorV1()
+	var rev int32
+	var err error
+	switch op {
+	case "etcd":
+		e, gerr := ops.Etcds().Get(ctx, "cluster", metav1.GetOptions{})
+		if err = gerr; err == nil {
+			rev = e.Status.LatestAvailableRevision
+		}
+	case "kube-apiserver":
+		k, gerr := ops.KubeAPIServers().Get(ctx, "cluster", metav1.GetOptions{})
+		if err = gerr; err == nil {
+			rev = k.Status.LatestAvailableRevision
+		}
+	case "kube-controller-manager":
+		k, gerr := ops.KubeControllerManagers().Get(ctx, "cluster", metav1.GetOptions{})
+		if err = gerr; err == nil {
+			rev = k.Status.LatestAvailableRevision
+		}
+	case "kube-scheduler":
+		k, gerr := ops.KubeSchedulers().Get(ctx, "cluster", metav1.GetOptions{})
+		if err = gerr; err == nil {
+			rev = k.Status.LatestAvailableRevision
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rev
+}
+
+// A host whose unit cannot be armed: the hosts armed before it are
+// disarmed (the peer that had stopped its etcd and moved its data puts
+// them back), the record is removed, and the cluster keeps its members
+// and its data.
+func TestRestoreDisarmsWhenAHostCannotBeArmed(t *testing.T) {
+	t.Parallel()
+	b := boxtest.StartBox(t, box.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	dir, _ := backupOf(t, b)
+	cms := b.Kube.CoreV1().ConfigMaps("default")
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-backup"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := boxtest.MemberIDs(t, b)
+	if err := b.RefuseTransientUnits("master-2", true); err != nil {
+		t.Fatal(err)
+	}
+	r := runRestoreFor(t, b, 5*time.Minute, dir, "--recovery-node", "master-0", "--yes")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "arm master-2: systemd-run: exit 1: Failed to start transient service unit: Connection timed out") ||
+		!strings.Contains(r.Stderr, "disarmed and are as they were: nothing was restored") {
+		t.Fatalf("restore with master-2 refusing units: %s", r)
+	}
+	for _, want := range []string{"master-0: armed", "master-1: armed", "master-0: disarmed", "master-1: disarmed"} {
+		if !strings.Contains(r.Stderr, want) {
+			t.Errorf("restore's progress says nothing of %q:\n%s", want, r.Stderr)
+		}
+	}
+	if err := b.WaitForEtcdMembersAvailable(ctx, "3 members are available"); err != nil {
+		t.Fatal(err)
+	}
+	if after := boxtest.MemberIDs(t, b); len(after) != 3 || after["master-0"] != before["master-0"] || after["master-1"] != before["master-1"] {
+		t.Errorf("members %v, before %v", after, before)
+	}
+	if _, err := cms.Get(ctx, "after-backup", metav1.GetOptions{}); err != nil {
+		t.Errorf("the cluster's data after the disarm: %v", err)
+	}
+	list, err := b.Kube.CoreV1().ConfigMaps(restore.SentinelNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cm := range list.Items {
+		if strings.HasPrefix(cm.Name, restore.SentinelPrefix) {
+			t.Errorf("configmap %s/%s is left", cm.Namespace, cm.Name)
+		}
+	}
+	waitNoLeftovers(t, ctx, b.Kube)
+	check := "ls /etc/kubernetes/manifests; test -d /var/lib/etcd/member && d=$(ls -d " + restore.StateDir + "/2*) && test -f $d/state/rolled-back && test ! -e $d/etcd-data"
+	if res := boxtest.HostRun(t, b, "master-1", check); res.Code != 0 || !strings.Contains(res.Stdout, "etcd-pod.yaml\nkube-apiserver-pod.yaml\nkube-controller-manager-pod.yaml\nkube-scheduler-pod.yaml\n") {
+		t.Errorf("master-1 after the disarm: %s", res)
+	}
+	if res := boxtest.HostRun(t, b, "master-0", "d=$(ls -d "+restore.StateDir+"/2*) && test -f $d/state/rolled-back && test ! -e $d/state/restore-started && test ! -e /var/lib/etcd-backup"); res.Code != 0 {
+		t.Errorf("master-0 after the disarm: %s", res)
+	}
+}
