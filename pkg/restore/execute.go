@@ -49,52 +49,89 @@ var ErrNotRestored = errors.New("not restored")
 // waits until the API serves the restored data. Should any host not arm,
 // the hosts armed so far are disarmed and left as they were. apiTimeout
 // bounds the wait for the restored API.
-func Fire(ctx context.Context, c Clients, o Options, p *Plan, apiTimeout time.Duration, ev Events) error {
+func Fire(ctx context.Context, c Clients, o Options, p *Plan, apiTimeout time.Duration, ev Events) (*Journal, error) {
 	all := append([]Host{p.Recovery}, p.Peers...)
-	runners := map[string]debugnode.Runner{}
-	defer func() {
-		// After the restore the debug pods are not in the API any more
-		// (the kubelets stop them); before it, they are removed.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
-		defer cancel()
-		for _, r := range runners {
-			_ = r.Close(cctx)
-		}
-	}()
+	runners := newRunners(o.StartRunner)
+	defer runners.close(ctx)
 	for _, h := range all {
-		r, err := o.StartRunner(ctx, h.Name)
-		if err != nil {
-			return fmt.Errorf("nothing was changed on the hosts: %w", err)
+		if _, err := runners.get(ctx, h.Name); err != nil {
+			return nil, fmt.Errorf("nothing was changed on the hosts: %w", err)
 		}
-		runners[h.Name] = r
 	}
 	for _, h := range all {
 		ev.say("%s: staging %s", h.Name, p.dir())
 		fresh := p.dir() + ".new"
-		if err := stage(ctx, runners[h.Name], p, h, all, p.ID, fresh, h.Name == p.Recovery.Name, ev.Upload); err != nil {
+		if err := stage(ctx, runners.m[h.Name], p, h, all, p.ID, fresh, h.Name == p.Recovery.Name, ev.Upload); err != nil {
 			unstage(ctx, runners, p)
-			return fmt.Errorf("stage %s: %w (nothing was changed: what was staged is removed)", h.Name, err)
+			return nil, fmt.Errorf("stage %s: %w (nothing was changed: what was staged is removed)", h.Name, err)
 		}
 		var stderr bytes.Buffer
-		if code, err := runners[h.Name].Host(ctx, "mv "+fresh+" "+p.dir()+" && sync", nil, io.Discard, &stderr); err != nil || code != 0 {
+		if code, err := runners.m[h.Name].Host(ctx, "mv "+fresh+" "+p.dir()+" && sync", nil, io.Discard, &stderr); err != nil || code != 0 {
 			unstage(ctx, runners, p)
-			return fmt.Errorf("stage %s: %w", h.Name, hostErr("put "+p.dir()+" in place", code, err, &stderr))
+			return nil, fmt.Errorf("stage %s: %w", h.Name, hostErr("put "+p.dir()+" in place", code, err, &stderr))
 		}
 	}
 	if err := writeSentinel(ctx, c, p, o.Now); err != nil {
 		unstage(ctx, runners, p)
-		return err
+		return nil, err
+	}
+	j := &Journal{Plan: p, FiredAt: o.Now.UTC()}
+	if err := WriteJournal(j); err != nil {
+		_ = c.Kube.CoreV1().ConfigMaps(SentinelNamespace).Delete(context.WithoutCancel(ctx), p.sentinel(), metav1.DeleteOptions{})
+		unstage(ctx, runners, p)
+		return nil, fmt.Errorf("%w (nothing was changed: a re-run needs it to tell a restore under way from a lost quorum)", err)
 	}
 	var armed []Host
 	for _, h := range all {
-		if err := arm(ctx, runners[h.Name], p, h); err != nil {
+		if err := arm(ctx, runners.m[h.Name], p, h); err != nil {
 			disarm(ctx, c, runners, p, armed, ev)
-			return fmt.Errorf("arm %s: %w; the hosts armed before it were disarmed and are as they were: nothing was restored", h.Name, err)
+			return j, abandon(ctx, c, j, fmt.Errorf("arm %s: %w; the hosts armed before it were disarmed and are as they were: nothing was restored", h.Name, err))
 		}
 		armed = append(armed, h)
 		ev.say("%s: armed %s (%s)", h.Name, p.unit(), role(p, h))
 	}
-	return awaitRestored(ctx, c, runners[p.Recovery.Name], p, runners, apiTimeout, ev)
+	return j, awaitRestored(ctx, c, runners, j, apiTimeout, ev)
+}
+
+// Await waits for a restore that an earlier run fired (its journal j)
+// until the API serves the restored data, as Fire does.
+func Await(ctx context.Context, c Clients, start debugnode.StartFunc, j *Journal, apiTimeout time.Duration, ev Events) error {
+	runners := newRunners(start)
+	defer runners.close(ctx)
+	return awaitRestored(ctx, c, runners, j, apiTimeout, ev)
+}
+
+// runners are debug pods started on demand, one per host, and closed
+// together.
+type runners struct {
+	start debugnode.StartFunc
+	m     map[string]debugnode.Runner
+}
+
+func newRunners(start debugnode.StartFunc) *runners {
+	return &runners{start: start, m: map[string]debugnode.Runner{}}
+}
+
+func (rs *runners) get(ctx context.Context, node string) (debugnode.Runner, error) {
+	if r, ok := rs.m[node]; ok {
+		return r, nil
+	}
+	r, err := rs.start(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	rs.m[node] = r
+	return r, nil
+}
+
+// close removes the debug pods. After a restore they are not in the API
+// any more (the kubelets stop them), and this fails quietly.
+func (rs *runners) close(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	for _, r := range rs.m {
+		_ = r.Close(cctx)
+	}
 }
 
 func role(p *Plan, h Host) string {
@@ -129,26 +166,42 @@ exit 1`, p.unit(), debugnode.ShellQuote("oc-recover restore "+p.ID+" ("+role(p, 
 // each host's part with `run.sh abort`. It runs only while a host that
 // was not armed keeps its etcd: the recovery host cannot have begun (it
 // waits for every peer's etcd to stop), and etcd keeps its quorum.
-func disarm(ctx context.Context, c Clients, runners map[string]debugnode.Runner, p *Plan, armed []Host, ev Events) {
+func disarm(ctx context.Context, c Clients, runners *runners, p *Plan, armed []Host, ev Events) {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	for _, h := range armed {
 		script := "systemctl stop " + p.unit() + " || true; bash " + p.dir() + "/run.sh abort"
 		var out bytes.Buffer
-		code, err := runners[h.Name].Host(dctx, script, nil, &out, &out)
+		r, err := runners.get(dctx, h.Name)
+		code := 0
+		if err == nil {
+			code, err = r.Host(dctx, script, nil, &out, &out)
+		}
 		if err != nil || code != 0 {
 			ev.say("%s: disarming failed (%s): check it with `bash %s/run.sh abort` on its console", h.Name, strings.TrimSpace(hostErr("run.sh abort", code, err, &out).Error()), p.dir())
 			continue
 		}
 		ev.say("%s: disarmed", h.Name)
 	}
-	_ = c.Kube.CoreV1().ConfigMaps(SentinelNamespace).Delete(dctx, p.sentinel(), metav1.DeleteOptions{})
+}
+
+// abandon ends the journal of a restore that did not happen, then removes
+// its sentinel: in that order, so that a journal never outlives its
+// sentinel unended, which a re-run would take for a restore done.
+func abandon(ctx context.Context, c Clients, j *Journal, err error) error {
+	if jerr := EndJournal(j, err.Error()); jerr != nil {
+		return fmt.Errorf("%w; and %v", err, jerr)
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_ = c.Kube.CoreV1().ConfigMaps(SentinelNamespace).Delete(dctx, j.Plan.sentinel(), metav1.DeleteOptions{})
+	return err
 }
 
 // unstage removes the restore's directory from every host, before any
 // unit was armed.
-func unstage(ctx context.Context, runners map[string]debugnode.Runner, p *Plan) {
-	for _, r := range runners {
+func unstage(ctx context.Context, runners *runners, p *Plan) {
+	for _, r := range runners.m {
 		removeFresh(ctx, r, p.dir()+" "+p.dir()+".new")
 	}
 }
@@ -170,7 +223,8 @@ func writeSentinel(ctx context.Context, c Clients, p *Plan, now time.Time) error
 // answers, the recovery host's unit is watched: should it end without
 // restoring (a peer's etcd did not stop), the peers are disarmed at once
 // rather than at their deadline.
-func awaitRestored(ctx context.Context, c Clients, recovery debugnode.Runner, p *Plan, runners map[string]debugnode.Runner, apiTimeout time.Duration, ev Events) error {
+func awaitRestored(ctx context.Context, c Clients, runners *runners, j *Journal, apiTimeout time.Duration, ev Events) error {
+	p := j.Plan
 	start := time.Now()
 	deadline := start.Add(apiTimeout)
 	lastSay, wasDown := time.Time{}, false
@@ -188,9 +242,9 @@ func awaitRestored(ctx context.Context, c Clients, recovery debugnode.Runner, p 
 				ev.say("the API answers with the data of before the restore")
 				wasDown = false
 			}
-			if ended, log := unitEnded(ctx, recovery, p); ended {
+			if ended, log := unitEnded(ctx, runners, p); ended {
 				disarm(ctx, c, runners, p, p.Peers, ev)
-				return fmt.Errorf("%w: the recovery host %s ended its part without restoring; the cluster is as it was. Its log:\n%s", ErrNotRestored, p.Recovery.Name, log)
+				return abandon(ctx, c, j, fmt.Errorf("%w: the recovery host %s ended its part without restoring; the cluster is as it was. Its log:\n%s", ErrNotRestored, p.Recovery.Name, log))
 			}
 		default:
 			if ctx.Err() != nil {
@@ -219,15 +273,27 @@ func awaitRestored(ctx context.Context, c Clients, recovery debugnode.Runner, p 
 
 // unitEnded reports whether the recovery host's unit has ended without
 // beginning a restore, with the tail of its log.
-func unitEnded(ctx context.Context, r debugnode.Runner, p *Plan) (bool, string) {
+func unitEnded(ctx context.Context, runners *runners, p *Plan) (bool, string) {
 	hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	r, err := runners.get(hctx, p.Recovery.Name)
+	if err != nil {
+		return false, ""
+	}
 	var out bytes.Buffer
 	script := fmt.Sprintf(`state=$(systemctl is-active %s || true)
 case "$state" in active|activating) exit 1 ;; esac
 [ ! -e %[2]s/state/restore-started ] || exit 1
 tail -n 20 %[2]s/run.log`, p.unit(), p.dir())
 	code, err := r.Host(hctx, script, nil, &out, io.Discard)
+	if err != nil {
+		// A debug pod whose stream broke (the API went down) is started
+		// afresh next time.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		_ = r.Close(cctx)
+		cancel()
+		delete(runners.m, p.Recovery.Name)
+	}
 	return err == nil && code == 0, strings.TrimSpace(out.String())
 }
 

@@ -13,6 +13,7 @@ import (
 
 	configv1 "github.com/openshift/api/config/v1"
 	configclient "github.com/openshift/client-go/config/clientset/versioned"
+	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
 	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,6 +32,8 @@ type Clients struct {
 	Kube     kubernetes.Interface
 	Config   configclient.Interface
 	Operator operatorclient.Interface
+	// Machine may be nil (no Machine API); phase C's CSR rounds read it.
+	Machine machineclient.Interface
 	// REST is the configuration the tool authenticates with.
 	REST *rest.Config
 }

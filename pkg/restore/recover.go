@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/oc-recover/oc-recover/pkg/csr"
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/openshift"
 	"github.com/oc-recover/oc-recover/pkg/redeploy"
@@ -128,6 +129,18 @@ func Recover(ctx context.Context, c Clients, rec *Record, o RecoverOptions, ev E
 	if len(rec.Lost) > 0 {
 		return nil, fmt.Errorf("the restored cluster answers, but the etcd operator cannot finish while control-plane nodes %s are gone: replace them (`member replace`), then run this command again", strings.Join(rec.Lost, ", "))
 	}
+	// The kubelets restarted against the restored API: their CSRs are
+	// approved as they come, throughout.
+	csrCtx, stopCSRs := context.WithCancel(ctx)
+	csrsDone := make(chan struct{})
+	go func() {
+		defer close(csrsDone)
+		approveCSRs(csrCtx, c, ev)
+	}()
+	defer func() {
+		stopCSRs()
+		<-csrsDone
+	}()
 	if err := liftGuard(ctx, c, rec, ev); err != nil {
 		return nil, err
 	}
@@ -151,6 +164,22 @@ func Recover(ctx context.Context, c Clients, rec *Record, o RecoverOptions, ev E
 		return nil, err
 	}
 	return cleanUp(ctx, c, rec, o, ev)
+}
+
+// approveCSRs approves the CSRs that validate, in rounds until ctx ends,
+// as `csr approve --watch` does. Its post-outage rule takes a node whose
+// kubelet this run sees silent as not Ready: the restored Ready conditions
+// are those of the backup's time. The restore's confirmation covers them.
+func approveCSRs(ctx context.Context, c Clients, ev Events) {
+	rounds := &csr.Rounds{Approver: &csr.Approver{Kube: c.Kube, Machine: c.Machine}, Interval: 5 * time.Second, PostOutage: &csr.PostOutage{}}
+	_ = rounds.Until(ctx, func(ctx context.Context, snap *csr.Snapshot, ds []csr.Decision) (bool, error) {
+		for _, d := range ds {
+			if d.Outcome == csr.Approved {
+				ev.say("approved CSR %s of %s (%s)", d.Name, d.Node, d.Reason)
+			}
+		}
+		return false, nil
+	})
 }
 
 func liftGuard(ctx context.Context, c Clients, rec *Record, ev Events) error {

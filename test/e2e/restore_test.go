@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"os"
 	"os/exec"
@@ -33,12 +34,46 @@ func runRestoreFor(t *testing.T, b *box.Box, bound time.Duration, args ...string
 	return r
 }
 
+// interruptRestore runs restore until its progress (stderr) shows marker,
+// then interrupts it as Ctrl-C does, and returns what it printed.
+func interruptRestore(t *testing.T, b *box.Box, marker string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(tools.BinDir, "oc-recover"), append([]string{"restore"}, args...)...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+b.Kubeconfig, "HOME="+t.TempDir())
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var seen strings.Builder
+	sc := bufio.NewScanner(stderr)
+	interrupted := false
+	for sc.Scan() {
+		seen.WriteString(sc.Text() + "\n")
+		if !interrupted && strings.Contains(sc.Text(), marker) {
+			interrupted = true
+			_ = cmd.Process.Signal(os.Interrupt)
+		}
+	}
+	err = cmd.Wait()
+	if !interrupted {
+		t.Fatalf("restore ended (%v) before it said %q:\n%s", err, marker, seen.String())
+	}
+	return seen.String(), cmd.ProcessState.ExitCode()
+}
+
 // One command restores a healthy three-host cluster to its backup through
 // the API and debug pods alone: the API comes back on the backup's data,
 // every control-plane host has an etcd member again (new ones), the quorum
 // guard is as the backup had it, the static-pod operators ran new
 // revisions, and nothing of the run is left but the data each host moved
-// aside.
+// aside. Interrupted once its hosts are armed, and again in its last
+// phase, the same command resumes the restore each time, from its journal
+// and then from its record in the restored cluster.
 func TestRestoreThroughTheAPI(t *testing.T) {
 	t.Parallel()
 	b := boxtest.StartBox(t, box.Options{})
@@ -58,17 +93,35 @@ func TestRestoreThroughTheAPI(t *testing.T) {
 		revs[op] = latestRevision(t, ctx, b, op)
 	}
 	starts := b.APIServerStarts()
+	// master-2's kubelet certificates expire meanwhile: restarted by its
+	// part of the restore, it asks the restored cluster for new ones, and
+	// phase C approves its CSRs.
+	b.Node("master-2").Kubelet.ExpireCertificates()
 
-	r := runRestoreFor(t, b, 10*time.Minute, dir, "--recovery-node", "master-1", "--yes", "--minimum-stable-period", "5s")
-	if r.Code != 0 {
-		t.Fatalf("restore: %s", r)
+	args := []string{dir, "--recovery-node", "master-1", "--yes", "--minimum-stable-period", "5s"}
+	out, code := interruptRestore(t, b, "master-2: armed", args...)
+	if code != 1 || !strings.Contains(out, "runs on the hosts without the API and cannot be called back: run the same command again") {
+		t.Fatalf("restore interrupted once its hosts are armed: exit %d\n%s", code, out)
 	}
+	out, code = interruptRestore(t, b, "etcd/cluster: forced a new revision", args...)
+	if code != 1 || !strings.Contains(out, "resuming restore ") || !strings.Contains(out, "the API serves the restored data") {
+		t.Fatalf("restore run again, interrupted in phase C: exit %d\n%s", code, out)
+	}
+	r := runRestoreFor(t, b, 10*time.Minute, args...)
+	if r.Code != 0 || !strings.Contains(r.Stderr, "resuming restore ") {
+		t.Fatalf("restore run a third time: %s", r)
+	}
+	t.Logf("the third run: %s", r)
+	if all := out + r.Stderr; !strings.Contains(all, "approved CSR ") {
+		t.Errorf("no CSR approved for master-2's new kubelet certificates:\n%s", all)
+	}
+	boxtest.AssertNodeReady(t, b, "master-2", corev1.ConditionTrue)
 	for _, want := range []string{"Restored the cluster to " + dir, "master-0: " + restore.StateDir + "/"} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("restore says nothing of %q:\n%s", want, r)
 		}
 	}
-	for _, want := range []string{"master-1: armed", "the API serves the restored data", "quorum guard lifted", "put back to null", "kubescheduler/cluster: forced a new revision"} {
+	for _, want := range []string{"put back to null", "kubescheduler/cluster: forced a new revision"} {
 		if !strings.Contains(r.Stderr, want) {
 			t.Errorf("restore's progress says nothing of %q:\n%s", want, r.Stderr)
 		}

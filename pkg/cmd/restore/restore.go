@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
 	"k8s.io/kubectl/pkg/util/templates"
@@ -187,17 +188,31 @@ func (o *Options) Run(ctx context.Context) error {
 	o.set = set
 	ctx, cancel := o.globals.WithTimeout(ctx)
 	defer cancel()
+	bar := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
+	ev := restore.Events{Say: bar.Step, Upload: bar.Upload}
+	journal, err := restore.InFlight(o.Dir)
+	if err != nil {
+		return err
+	}
 	if err := o.apiAnswers(ctx); err != nil {
-		return o.fromTheConsoles(err)
+		if journal == nil {
+			return o.fromTheConsoles(err)
+		}
+		// Not a lost quorum: the restore an earlier run fired.
+		bar.Step("restore %s of this backup, fired at %s, is under way on the hosts and the API does not answer (%v): waiting for it (--api-timeout)", journal.Plan.ID, journal.FiredAt.Format(time.RFC3339), err)
+		if o.globals.DryRun {
+			return nil
+		}
+		if err := o.waitForAPI(ctx, journal); err != nil {
+			return err
+		}
 	}
 	engine := set.Engine(o.globals.Image, o.globals.Timeout+10*time.Minute, o.streams.ErrOut)
 	engine.StartTimeout = o.PodStartTimeout
-	c := restore.Clients{Kube: set.Kube, Config: set.OpenShiftConfig, Operator: set.Operator, REST: set.REST}
-	bar := progress.New(o.streams.ErrOut, prompt.IsTerminal(o.streams.ErrOut))
-	ev := restore.Events{Say: bar.Step, Upload: bar.Upload}
+	c := restore.Clients{Kube: set.Kube, Config: set.OpenShiftConfig, Operator: set.Operator, Machine: set.Machine, REST: set.REST}
 	rec, err := restore.ReadRecord(ctx, c)
-	if err != nil {
-		return err
+	if err != nil && !apierrors.IsForbidden(err) {
+		return err // forbidden: pre-flight refuses a user who is no cluster-admin, saying so
 	}
 	if rec != nil {
 		// The restored cluster answers and phase C has begun: go on with it.
@@ -206,7 +221,18 @@ func (o *Options) Run(ctx context.Context) error {
 			return nil
 		}
 		bar.Step("resuming restore %s: the cluster runs on %s's restored etcd", rec.ID, rec.RecoveryNode)
-		return o.recover(ctx, c, rec, engine.Runner, ev)
+		return o.recover(ctx, c, rec, journal, engine.Runner, ev)
+	}
+	if journal != nil {
+		if o.globals.DryRun {
+			fmt.Fprintf(o.streams.Out, "Restore %s of %s, fired at %s, is under way; it would be waited for and finished.\n", journal.Plan.ID, o.Dir, journal.FiredAt.Format(time.RFC3339))
+			return nil
+		}
+		bar.Step("resuming restore %s, fired at %s", journal.Plan.ID, journal.FiredAt.Format(time.RFC3339))
+		if err := restore.Await(ctx, c, engine.Runner, journal, o.APITimeout, ev); err != nil {
+			return err
+		}
+		return o.restored(ctx, c, journal, engine.Runner, ev)
 	}
 	_, inCluster := os.LookupEnv("KUBERNETES_SERVICE_HOST")
 	now := time.Now()
@@ -227,21 +253,49 @@ func (o *Options) Run(ctx context.Context) error {
 	if err := prompt.Proceed(o.streams.In, o.streams.ErrOut, o.globals.Yes, question, "nothing was changed"); err != nil {
 		return err
 	}
-	if err := restore.Fire(ctx, c, ropts, plan, o.APITimeout, ev); err != nil {
+	journal, err = restore.Fire(ctx, c, ropts, plan, o.APITimeout, ev)
+	if err != nil {
 		return err
 	}
-	rec = restore.NewRecord(plan, now)
+	return o.restored(ctx, c, journal, engine.Runner, ev)
+}
+
+// restored records phase C in the restored cluster and runs it.
+func (o *Options) restored(ctx context.Context, c restore.Clients, j *restore.Journal, start debugnode.StartFunc, ev restore.Events) error {
+	rec := restore.NewRecord(j.Plan, j.FiredAt)
 	if err := restore.WriteRecord(ctx, c, rec); err != nil {
 		return fmt.Errorf("the cluster is restored, but its record could not be written (%w): run this command again to finish", err)
 	}
-	return o.recover(ctx, c, rec, engine.Runner, ev)
+	return o.recover(ctx, c, rec, j, start, ev)
 }
 
-// recover runs phase C and prints what the restore left.
-func (o *Options) recover(ctx context.Context, c restore.Clients, rec *restore.Record, start debugnode.StartFunc, ev restore.Events) error {
+// waitForAPI waits until the API answers, for --api-timeout.
+func (o *Options) waitForAPI(ctx context.Context, j *restore.Journal) error {
+	wctx, cancel := context.WithTimeout(ctx, o.APITimeout)
+	defer cancel()
+	for {
+		if err := o.apiAnswers(wctx); err == nil {
+			return nil
+		}
+		select {
+		case <-wctx.Done():
+			return fmt.Errorf("the API did not answer within %s (--api-timeout): restore %s runs on the hosts without it; run this command again to keep waiting, and read %s/%s/run.log and `journalctl -u oc-recover-restore-%s` on %s's console", o.APITimeout, j.Plan.ID, restore.StateDir, j.Plan.ID, j.Plan.ID, j.Plan.Recovery.Name)
+		case <-time.After(3 * time.Second):
+		}
+	}
+}
+
+// recover runs phase C, ends the journal and prints what the restore
+// left.
+func (o *Options) recover(ctx context.Context, c restore.Clients, rec *restore.Record, j *restore.Journal, start debugnode.StartFunc, ev restore.Events) error {
 	done, err := restore.Recover(ctx, c, rec, restore.RecoverOptions{StartRunner: start, StablePeriod: o.StablePeriod}, ev)
 	if err != nil {
 		return fmt.Errorf("restore %s: the cluster runs on the restored data, but %w", rec.ID, err)
+	}
+	if j != nil {
+		if err := restore.EndJournal(j, "restored"); err != nil {
+			ev.Say("warning: %v", err)
+		}
 	}
 	if output.Structured(o.Output) {
 		return output.Print(o.streams.Out, o.Output, done)
