@@ -3,6 +3,7 @@ package restore
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
 )
@@ -18,12 +19,16 @@ type Plan struct {
 	ClusterID string     `json:"clusterID"`
 	Backup    BackupInfo `json:"backup"`
 	// Identity says why the tool's credentials outlive the restore.
-	Identity    string      `json:"identity"`
-	Recovery    Host        `json:"recoveryNode"`
-	Peers       []Host      `json:"peers,omitempty"`
-	LostNodes   []string    `json:"lostNodes,omitempty"`
-	NetworkType string      `json:"networkType,omitempty"`
-	Hosts       []HostProbe `json:"hosts"`
+	Identity  string   `json:"identity"`
+	Recovery  Host     `json:"recoveryNode"`
+	Peers     []Host   `json:"peers,omitempty"`
+	LostNodes []string `json:"lostNodes,omitempty"`
+	// PeerStopTimeout is how long the recovery host waits for etcd to stop
+	// on every peer (--peer-stop-timeout); the hosts' other deadlines
+	// follow from it.
+	PeerStopTimeout time.Duration `json:"peerStopTimeout"`
+	NetworkType     string        `json:"networkType,omitempty"`
+	Hosts           []HostProbe   `json:"hosts"`
 	// Forced lists what --force let through.
 	Forced   []string `json:"forced,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
@@ -127,7 +132,8 @@ func (p *Plan) peerSteps(add func(phase, node, action, command string), h Host) 
 		add(PhaseB, h.Name, "stop etcd, kube-apiserver, kube-controller-manager and kube-scheduler, and wait for their containers to stop", strings.Join(mv, "; "))
 	}
 	add(PhaseB, h.Name, "move etcd's data aside", p.moveData(h.Name))
-	add(PhaseB, h.Name, fmt.Sprintf("wait until %s serves a new etcd cluster and its kube-apiserver answers; if it still serves the old one after the deadline, put everything back (the cluster stays as it was)", p.Recovery.Name), "")
+	_, _, peer := runnerDeadlines(p.PeerStopTimeout)
+	add(PhaseB, h.Name, fmt.Sprintf("wait until %s serves a new etcd cluster; if it still serves the old one after %s, put everything back (the cluster stays as it was)", p.Recovery.Name, time.Duration(peer)*time.Second), "")
 	if p.Profile == Legacy {
 		add(PhaseB, h.Name, "restart the kubelet", "systemctl restart kubelet")
 	}
@@ -136,7 +142,7 @@ func (p *Plan) peerSteps(add func(phase, node, action, command string), h Host) 
 // recoverySteps are the recovery host's part of phase B.
 func (p *Plan) recoverySteps(add func(phase, node, action, command string)) {
 	d, r := p.dir(), p.Recovery.Name
-	add(PhaseB, r, "wait until etcd has stopped on every other control-plane host; if it has not by the deadline, change nothing here", "")
+	add(PhaseB, r, fmt.Sprintf("wait until etcd has stopped on every other control-plane host; if it has not after %s (--peer-stop-timeout), change nothing here", p.PeerStopTimeout), "")
 	for _, h := range p.Hosts {
 		if h.Node == r && h.EtcdBackupMember >= 0 {
 			add(PhaseB, r, fmt.Sprintf("move aside the data of an earlier restore (%s), which cluster-restore.sh would delete", backup.HumanBytes(h.EtcdBackupMember)),

@@ -55,6 +55,8 @@ type Options struct {
 	// Command is how the user runs the plugin ("oc recover").
 	Command string
 	Now     time.Time
+	// PeerStopTimeout is --peer-stop-timeout (zero: the default).
+	PeerStopTimeout time.Duration
 	// StartRunner starts a debug pod on a node, for the host probes.
 	StartRunner debugnode.StartFunc
 }
@@ -85,7 +87,10 @@ func Preflight(ctx context.Context, c Clients, o Options) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read clusterversion/version: %w", err)
 	}
-	p := &Plan{ID: newID(o.Now), Profile: ProfileFor(rel), Release: rel.Version, ClusterID: string(cv.Spec.ClusterID), LostNodes: append([]string(nil), o.LostNodes...)}
+	p := &Plan{ID: newID(o.Now), Profile: ProfileFor(rel), Release: rel.Version, ClusterID: string(cv.Spec.ClusterID), LostNodes: append([]string(nil), o.LostNodes...), PeerStopTimeout: o.PeerStopTimeout}
+	if p.PeerStopTimeout <= 0 {
+		p.PeerStopTimeout = DefaultPeerStopTimeout
+	}
 	sort.Strings(p.LostNodes)
 
 	id, err := IdentityOf(c.REST)

@@ -28,16 +28,25 @@ var runnerScript []byte
 // on every control-plane host.
 const PreparedDir = StateDir + "/prepared"
 
-// Runner deadlines, in seconds: how long a peer waits for its containers
-// to stop, how long the recovery host waits for etcd to stop on the peers
-// (then it changes nothing), and how long a peer waits for the recovery
-// host to serve a new cluster before putting its own data back, longer
-// than the recovery host's wait and the restore itself.
-const (
-	runnerStopTimeout      = 300
-	runnerRecoveryDeadline = 900
-	runnerPeerDeadline     = 2700
-)
+// DefaultPeerStopTimeout is how long the recovery host waits for etcd to
+// stop on every peer before it gives up, changing nothing.
+const DefaultPeerStopTimeout = 15 * time.Minute
+
+// runnerDeadlines are the runner's deadlines, in seconds, from the peer
+// stop timeout: how long a peer waits for its containers to stop (at most
+// 5 minutes, a third of the recovery host's wait), how long the recovery
+// host waits for etcd to stop on the peers, and how long a peer waits for
+// the recovery host to serve a new cluster before putting its own data
+// back: three times the recovery host's wait, longer than that and the
+// restore itself.
+func runnerDeadlines(peerStop time.Duration) (stop, recovery, peer int) {
+	if peerStop <= 0 {
+		peerStop = DefaultPeerStopTimeout
+	}
+	recovery = max(int(peerStop.Seconds()), 10)
+	stop = max(min(300, recovery/3), 3)
+	return stop, recovery, 3 * recovery
+}
 
 // Prepared is what `restore prepare` left where.
 type Prepared struct {
@@ -70,7 +79,8 @@ type HostCommand struct {
 }
 
 // planEnv is a host's plan.env: what the runner knows of the restore.
-func planEnv(id string, profile Profile, this Host, all []Host, dataMove string) string {
+func planEnv(id string, profile Profile, this Host, all []Host, dataMove string, peerStop time.Duration) string {
+	stop, recovery, peer := runnerDeadlines(peerStop)
 	var nodes []string
 	for _, h := range all {
 		nodes = append(nodes, h.Name+"="+h.IP)
@@ -79,7 +89,7 @@ func planEnv(id string, profile Profile, this Host, all []Host, dataMove string)
 	vars := [][2]string{
 		{"RESTORE_ID", id}, {"PROFILE", string(profile)}, {"THIS_NODE", this.Name}, {"THIS_IP", this.IP},
 		{"NODES", strings.Join(nodes, " ")}, {"DATA_MOVE", dataMove},
-		{"STOP_TIMEOUT", fmt.Sprint(runnerStopTimeout)}, {"RECOVERY_DEADLINE", fmt.Sprint(runnerRecoveryDeadline)}, {"PEER_DEADLINE", fmt.Sprint(runnerPeerDeadline)},
+		{"STOP_TIMEOUT", fmt.Sprint(stop)}, {"RECOVERY_DEADLINE", fmt.Sprint(recovery)}, {"PEER_DEADLINE", fmt.Sprint(peer)},
 	}
 	var b strings.Builder
 	for _, v := range vars {
@@ -185,7 +195,7 @@ func stage(ctx context.Context, r debugnode.Runner, p *Plan, h Host, all []Host,
 			dataMove = "within"
 		}
 	}
-	env := planEnv(id, p.Profile, h, all, dataMove)
+	env := planEnv(id, p.Profile, h, all, dataMove, p.PeerStopTimeout)
 	for name, data := range map[string][]byte{"run.sh": runnerScript, "plan.env": []byte(env)} {
 		if _, err := r.Upload(ctx, bytes.NewReader(data), int64(len(data)), fresh+"/"+name, nil); err != nil {
 			return fmt.Errorf("write %s: %w", name, err)

@@ -21,7 +21,7 @@ func TestRunnerScriptAndPlanEnv(t *testing.T) {
 	}
 	all := []Host{{Name: "master-2", IP: "10.0.0.7"}, {Name: "master-0", IP: "10.0.0.5"}}
 	env := filepath.Join(dir, "plan.env")
-	if err := os.WriteFile(env, []byte(planEnv("prepared-x", Legacy, all[1], all, "within")), 0o600); err != nil {
+	if err := os.WriteFile(env, []byte(planEnv("prepared-x", Legacy, all[1], all, "within", 0)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	out, err := exec.Command("bash", "-c", `set -u; . "$1"; echo "$RESTORE_ID|$PROFILE|$THIS_NODE|$THIS_IP|$NODES|$DATA_MOVE|$PEER_DEADLINE"`, "sh", env).CombinedOutput()

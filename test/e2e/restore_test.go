@@ -275,3 +275,54 @@ func TestRestoreDisarmsWhenAHostCannotBeArmed(t *testing.T) {
 		t.Errorf("master-0 after the disarm: %s", res)
 	}
 }
+
+// A host whose etcd never stops: the recovery host gives up after
+// --peer-stop-timeout, changing nothing, and the command, which watches its
+// unit while the old cluster answers, disarms the peers at once: the one
+// that had stopped its etcd puts everything back. The cluster keeps its
+// members and its data, and a re-run plans a new restore.
+func TestRestoreUndoneWhenAHostsEtcdNeverStops(t *testing.T) {
+	t.Parallel()
+	b := boxtest.StartBox(t, box.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	dir, _ := backupOf(t, b)
+	cms := b.Kube.CoreV1().ConfigMaps("default")
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-backup"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := boxtest.MemberIDs(t, b)
+	if err := b.UnstoppableEtcd("master-2", true); err != nil {
+		t.Fatal(err)
+	}
+	r := runRestoreFor(t, b, 5*time.Minute, dir, "--recovery-node", "master-0", "--yes", "--peer-stop-timeout", "20s")
+	if r.Code != 1 || !strings.Contains(r.Stderr, "not restored: the recovery host master-0 ended its part without restoring; the cluster is as it was") ||
+		!strings.Contains(r.Stderr, "etcd still answers on "+b.Node("master-2").IP.String()+" after 20s: nothing was changed here") {
+		t.Fatalf("restore with master-2's etcd never stopping: %s", r)
+	}
+	if !strings.Contains(r.Stderr, "master-1: disarmed") {
+		t.Errorf("master-1 was not disarmed:\n%s", r.Stderr)
+	}
+	if err := b.UnstoppableEtcd("master-2", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.WaitForEtcdMembersAvailable(ctx, "3 members are available"); err != nil {
+		t.Fatal(err)
+	}
+	if after := boxtest.MemberIDs(t, b); len(after) != 3 || after["master-1"] != before["master-1"] || after["master-2"] != before["master-2"] {
+		t.Errorf("members %v, before %v", after, before)
+	}
+	if _, err := cms.Get(ctx, "after-backup", metav1.GetOptions{}); err != nil {
+		t.Errorf("the cluster's data: %v", err)
+	}
+	for _, n := range []string{"master-1", "master-2"} {
+		if res := boxtest.HostRun(t, b, n, "ls /etc/kubernetes/manifests; test -d /var/lib/etcd/member && test -f $(ls -d "+restore.StateDir+"/2*)/state/rolled-back"); res.Code != 0 || !strings.Contains(res.Stdout, "etcd-pod.yaml\nkube-apiserver-pod.yaml\nkube-controller-manager-pod.yaml\nkube-scheduler-pod.yaml\n") {
+			t.Errorf("%s after the restore was undone: %s", n, res)
+		}
+	}
+	waitNoLeftovers(t, ctx, b.Kube)
+	// The journal says it ended: a re-run plans a new restore.
+	if r := runRestore(t, b, nil, dir, "--dry-run"); r.Code != 0 || !strings.Contains(r.Stdout, "Restore plan") {
+		t.Errorf("restore --dry-run after the undone restore: %s", r)
+	}
+}

@@ -108,6 +108,8 @@ type Options struct {
 	Output       string
 	// PodStartTimeout bounds the wait for each debug pod to run.
 	PodStartTimeout time.Duration
+	// PeerStopTimeout is how long the recovery host waits for the peers.
+	PeerStopTimeout time.Duration
 	// APITimeout bounds the wait for the restored API.
 	APITimeout time.Duration
 	// StablePeriod is --minimum-stable-period.
@@ -121,7 +123,7 @@ type Options struct {
 
 // NewCmdRestore returns the restore command.
 func NewCmdRestore(f genericclioptions.RESTClientGetter, globals *options.GlobalOptions, streams genericiooptions.IOStreams) *cobra.Command {
-	o := &Options{globals: globals, streams: streams, Output: output.Table, PodStartTimeout: 2 * time.Minute, APITimeout: 30 * time.Minute, StablePeriod: 5 * time.Minute}
+	o := &Options{globals: globals, streams: streams, Output: output.Table, PodStartTimeout: 2 * time.Minute, APITimeout: 30 * time.Minute, PeerStopTimeout: restore.DefaultPeerStopTimeout, StablePeriod: 5 * time.Minute}
 	cmd := &cobra.Command{
 		Use:     "restore BACKUP_DIR",
 		Short:   "Restore the cluster to an etcd backup, through the API and debug pods",
@@ -134,6 +136,7 @@ func NewCmdRestore(f genericclioptions.RESTClientGetter, globals *options.Global
 	cmd.Flags().BoolVar(&o.Force, "force", false, "Restore a backup of another z-stream of the same minor release, a possibly dirty one, or during an update; recorded in the plan.")
 	cmd.Flags().StringVarP(&o.Output, "output", "o", o.Output, output.FlagUsage)
 	cmd.Flags().DurationVar(&o.PodStartTimeout, "pod-start-timeout", o.PodStartTimeout, "How long to wait for each debug pod to start.")
+	cmd.Flags().DurationVar(&o.PeerStopTimeout, "peer-stop-timeout", o.PeerStopTimeout, "How long the recovery host waits for etcd to stop on every other control-plane host before it gives up, changing nothing; the other hosts then put everything back.")
 	cmd.Flags().DurationVar(&o.APITimeout, "api-timeout", o.APITimeout, "How long to wait for the restored API once the hosts' units are armed.")
 	cmd.Flags().DurationVar(&o.StablePeriod, "minimum-stable-period", o.StablePeriod, "How long every cluster operator must stay Available, not Progressing and not Degraded at the end.")
 	cmd.AddCommand(NewCmdPrepare(f, globals, streams))
@@ -154,6 +157,9 @@ func (o *Options) Complete(f genericclioptions.RESTClientGetter, args []string) 
 func (o *Options) Validate() error {
 	if o.APITimeout <= 0 {
 		return exitcode.Usagef("--api-timeout must be positive, got %s", o.APITimeout)
+	}
+	if o.PeerStopTimeout < 10*time.Second {
+		return exitcode.Usagef("--peer-stop-timeout must be at least 10s, got %s", o.PeerStopTimeout)
 	}
 	if o.StablePeriod < 0 {
 		return exitcode.Usagef("--minimum-stable-period must not be negative, got %s", o.StablePeriod)
@@ -237,7 +243,7 @@ func (o *Options) Run(ctx context.Context) error {
 	_, inCluster := os.LookupEnv("KUBERNETES_SERVICE_HOST")
 	now := time.Now()
 	ropts := restore.Options{Dir: o.Dir, RecoveryNode: o.RecoveryNode, LostNodes: o.LostNodes, Force: o.Force, InCluster: inCluster,
-		Command: o.globals.CommandName, Now: now, StartRunner: engine.Runner}
+		Command: o.globals.CommandName, Now: now, StartRunner: engine.Runner, PeerStopTimeout: o.PeerStopTimeout}
 	plan, err := restore.Preflight(ctx, c, ropts)
 	if err != nil {
 		return err
