@@ -79,6 +79,9 @@ func Preflight(ctx context.Context, c Clients, o Options) (*Plan, error) {
 	if err := backup.RequireClusterAdmin(ctx, c.Kube, "a restore"); err != nil {
 		return nil, err
 	}
+	if err := noRestoreUnderWay(ctx, c, o.Command); err != nil {
+		return nil, err
+	}
 	rel, err := era.RequireSupported(ctx, era.Clients{Kube: c.Kube, OpenShiftConfig: c.Config})
 	if err != nil {
 		return nil, err
@@ -417,4 +420,22 @@ func snapshotSize(b BackupInfo) int64 {
 		}
 	}
 	return 0
+}
+
+// noRestoreUnderWay refuses while the live API holds the sentinel of a
+// restore that was fired and has not ended: its units may still run, and
+// a second restore beside it would fight it.
+func noRestoreUnderWay(ctx context.Context, c Clients, command string) error {
+	list, err := c.Kube.CoreV1().ConfigMaps(SentinelNamespace).List(ctx, metav1.ListOptions{LabelSelector: debugnode.ManagedByLabel + "=" + debugnode.ManagedByValue})
+	if err != nil {
+		return fmt.Errorf("look for a restore under way in %s: %w", SentinelNamespace, err)
+	}
+	for _, cm := range list.Items {
+		if !strings.HasPrefix(cm.Name, SentinelPrefix) {
+			continue
+		}
+		return refuse("restore %s of %s, fired at %s onto %s, is under way or did not end (ConfigMap %s/%s): run `%s restore %s` to wait for it and finish it. Should its units have ended on every control-plane host (`systemctl is-active oc-recover-restore-%s` is not active, and run.log in %s/%s says rolled back or aborted), delete that ConfigMap first",
+			cm.Data["id"], cm.Data["backup"], cm.Data["firedAt"], cm.Data["recoveryNode"], cm.Namespace, cm.Name, command, cm.Data["backup"], cm.Data["id"], StateDir, cm.Data["id"])
+	}
+	return nil
 }

@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/oc-recover/oc-recover/pkg/backup"
+	"github.com/oc-recover/oc-recover/pkg/debugnode"
+	"github.com/oc-recover/oc-recover/pkg/restore"
 	"github.com/oc-recover/oc-recover/test/box"
 	"github.com/oc-recover/oc-recover/test/internal/boxtest"
 )
@@ -110,6 +112,21 @@ func TestRestoreRefusesWhatTheClusterCannotTake(t *testing.T) {
 		if r := runRestore(t, b, nil, d, "--force", "--dry-run"); r.Code != 1 || !strings.Contains(r.Stderr, "(its snapshot's clusterversions/version)") {
 			t.Errorf("restore of another cluster's backup without backup.json: %s", r)
 		}
+	})
+	t.Run("another restore under way", func(t *testing.T) {
+		cms := b.Kube.CoreV1().ConfigMaps(restore.SentinelNamespace)
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: restore.SentinelPrefix + "20261201t030000z-abcd", Labels: map[string]string{debugnode.ManagedByLabel: debugnode.ManagedByValue}},
+			Data: map[string]string{"id": "20261201T030000Z-abcd", "backup": "/srv/other", "recoveryNode": "master-2", "firedAt": "2026-12-01T03:00:00Z"}}
+		if _, err := cms.Create(context.Background(), cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := cms.Delete(context.Background(), cm.Name, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		refused(t, "restore 20261201T030000Z-abcd of /srv/other, fired at 2026-12-01T03:00:00Z onto master-2, is under way or did not end", "--dry-run")
+		refused(t, "run `oc recover restore /srv/other` to wait for it", "--yes")
 	})
 	t.Run("another z-stream, only with --force", func(t *testing.T) {
 		changeClusterVersion(t, b, onRelease("4.14.9"))
