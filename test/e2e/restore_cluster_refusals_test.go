@@ -243,7 +243,7 @@ func TestRestorePlanOnAModernRelease(t *testing.T) {
 	before := restoreState(t, b)
 	r := runRestore(t, b, nil, dir, "--dry-run")
 	for _, want := range []string{"profile modern (OpenShift 4.18.3)", "master-1: stop etcd\n      /usr/local/bin/disable-etcd.sh", "master-0: stop etcd\n      /usr/local/bin/disable-etcd.sh",
-		"/usr/local/bin/cluster-restore.sh /var/lib/oc-recover/restore/", "forced only if none comes"} {
+		"/usr/local/bin/cluster-restore.sh /var/lib/oc-recover/restore/", "force a new etcd revision"} {
 		if r.Code != 0 || !strings.Contains(r.Stdout, want) {
 			t.Errorf("restore --dry-run on 4.18: want %q: %s", want, r)
 		}

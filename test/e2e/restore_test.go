@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -325,4 +326,59 @@ func TestRestoreUndoneWhenAHostsEtcdNeverStops(t *testing.T) {
 	if r := runRestore(t, b, nil, dir, "--dry-run"); r.Code != 0 || !strings.Contains(r.Stdout, "Restore plan") {
 		t.Errorf("restore --dry-run after the undone restore: %s", r)
 	}
+}
+
+// On 4.18 (the modern profile) the hosts stop etcd alone with
+// disable-etcd.sh and no kubelet restarts; phase C redeploys etcd only.
+func TestRestoreThroughTheAPIOnAModernRelease(t *testing.T) {
+	t.Parallel()
+	b := boxtest.StartBox(t, box.Options{Version: "4.18.3"})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cms := b.Kube.CoreV1().ConfigMaps("default")
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before-backup"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := backupOf(t, b)
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-backup"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := boxtest.MemberIDs(t, b)
+	kas := latestRevision(t, ctx, b, "kube-apiserver")
+	r := runRestoreFor(t, b, 8*time.Minute, dir, "--yes", "--minimum-stable-period", "5s")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Restored the cluster to "+dir) {
+		t.Fatalf("restore on 4.18: %s", r)
+	}
+	if strings.Contains(r.Stderr, "kubeapiserver/cluster: forced") {
+		t.Errorf("the modern profile redeployed the kube-apiserver:\n%s", r.Stderr)
+	}
+	waitForRestoredData(t, ctx, b)
+	after := boxtest.MemberIDs(t, b)
+	if len(after) != 3 {
+		t.Errorf("etcd members after the restore: %v", after)
+	}
+	for n, id := range after {
+		if id == before[n] {
+			t.Errorf("%s kept its old member %x", n, id)
+		}
+	}
+	// As the 4.18 restore pod does, the revisions jumped past any the old
+	// cluster served, so that the kube-apiservers that kept running relist.
+	cli, err := b.EtcdClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if resp, err := cli.Get(ctx, "/", clientv3.WithCountOnly()); err != nil || resp.Header.Revision < 1_000_000_000 {
+		t.Errorf("etcd's revision after the restore: %v %v", resp, err)
+	}
+	if got := latestRevision(t, ctx, b, "kube-apiserver"); got != kas {
+		t.Errorf("kube-apiserver revision %d, %d before", got, kas)
+	}
+	for _, n := range []string{"master-1", "master-2"} {
+		if res := boxtest.HostRun(t, b, n, "ls /etc/kubernetes/manifests"); res.Code != 0 || !strings.Contains(res.Stdout, "kube-apiserver-pod.yaml") || !strings.Contains(res.Stdout, "etcd-pod.yaml") {
+			t.Errorf("%s's static pods after the restore: %s", n, res)
+		}
+	}
+	waitNoLeftovers(t, ctx, b.Kube)
 }

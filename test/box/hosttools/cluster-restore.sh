@@ -6,6 +6,11 @@
 # the backup, restore a one-member etcd from its snapshot with the real
 # `etcdutl snapshot restore` (copied out of the etcd image, as the real
 # script does), and start the static pods again, etcd first.
+# From 4.18 (its etcd-common-tools has mv_static_pods) it stops etcd alone,
+# and restores as that release's restore pod does: revisions bumped past
+# any the cluster served (1 billion without a revision.json) and marked
+# compacted, so that every watcher (the kube-apiservers that kept running)
+# relists instead of waiting for revisions that will not come.
 # Its messages are the real script's.
 set -o errexit
 set -o pipefail
@@ -119,9 +124,24 @@ new_uuid() {
   echo "${h:0:8}-${h:8:4}-4${h:13:3}-a${h:17:3}-${h:20:12}"
 }
 
-stop_static_pods "${AUX_STATIC_POD_LIST[@]}"
-wait_for_containers_to_stop "${AUX_STATIC_POD_CONTAINERS[@]}"
-stop_static_pods "${ETCD_STATIC_POD_LIST[@]}"
+MODERN=""
+BUMP_ARGS=()
+if declare -F mv_static_pods >/dev/null; then
+  MODERN=1
+  AUX_STATIC_POD_LIST=()
+  ETCD_STATIC_POD_CONTAINERS=("etcd" "etcdctl" "etcd-metrics" "etcd-readyz" "etcd-rev" "etcd-backup-server")
+  REV_JSON="${ETCD_DATA_DIR}/revision.json"
+  BUMP_REV=1000000000
+  if [ -s "${REV_JSON}" ]; then
+    BUMP_REV=$(jq -r "(.maxRaftIndex*1.2|floor)" "${REV_JSON}")
+  fi
+  BUMP_ARGS=(--mark-compacted --bump-revision "${BUMP_REV}")
+  mv_static_pods "${ETCD_STATIC_POD_LIST[@]}"
+else
+  stop_static_pods "${AUX_STATIC_POD_LIST[@]}"
+  wait_for_containers_to_stop "${AUX_STATIC_POD_CONTAINERS[@]}"
+  stop_static_pods "${ETCD_STATIC_POD_LIST[@]}"
+fi
 wait_for_containers_to_stop "${ETCD_STATIC_POD_CONTAINERS[@]}"
 
 mkdir -p "${ETCD_DATA_DIR_BACKUP}"
@@ -138,6 +158,15 @@ fi
 tar -C "${CONFIG_FILE_DIR}" -xzf "${BACKUP_FILE}" static-pod-resources
 cp -p "${SNAPSHOT_FILE}" "${ETCD_DATA_DIR_BACKUP}/snapshot.db"
 
+if [ -n "${MODERN}" ]; then
+  [ ! -f "${ETCD_DATA_DIR}/revision.json" ] || mv -f "${ETCD_DATA_DIR}/revision.json" "${ETCD_DATA_DIR_BACKUP}/revision.json"
+  rm -f "${ETCD_DATA_DIR}"/etcd_perf*
+  if [ -n "$(ls -A "${ETCD_DATA_DIR}" 2>/dev/null)" ]; then
+    echo "folder ${ETCD_DATA_DIR} is not empty, please review and remove all files in it"
+    exit 1
+  fi
+  echo "bumping revisions by ${BUMP_REV}"
+fi
 echo "removing etcd data dir..."
 rm -rf "${ETCD_DATA_DIR}"
 
@@ -148,7 +177,7 @@ if ! "${ETCD_CLIENT}" snapshot restore "${SNAPSHOT_FILE}" \
   --initial-cluster "${NODE_NAME}=https://${NODE_IP}:2380" \
   --initial-cluster-token "openshift-etcd-${UUID}" \
   --initial-advertise-peer-urls "https://${NODE_IP}:2380" \
-  --data-dir "${ETCD_DATA_DIR}"; then
+  --data-dir "${ETCD_DATA_DIR}" "${BUMP_ARGS[@]}"; then
   echo "Snapshot restore failed. Aborting!"
   exit 1
 fi
