@@ -155,15 +155,7 @@ func TestRestoreThroughTheAPI(t *testing.T) {
 			t.Errorf("%s: latest revision %d, %d before the restore", op, got, rev)
 		}
 	}
-	sentinels, err := b.Kube.CoreV1().ConfigMaps(restore.SentinelNamespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, cm := range sentinels.Items {
-		if strings.HasPrefix(cm.Name, restore.SentinelPrefix) {
-			t.Errorf("configmap %s/%s is left", cm.Namespace, cm.Name)
-		}
-	}
+	assertNoSentinel(t, ctx, b)
 	waitNoLeftovers(t, ctx, b.Kube)
 	// Each host keeps what it moved aside, in the restore's directory;
 	// its unit is gone.
@@ -221,21 +213,58 @@ func latestRevision(t *testing.T, ctx context.Context, b *box.Box, op string) in
 	return rev
 }
 
+// backedUp starts a box, takes a backup and then creates configmap
+// after-backup; it returns the etcd members of then.
+func backedUp(t *testing.T) (*box.Box, context.Context, string, map[string]uint64) {
+	t.Helper()
+	b := boxtest.StartBox(t, box.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	t.Cleanup(cancel)
+	dir, _ := backupOf(t, b)
+	if _, err := b.Kube.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-backup"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return b, ctx, dir, boxtest.MemberIDs(t, b)
+}
+
+// assertAsItWas checks that a restore that did not happen left the cluster
+// as it was: its members, its data, no record of the restore in the API
+// and no debug namespace.
+func assertAsItWas(t *testing.T, ctx context.Context, b *box.Box, before map[string]uint64) {
+	t.Helper()
+	if err := b.WaitForEtcdMembersAvailable(ctx, "3 members are available"); err != nil {
+		t.Fatal(err)
+	}
+	if after := boxtest.MemberIDs(t, b); len(after) != 3 || after["master-0"] != before["master-0"] || after["master-1"] != before["master-1"] || after["master-2"] != before["master-2"] {
+		t.Errorf("members %v, before %v", after, before)
+	}
+	if _, err := b.Kube.CoreV1().ConfigMaps("default").Get(ctx, "after-backup", metav1.GetOptions{}); err != nil {
+		t.Errorf("the cluster's data: %v", err)
+	}
+	assertNoSentinel(t, ctx, b)
+	waitNoLeftovers(t, ctx, b.Kube)
+}
+
+func assertNoSentinel(t *testing.T, ctx context.Context, b *box.Box) {
+	t.Helper()
+	list, err := b.Kube.CoreV1().ConfigMaps(restore.SentinelNamespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cm := range list.Items {
+		if strings.HasPrefix(cm.Name, restore.SentinelPrefix) {
+			t.Errorf("configmap %s/%s is left", cm.Namespace, cm.Name)
+		}
+	}
+}
+
 // A host whose unit cannot be armed: the hosts armed before it are
 // disarmed (the peer that had stopped its etcd and moved its data puts
 // them back), the record is removed, and the cluster keeps its members
 // and its data.
 func TestRestoreDisarmsWhenAHostCannotBeArmed(t *testing.T) {
 	t.Parallel()
-	b := boxtest.StartBox(t, box.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	dir, _ := backupOf(t, b)
-	cms := b.Kube.CoreV1().ConfigMaps("default")
-	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-backup"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	before := boxtest.MemberIDs(t, b)
+	b, ctx, dir, before := backedUp(t)
 	if err := b.RefuseTransientUnits("master-2", true); err != nil {
 		t.Fatal(err)
 	}
@@ -249,25 +278,7 @@ func TestRestoreDisarmsWhenAHostCannotBeArmed(t *testing.T) {
 			t.Errorf("restore's progress says nothing of %q:\n%s", want, r.Stderr)
 		}
 	}
-	if err := b.WaitForEtcdMembersAvailable(ctx, "3 members are available"); err != nil {
-		t.Fatal(err)
-	}
-	if after := boxtest.MemberIDs(t, b); len(after) != 3 || after["master-0"] != before["master-0"] || after["master-1"] != before["master-1"] {
-		t.Errorf("members %v, before %v", after, before)
-	}
-	if _, err := cms.Get(ctx, "after-backup", metav1.GetOptions{}); err != nil {
-		t.Errorf("the cluster's data after the disarm: %v", err)
-	}
-	list, err := b.Kube.CoreV1().ConfigMaps(restore.SentinelNamespace).List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, cm := range list.Items {
-		if strings.HasPrefix(cm.Name, restore.SentinelPrefix) {
-			t.Errorf("configmap %s/%s is left", cm.Namespace, cm.Name)
-		}
-	}
-	waitNoLeftovers(t, ctx, b.Kube)
+	assertAsItWas(t, ctx, b, before)
 	check := "ls /etc/kubernetes/manifests; test -d /var/lib/etcd/member && d=$(ls -d " + restore.StateDir + "/2*) && test -f $d/state/rolled-back && test ! -e $d/etcd-data"
 	if res := boxtest.HostRun(t, b, "master-1", check); res.Code != 0 || !strings.Contains(res.Stdout, "etcd-pod.yaml\nkube-apiserver-pod.yaml\nkube-controller-manager-pod.yaml\nkube-scheduler-pod.yaml\n") {
 		t.Errorf("master-1 after the disarm: %s", res)
@@ -284,15 +295,7 @@ func TestRestoreDisarmsWhenAHostCannotBeArmed(t *testing.T) {
 // members and its data, and a re-run plans a new restore.
 func TestRestoreUndoneWhenAHostsEtcdNeverStops(t *testing.T) {
 	t.Parallel()
-	b := boxtest.StartBox(t, box.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
-	defer cancel()
-	dir, _ := backupOf(t, b)
-	cms := b.Kube.CoreV1().ConfigMaps("default")
-	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-backup"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	before := boxtest.MemberIDs(t, b)
+	b, ctx, dir, before := backedUp(t)
 	if err := b.UnstoppableEtcd("master-2", true); err != nil {
 		t.Fatal(err)
 	}
@@ -307,21 +310,12 @@ func TestRestoreUndoneWhenAHostsEtcdNeverStops(t *testing.T) {
 	if err := b.UnstoppableEtcd("master-2", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.WaitForEtcdMembersAvailable(ctx, "3 members are available"); err != nil {
-		t.Fatal(err)
-	}
-	if after := boxtest.MemberIDs(t, b); len(after) != 3 || after["master-1"] != before["master-1"] || after["master-2"] != before["master-2"] {
-		t.Errorf("members %v, before %v", after, before)
-	}
-	if _, err := cms.Get(ctx, "after-backup", metav1.GetOptions{}); err != nil {
-		t.Errorf("the cluster's data: %v", err)
-	}
+	assertAsItWas(t, ctx, b, before)
 	for _, n := range []string{"master-1", "master-2"} {
 		if res := boxtest.HostRun(t, b, n, "ls /etc/kubernetes/manifests; test -d /var/lib/etcd/member && test -f $(ls -d "+restore.StateDir+"/2*)/state/rolled-back"); res.Code != 0 || !strings.Contains(res.Stdout, "etcd-pod.yaml\nkube-apiserver-pod.yaml\nkube-controller-manager-pod.yaml\nkube-scheduler-pod.yaml\n") {
 			t.Errorf("%s after the restore was undone: %s", n, res)
 		}
 	}
-	waitNoLeftovers(t, ctx, b.Kube)
 	// The journal says it ended: a re-run plans a new restore.
 	if r := runRestore(t, b, nil, dir, "--dry-run"); r.Code != 0 || !strings.Contains(r.Stdout, "Restore plan") {
 		t.Errorf("restore --dry-run after the undone restore: %s", r)
