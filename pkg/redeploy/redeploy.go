@@ -204,9 +204,16 @@ func (o *Operator) Redeploy(ctx context.Context, reason string, progress func(St
 			return before, after, fmt.Errorf("patch %s spec.forceRedeploymentReason: %w", o.Object, err)
 		}
 	}
-	floor := before.Oldest()
+	after, err = o.WaitPast(ctx, before.Oldest(), progress)
+	return before, after, err
+}
+
+// WaitPast waits until every node runs the latest revision and it is
+// newer than floor. progress is told every change of the nodes' revisions.
+func (o *Operator) WaitPast(ctx context.Context, floor int32, progress func(State)) (State, error) {
+	var after State
 	last := ""
-	err = wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+	err := wait.PollUntilContextCancel(ctx, 500*time.Millisecond, true, func(ctx context.Context) (bool, error) {
 		s, err := o.State(ctx)
 		if err != nil {
 			return false, nil // the API may blink while control-plane pods restart
@@ -219,10 +226,10 @@ func (o *Operator) Redeploy(ctx context.Context, reason string, progress func(St
 		return s.Done() && s.Latest > floor, nil
 	})
 	if errors.Is(err, context.DeadlineExceeded) {
-		return before, after, fmt.Errorf("%s did not reach a new revision on every node before the time ran out (--timeout); it stands at %s (latest revision %d): a node that is down or whose installer fails holds it back; re-run to keep waiting", o.Name, after.Summary(), after.Latest)
+		return after, fmt.Errorf("%s did not reach a new revision on every node before the time ran out (--timeout); it stands at %s (latest revision %d): a node that is down or whose installer fails holds it back; re-run to keep waiting", o.Name, after.Summary(), after.Latest)
 	}
 	if err != nil {
-		return before, after, fmt.Errorf("%s did not reach a new revision on every node (%s): %w", o.Name, after.Summary(), err)
+		return after, fmt.Errorf("%s did not reach a new revision on every node (%s): %w", o.Name, after.Summary(), err)
 	}
-	return before, after, nil
+	return after, nil
 }

@@ -38,16 +38,18 @@ type Record struct {
 	// is the restored spec.unsupportedConfigOverrides to put back.
 	OverrideSet       bool            `json:"overrideSet,omitempty"`
 	OriginalOverrides json.RawMessage `json:"originalOverrides,omitempty"`
-	// Reasons are the forceRedeploymentReasons used, by operator; Done
-	// the rollouts that finished.
+	// Reasons are the forceRedeploymentReasons used, by operator, Floors
+	// the latest revision before each (a rollout is done once every node
+	// runs a newer one), and Done the rollouts that finished.
 	Reasons map[string]string `json:"reasons,omitempty"`
+	Floors  map[string]int32  `json:"floors,omitempty"`
 	Done    map[string]bool   `json:"done,omitempty"`
 }
 
 // NewRecord is the record of a plan fired at firedAt.
 func NewRecord(p *Plan, firedAt time.Time) *Record {
 	r := &Record{ID: p.ID, Backup: p.Backup.Dir, Profile: p.Profile, RecoveryNode: p.Recovery.Name, Lost: p.LostNodes, NetworkType: p.NetworkType, FiredAt: firedAt.UTC(),
-		Reasons: map[string]string{}, Done: map[string]bool{}}
+		Reasons: map[string]string{}, Floors: map[string]int32{}, Done: map[string]bool{}}
 	for _, h := range append([]Host{p.Recovery}, p.Peers...) {
 		r.ControlPlane = append(r.ControlPlane, h.Name)
 	}
@@ -77,6 +79,9 @@ func ReadRecord(ctx context.Context, c Clients) (*Record, error) {
 	}
 	if r.Done == nil {
 		r.Done = map[string]bool{}
+	}
+	if r.Floors == nil {
+		r.Floors = map[string]int32{}
 	}
 	return r, nil
 }
@@ -234,8 +239,14 @@ func redeployOperator(ctx context.Context, c Clients, rec *Record, op string, ev
 	}
 	reason := rec.Reasons[op]
 	if reason == "" {
+		// The reason and the revision before it are recorded before the
+		// reason is written: a re-run waits for this rollout, done or not.
+		st, err := o.State(ctx)
+		if err != nil {
+			return err
+		}
 		reason = redeploy.ReasonPrefix + rec.ID
-		rec.Reasons[op] = reason
+		rec.Reasons[op], rec.Floors[op] = reason, st.Latest
 		if err := WriteRecord(ctx, c, rec); err != nil {
 			return err
 		}
@@ -248,9 +259,9 @@ func redeployOperator(ctx context.Context, c Clients, rec *Record, op string, ev
 		if err := patchOperator(ctx, c, op, reason); err != nil {
 			return err
 		}
+		ev.say("%s: forced a new revision (%s)", o.Object, reason)
 	}
-	ev.say("%s: forced a new revision (%s)", o.Object, reason)
-	if _, _, err := o.Redeploy(ctx, reason, func(s redeploy.State) { ev.say("%s: %s (latest revision %d)", op, s.Summary(), s.Latest) }); err != nil {
+	if _, err := o.WaitPast(ctx, rec.Floors[op], func(s redeploy.State) { ev.say("%s: %s (latest revision %d)", op, s.Summary(), s.Latest) }); err != nil {
 		return err
 	}
 	rec.Done[op] = true
