@@ -188,6 +188,15 @@ func Patch(reason string) []byte {
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
+// Force writes reason into spec.forceRedeploymentReason: the operator
+// rolls a new revision out.
+func (o *Operator) Force(ctx context.Context, reason string) error {
+	if err := o.patch(ctx, Patch(reason)); err != nil {
+		return fmt.Errorf("patch %s spec.forceRedeploymentReason: %w", o.Object, err)
+	}
+	return nil
+}
+
 // Redeploy forces a new revision with reason and waits until every node
 // runs a revision newer than the oldest one before. A rollout that an
 // earlier, interrupted run started (its reason is ours and it is still in
@@ -200,8 +209,8 @@ func (o *Operator) Redeploy(ctx context.Context, reason string, progress func(St
 	}
 	resuming := strings.HasPrefix(before.Reason, ReasonPrefix) && !before.Done()
 	if !resuming {
-		if err := o.patch(ctx, Patch(reason)); err != nil {
-			return before, after, fmt.Errorf("patch %s spec.forceRedeploymentReason: %w", o.Object, err)
+		if err := o.Force(ctx, reason); err != nil {
+			return before, after, err
 		}
 	}
 	after, err = o.WaitPast(ctx, before.Oldest(), progress)

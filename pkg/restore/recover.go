@@ -256,7 +256,7 @@ func redeployOperator(ctx context.Context, c Clients, rec *Record, op string, ev
 		return err
 	}
 	if st.Reason != reason {
-		if err := patchOperator(ctx, c, op, reason); err != nil {
+		if err := o.Force(ctx, reason); err != nil {
 			return err
 		}
 		ev.say("%s: forced a new revision (%s)", o.Object, reason)
@@ -266,26 +266,6 @@ func redeployOperator(ctx context.Context, c Clients, rec *Record, op string, ev
 	}
 	rec.Done[op] = true
 	return WriteRecord(ctx, c, rec)
-}
-
-func patchOperator(ctx context.Context, c Clients, op, reason string) error {
-	ops := c.Operator.OperatorV1()
-	data, mp := redeploy.Patch(reason), types.MergePatchType
-	var err error
-	switch op {
-	case "etcd":
-		_, err = ops.Etcds().Patch(ctx, "cluster", mp, data, metav1.PatchOptions{})
-	case "kube-apiserver":
-		_, err = ops.KubeAPIServers().Patch(ctx, "cluster", mp, data, metav1.PatchOptions{})
-	case "kube-controller-manager":
-		_, err = ops.KubeControllerManagers().Patch(ctx, "cluster", mp, data, metav1.PatchOptions{})
-	case "kube-scheduler":
-		_, err = ops.KubeSchedulers().Patch(ctx, "cluster", mp, data, metav1.PatchOptions{})
-	}
-	if err != nil {
-		return fmt.Errorf("patch %s/cluster spec.forceRedeploymentReason: %w", op, err)
-	}
-	return nil
 }
 
 // waitMembers waits until the etcd operator reports a healthy member on

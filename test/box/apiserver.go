@@ -76,7 +76,7 @@ func (b *Box) startAPIServer(etcdEndpoints []string, etcdCertDir string) error {
 	if err := os.WriteFile(clientCAFile, b.ClientCABundle(), 0o600); err != nil {
 		return err
 	}
-	addr, err := apiEndpoint()
+	addr, reserved, release, err := apiEndpoint()
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func (b *Box) startAPIServer(etcdEndpoints []string, etcdCertDir string) error {
 	storage.Transport.TrustedCAFile = filepath.Join(etcdCertDir, "ca.crt")
 	flags := append(apiServerFlags(tokenFile, clientCAFile), servingFlags...)
 
-	b.api = &kubeAPIServer{b: b, addr: addr, launch: func() (*apiservertesting.TestServer, error) {
+	b.api = &kubeAPIServer{b: b, addr: addr, reserved: reserved, release: release, launch: func() (*apiservertesting.TestServer, error) {
 		server, err := apiservertesting.StartTestServer(b.tb, apiservertesting.NewDefaultTestServerOptions(), flags, storage)
 		quietKlog() // the test server reset it
 		if err != nil {

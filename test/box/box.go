@@ -305,6 +305,7 @@ func (b *Box) Stop() {
 		b.closeNodeAPIServers()
 		if b.api != nil {
 			b.api.down()
+			b.api.releasePort()
 		}
 		klogf("box stop: apiserver %v", time.Since(t0))
 		b.tb.runCleanups()

@@ -3,11 +3,16 @@ package box
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	apiservertesting "k8s.io/kubernetes/cmd/kube-apiserver/app/testing"
@@ -30,6 +35,10 @@ import (
 type kubeAPIServer struct {
 	b    *Box
 	addr string // the endpoint's host:port, the same for the box's life
+	// reserved is the endpoint's listener from its reservation until the
+	// first server takes it; release gives the port up at the box's end.
+	reserved net.Listener
+	release  func()
 
 	mu     sync.Mutex
 	front  *relay // nil while no server runs
@@ -59,12 +68,16 @@ func (s *kubeAPIServer) up() error {
 		target = u.Host
 	}
 	var front *relay
-	// The port was ours a moment ago; a listener closing lingers briefly.
-	for i := 0; ; i++ {
-		if front, err = newRelay(s.addr, target); err == nil || i == 50 {
-			break
+	if s.reserved != nil {
+		front, s.reserved = newRelayOn(s.reserved, target), nil
+	} else {
+		// The port was ours a moment ago; a listener closing lingers briefly.
+		for i := 0; ; i++ {
+			if front, err = newRelay(s.addr, target); err == nil || i == 50 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
 		server.TearDownFn()
@@ -87,6 +100,20 @@ func (s *kubeAPIServer) down() {
 	if s.server != nil {
 		s.server.TearDownFn()
 		s.server = nil
+	}
+}
+
+// releasePort gives the endpoint's port up, at the box's end.
+func (s *kubeAPIServer) releasePort() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reserved != nil {
+		s.reserved.Close()
+		s.reserved = nil
+	}
+	if s.release != nil {
+		s.release()
+		s.release = nil
 	}
 }
 
@@ -172,15 +199,39 @@ func (b *Box) etcdHasQuorum(ctx context.Context) bool {
 	return err == nil
 }
 
-// apiEndpoint picks the stable endpoint's address: a free port on the
-// loopback, kept for the box's life.
-func apiEndpoint() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+// endpointPorts are where the stable endpoints' ports are chosen: below
+// the kernel's ephemeral range (32768 and up), which the servers' own
+// listeners (port 0) and outgoing connections draw from, so that nothing
+// takes the port while the endpoint is closed during an outage.
+const endpointPortLow, endpointPortHigh = 20000, 32000
+
+// apiEndpoint reserves the stable endpoint's address for the box's life:
+// a loopback port, listened on until the first server takes the listener,
+// and locked by a file lock that boxes in every test process honour, so
+// that no other box picks it while it is closed. release unlocks it.
+func apiEndpoint() (addr string, ln net.Listener, release func(), err error) {
+	dir := filepath.Join(os.TempDir(), "oc-recover-box-ports")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", nil, nil, err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	for range 200 {
+		port := endpointPortLow + rand.IntN(endpointPortHigh-endpointPortLow)
+		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)+".lock"), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			f.Close() // another box's
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		if err != nil {
+			f.Close() // something else's
+			continue
+		}
+		return ln.Addr().String(), ln, func() { f.Close() }, nil
+	}
+	return "", nil, nil, fmt.Errorf("no free loopback port in %d-%d for the API endpoint", endpointPortLow, endpointPortHigh)
 }
 
 // syncNodeAPIServers opens the relay of each host that runs the

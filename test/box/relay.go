@@ -28,10 +28,15 @@ func newRelay(listen, target string) (*relay, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newRelayOn(ln, target), nil
+}
+
+// newRelayOn relays what ln accepts to target; closing the relay closes ln.
+func newRelayOn(ln net.Listener, target string) *relay {
 	r := &relay{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
 	r.wg.Add(1)
 	go r.accept()
-	return r, nil
+	return r
 }
 
 func (r *relay) accept() {

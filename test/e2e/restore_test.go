@@ -77,18 +77,8 @@ func interruptRestore(t *testing.T, b *box.Box, marker string, args ...string) (
 // and then from its record in the restored cluster.
 func TestRestoreThroughTheAPI(t *testing.T) {
 	t.Parallel()
-	b := boxtest.StartBox(t, box.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
-	defer cancel()
+	b, ctx, dir, before := backedUp(t, box.Options{})
 	cms := b.Kube.CoreV1().ConfigMaps("default")
-	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before-backup"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	dir, _ := backupOf(t, b)
-	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-backup"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	before := boxtest.MemberIDs(t, b)
 	revs := map[string]int32{}
 	for _, op := range []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"} {
 		revs[op] = latestRevision(t, ctx, b, op)
@@ -213,15 +203,20 @@ func latestRevision(t *testing.T, ctx context.Context, b *box.Box, op string) in
 	return rev
 }
 
-// backedUp starts a box, takes a backup and then creates configmap
-// after-backup; it returns the etcd members of then.
-func backedUp(t *testing.T) (*box.Box, context.Context, string, map[string]uint64) {
+// backedUp starts a box, creates configmap before-backup, takes a backup
+// and then creates configmap after-backup; it returns the etcd members of
+// then.
+func backedUp(t *testing.T, o box.Options) (*box.Box, context.Context, string, map[string]uint64) {
 	t.Helper()
-	b := boxtest.StartBox(t, box.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	b := boxtest.StartBox(t, o)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	t.Cleanup(cancel)
+	cms := b.Kube.CoreV1().ConfigMaps("default")
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before-backup"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	dir, _ := backupOf(t, b)
-	if _, err := b.Kube.CoreV1().ConfigMaps("default").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-backup"}}, metav1.CreateOptions{}); err != nil {
+	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-backup"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return b, ctx, dir, boxtest.MemberIDs(t, b)
@@ -264,7 +259,7 @@ func assertNoSentinel(t *testing.T, ctx context.Context, b *box.Box) {
 // and its data.
 func TestRestoreDisarmsWhenAHostCannotBeArmed(t *testing.T) {
 	t.Parallel()
-	b, ctx, dir, before := backedUp(t)
+	b, ctx, dir, before := backedUp(t, box.Options{})
 	if err := b.RefuseTransientUnits("master-2", true); err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +290,7 @@ func TestRestoreDisarmsWhenAHostCannotBeArmed(t *testing.T) {
 // members and its data, and a re-run plans a new restore.
 func TestRestoreUndoneWhenAHostsEtcdNeverStops(t *testing.T) {
 	t.Parallel()
-	b, ctx, dir, before := backedUp(t)
+	b, ctx, dir, before := backedUp(t, box.Options{})
 	if err := b.UnstoppableEtcd("master-2", true); err != nil {
 		t.Fatal(err)
 	}
@@ -326,18 +321,7 @@ func TestRestoreUndoneWhenAHostsEtcdNeverStops(t *testing.T) {
 // disable-etcd.sh and no kubelet restarts; phase C redeploys etcd only.
 func TestRestoreThroughTheAPIOnAModernRelease(t *testing.T) {
 	t.Parallel()
-	b := boxtest.StartBox(t, box.Options{Version: "4.18.3"})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	cms := b.Kube.CoreV1().ConfigMaps("default")
-	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "before-backup"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	dir, _ := backupOf(t, b)
-	if _, err := cms.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "after-backup"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	before := boxtest.MemberIDs(t, b)
+	b, ctx, dir, before := backedUp(t, box.Options{Version: "4.18.3"})
 	kas := latestRevision(t, ctx, b, "kube-apiserver")
 	r := runRestoreFor(t, b, 8*time.Minute, dir, "--yes", "--minimum-stable-period", "5s")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "Restored the cluster to "+dir) {
