@@ -248,17 +248,28 @@ func (p *Replacement) Run(ctx context.Context, out io.Writer) (err error) {
 
 // poll waits for cond, pacing by the poll interval, until ctx ends.
 func (p *Replacement) poll(ctx context.Context, what string, cond func(ctx context.Context) (bool, string, error)) error {
-	var state string
-	err := wait.PollUntilContextCancel(ctx, p.opts.PollInterval, true, func(ctx context.Context) (bool, error) {
-		ok, s, err := cond(ctx)
-		state = s
-		return ok, err
-	})
-	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("timed out (--timeout) waiting for %s (last seen: %s); run the command again to continue", what, state)
+	return PollEvery(p.opts.PollInterval)(ctx, what, cond)
+}
+
+// Poll waits for cond (done, the state last seen, an error that ends the
+// wait) until ctx ends; what names the wait in its error.
+type Poll func(ctx context.Context, what string, cond func(ctx context.Context) (bool, string, error)) error
+
+// PollEvery is a Poll that looks every interval.
+func PollEvery(interval time.Duration) Poll {
+	return func(ctx context.Context, what string, cond func(ctx context.Context) (bool, string, error)) error {
+		var state string
+		err := wait.PollUntilContextCancel(ctx, interval, true, func(ctx context.Context) (bool, error) {
+			ok, s, err := cond(ctx)
+			state = s
+			return ok, err
+		})
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) {
+				return fmt.Errorf("timed out (--timeout) waiting for %s (last seen: %s); run the command again to continue", what, state)
+			}
+			return fmt.Errorf("waiting for %s (last seen: %s): %w", what, state, err)
 		}
-		return fmt.Errorf("waiting for %s (last seen: %s): %w", what, state, err)
+		return nil
 	}
-	return nil
 }
