@@ -18,16 +18,12 @@ import (
 
 	configclient "github.com/openshift/client-go/config/clientset/versioned"
 	machineclient "github.com/openshift/client-go/machine/clientset/versioned"
-	machineinformers "github.com/openshift/client-go/machine/informers/externalversions"
-	machinelisters "github.com/openshift/client-go/machine/listers/machine/v1beta1"
 	operatorclient "github.com/openshift/client-go/operator/clientset/versioned"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 )
 
@@ -74,6 +70,10 @@ type Options struct {
 	// (the default) marks it at once, and PowerOn returns after that; with
 	// a grace period PowerOn returns once the API answers.
 	NodeMonitorGracePeriod time.Duration
+	// LeaderRenewDeadline is how long the simulated controllers go without
+	// the API before they lose their leases and restart, listing afresh
+	// (default 107s, OpenShift's; leaderelection.go).
+	LeaderRenewDeadline time.Duration
 	// CertRegeneration is how long the kube-apiserver's cert-regeneration
 	// controller takes to regenerate a certificate of the kube-apiserver
 	// operator's rotations that expired (certregen.go); zero (the default)
@@ -153,11 +153,9 @@ type Box struct {
 
 	// The simulators' view of Nodes and Machines (watched, not polled: a
 	// benchmark adds thousands of them).
-	informers        informers.SharedInformerFactory
-	machineInformers machineinformers.SharedInformerFactory
-	nodeLister       corelisters.NodeLister
-	machineLister    machinelisters.MachineLister
-	runCtx           context.Context
+	// caches are the simulators' informers (leaderelection.go).
+	caches simCaches
+	runCtx context.Context
 }
 
 // Start builds and starts a box. The caller must Stop it.
@@ -286,12 +284,7 @@ func (b *Box) Stop() {
 			b.cancel()
 		}
 		b.wg.Wait()
-		if b.informers != nil {
-			b.informers.Shutdown()
-		}
-		if b.machineInformers != nil {
-			b.machineInformers.Shutdown()
-		}
+		b.stopCaches()
 		klogf("box stop: simulators %v", time.Since(t0))
 		var wg sync.WaitGroup
 		for _, n := range b.NodeList() {
@@ -490,23 +483,7 @@ func (b *Box) provisionHost(n *Node, endpoints []string) error {
 
 // startInformers starts watching Nodes and Machines for the simulators.
 func (b *Box) startInformers(ctx, runCtx context.Context) error {
-	b.informers = informers.NewSharedInformerFactory(b.Kube, 0)
-	b.nodeLister = b.informers.Core().V1().Nodes().Lister()
-	b.machineInformers = machineinformers.NewSharedInformerFactoryWithOptions(b.Machine, 0, machineinformers.WithNamespace("openshift-machine-api"))
-	b.machineLister = b.machineInformers.Machine().V1beta1().Machines().Lister()
-	b.informers.Start(runCtx.Done())
-	b.machineInformers.Start(runCtx.Done())
-	for typ, ok := range b.informers.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("watch %v: not synced", typ)
-		}
-	}
-	for typ, ok := range b.machineInformers.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("watch %v: not synced", typ)
-		}
-	}
-	return nil
+	return b.startCaches(ctx, runCtx)
 }
 
 // waitForStaticPods waits until every control-plane node's static pods have

@@ -102,7 +102,7 @@ func (c *clusterOperators) seed(ctx context.Context) error {
 
 func (c *clusterOperators) run(ctx context.Context) {
 	everyPeriod(ctx, c.period, func() {
-		if nodes, err := c.b.nodeLister.List(labels.Everything()); err == nil {
+		if nodes, err := c.b.nodeLister().List(labels.Everything()); err == nil {
 			c.sync(ctx, nodes)
 		}
 	})

@@ -3,6 +3,8 @@ package box
 import (
 	"context"
 
+	"k8s.io/client-go/informers"
+
 	"k8s.io/kubernetes/pkg/controller/endpointslice"
 )
 
@@ -20,7 +22,9 @@ import (
 // Service and retries with back-off. A Service backed by box pods has
 // therefore no ready endpoint, as if its pods were not ready.
 func (b *Box) startEndpointSliceController(runCtx context.Context) {
-	f := b.informers
+	// Its own informers: the simulators' restart after an outage
+	// (leaderelection.go), this controller keeps watching.
+	f := informers.NewSharedInformerFactory(b.Kube, 0)
 	core := f.Core().V1()
 	// kube-controller-manager's defaults: 100 endpoints a slice, no
 	// batching of pod updates.

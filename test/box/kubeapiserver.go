@@ -44,6 +44,12 @@ type kubeAPIServer struct {
 	front  *relay // nil while no server runs
 	server *apiservertesting.TestServer
 	starts int
+	// downSince is when the API last stopped serving: the server stopped,
+	// or, before that, its etcd lost quorum (every write fails, the
+	// controllers' lease renewals with them). unservedSince is when the
+	// running server's etcd was first seen without quorum, lastQuorumCheck
+	// when it was last looked at.
+	downSince, unservedSince, lastQuorumCheck time.Time
 	// launch starts an in-process server on the box's etcd.
 	launch func() (*apiservertesting.TestServer, error)
 }
@@ -100,7 +106,22 @@ func (s *kubeAPIServer) down() {
 	if s.server != nil {
 		s.server.TearDownFn()
 		s.server = nil
+		s.downSince = time.Now()
+		if !s.unservedSince.IsZero() {
+			s.downSince = s.unservedSince
+		}
+		s.unservedSince = time.Time{}
 	}
+}
+
+// outage is how long the API was down before the server that runs now.
+func (s *kubeAPIServer) outage() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.downSince.IsZero() {
+		return 0
+	}
+	return time.Since(s.downSince)
 }
 
 // releasePort gives the endpoint's port up, at the box's end.
@@ -146,6 +167,7 @@ func (s *kubeAPIServer) run(ctx context.Context) {
 }
 
 func (s *kubeAPIServer) sync(ctx context.Context) {
+	s.watchQuorum(ctx)
 	hosts := s.b.hostsRunningKubeAPIServer()
 	switch running := s.running(); {
 	case running && len(hosts) == 0:
@@ -156,13 +178,58 @@ func (s *kubeAPIServer) sync(ctx context.Context) {
 			return
 		}
 		klogf("kube-apiserver: %s runs it and etcd has a quorum; starting", strings.Join(hosts, ", "))
+		outage := s.outage()
 		if err := s.up(); err != nil {
 			klogf("kube-apiserver: %v", err)
 			return
 		}
-		klogf("kube-apiserver: serving again")
+		klogf("kube-apiserver: serving again after %s", outage.Round(time.Second))
+		go s.b.judgeSilentNodes(ctx)
+		if outage >= s.b.leaderRenewDeadline() {
+			go s.b.restartCaches(ctx)
+		}
 	}
 	s.b.syncNodeAPIServers(hosts)
+}
+
+// judgeSilentNodes is the node lifecycle controller of a control plane
+// that came back (a restore, a cold start): it judges every node afresh,
+// and a node whose kubelet does not run, however Ready the restored data
+// or the last status says it is, turns NotReady once the grace period
+// (Options.NodeMonitorGracePeriod; at once by default) has passed without
+// its Lease renewed, as the new kube-controller-manager of a real cluster
+// does. A machine that went down while the API did not answer (the hosts a
+// quorum was lost with) is only seen down this way.
+func (b *Box) judgeSilentNodes(ctx context.Context) {
+	if g := b.opts.NodeMonitorGracePeriod; g > 0 && !sleepCtx(ctx, g) {
+		return
+	}
+	for _, n := range b.NodeList() {
+		if n.Kubelet == nil || n.Kubelet.serviceActive() {
+			continue
+		}
+		if err := n.Kubelet.setNodeReady(ctx, false); err == nil {
+			klogf("node lifecycle: %s has not renewed its lease: NotReady", n.Name)
+		}
+	}
+}
+
+// watchQuorum notes, every 2 s while a server runs, since when its etcd
+// has had no quorum: the outage began then.
+func (s *kubeAPIServer) watchQuorum(ctx context.Context) {
+	if !s.running() || time.Since(s.lastQuorumCheck) < 2*time.Second {
+		return
+	}
+	s.lastQuorumCheck = time.Now()
+	quorum := s.b.etcdHasQuorum(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case quorum:
+		s.unservedSince = time.Time{}
+	case s.unservedSince.IsZero():
+		s.unservedSince = time.Now()
+	}
 }
 
 // hostsRunningKubeAPIServer names the control-plane hosts whose kubelet

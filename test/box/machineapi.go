@@ -79,7 +79,7 @@ func (c *machineController) run(ctx context.Context) {
 }
 
 func (c *machineController) sync(ctx context.Context) {
-	machines, err := c.b.machineLister.Machines(machineNamespace).List(labels.Everything())
+	machines, err := c.b.machineLister().Machines(machineNamespace).List(labels.Everything())
 	if err != nil {
 		return
 	}
@@ -148,7 +148,7 @@ func (c *machineController) reconcile(ctx context.Context, m *machinev1beta1.Mac
 	if c.b.Node(name) == nil {
 		// A Node without an instance of the box. The watch of Nodes may lag
 		// behind that of Machines: ask the API before creating a host.
-		_, err := c.b.nodeLister.Get(name)
+		_, err := c.b.nodeLister().Get(name)
 		if apierrors.IsNotFound(err) {
 			_, err = c.b.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 		}

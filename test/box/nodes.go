@@ -144,7 +144,7 @@ var controlPlaneSelector = func() labels.Selector {
 // controlPlaneNodes are the control-plane Node objects, as the operators
 // see them (whatever their readiness), by name.
 func (b *Box) controlPlaneNodes() ([]*corev1.Node, error) {
-	nodes, err := b.nodeLister.List(controlPlaneSelector)
+	nodes, err := b.nodeLister().List(controlPlaneSelector)
 	if err != nil {
 		return nil, err
 	}
