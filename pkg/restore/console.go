@@ -104,8 +104,8 @@ func ConsoleProcedure(w io.Writer, v *backup.Verification, o ConsoleOptions) err
 	if profile == Modern {
 		commands = append(commands, disableScript)
 	}
-	commands = append(commands, restoreScript+" "+staged)
-	say(r.Name, "keep the data of an earlier restore, which the script would delete, and restore", commands...)
+	commands = append(commands, restoreScript+" "+staged+" && install -d -m 0700 "+manualDir+"/state && date -u +%Y-%m-%dT%H:%M:%SZ >"+manualDir+"/"+restoredMarker)
+	say(r.Name, "keep the data of an earlier restore, which the script would delete, and restore (the last command also records that this host restored, for the rest of the restore)", commands...)
 	if profile == Legacy {
 		var all []string
 		for _, h := range append([]Host{*r}, peers...) {
@@ -118,11 +118,19 @@ func ConsoleProcedure(w io.Writer, v *backup.Verification, o ConsoleOptions) err
 	for _, c := range up.Commands(r.Name) {
 		fmt.Fprintf(w, "   on %s: %s\n", c.Node, c.Command)
 	}
-	fmt.Fprintf(w, "\nThen, once the API answers, approve the nodes' certificate requests (`%s csr approve --watch`) and follow the documented procedure from there: the quorum-guard override, the etcd redeployment", o.Command)
-	if profile == Legacy {
-		fmt.Fprint(w, ", then the kube-apiserver, kube-controller-manager and kube-scheduler redeployments")
+	again := o.Command + " restore " + v.Dir
+	for _, n := range o.Lost {
+		again += " --lost-node " + n
 	}
-	fmt.Fprintln(w, ".")
+	fmt.Fprintf(w, "\nThen, once the API answers, run `%s` again: it finds the restore on %s and finishes it (the nodes' certificate requests approved, ", again, r.Name)
+	if len(o.Lost) > 0 {
+		fmt.Fprintf(w, "the Machines of %s replaced, ", strings.Join(o.Lost, ", "))
+	}
+	fmt.Fprint(w, "the quorum guard lifted and etcd redeployed until every control-plane node has a member, the guard put back")
+	if profile == Legacy {
+		fmt.Fprint(w, ", the kube-apiserver, kube-controller-manager and kube-scheduler redeployed")
+	}
+	fmt.Fprintln(w, ").")
 	return nil
 }
 

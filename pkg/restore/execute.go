@@ -162,15 +162,23 @@ exit 1`, p.unit(), debugnode.ShellQuote("oc-recover restore "+p.ID+" ("+role(p, 
 	return nil
 }
 
-// disarm stops the armed units, the recovery host's first, and undoes
-// each host's part with `run.sh abort`. It runs only while a host that
-// was not armed keeps its etcd: the recovery host cannot have begun (it
-// waits for every peer's etcd to stop), and etcd keeps its quorum.
-func disarm(ctx context.Context, c Clients, runners *runners, p *Plan, armed []Host, ev Events) {
+// disarm undoes the armed hosts' parts with `run.sh abort`, the recovery
+// host's first, and stops their units. On the recovery host the abort
+// comes first: it is taken under the lock of the decision to restore, so
+// it either keeps the restore from beginning or refuses (exit 3, "too
+// late"), and a unit that may be restoring is never stopped. A peer's unit
+// is stopped first, so that it moves nothing more while its part is put
+// back. disarm reports whether every host was disarmed; a host that could
+// not be is named with what to do on its console.
+func disarm(ctx context.Context, c Clients, runners *runners, p *Plan, armed []Host, ev Events) bool {
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
+	all := true
 	for _, h := range armed {
 		script := "systemctl stop " + p.unit() + " || true; bash " + p.dir() + "/run.sh abort"
+		if h.Name == p.Recovery.Name {
+			script = "bash " + p.dir() + "/run.sh abort && { systemctl stop " + p.unit() + " || true; }"
+		}
 		var out bytes.Buffer
 		r, err := runners.get(dctx, h.Name)
 		code := 0
@@ -178,24 +186,40 @@ func disarm(ctx context.Context, c Clients, runners *runners, p *Plan, armed []H
 			code, err = r.Host(dctx, script, nil, &out, &out)
 		}
 		if err != nil || code != 0 {
+			all = false
 			ev.say("%s: disarming failed (%s): check it with `bash %s/run.sh abort` on its console", h.Name, strings.TrimSpace(hostErr("run.sh abort", code, err, &out).Error()), p.dir())
+			if h.Name == p.Recovery.Name && code == 3 {
+				return false // begun: the peers must not put their data back
+			}
 			continue
 		}
 		ev.say("%s: disarmed", h.Name)
 	}
+	return all
 }
 
 // abandon ends the journal of a restore that did not happen, then removes
 // its sentinel: in that order, so that a journal never outlives its
 // sentinel unended, which a re-run would take for a restore done.
 func abandon(ctx context.Context, c Clients, j *Journal, err error) error {
-	if jerr := EndJournal(j, err.Error()); jerr != nil {
-		return fmt.Errorf("%w; and %v", err, jerr)
+	if rerr := retire(ctx, c, j, err.Error()); rerr != nil {
+		return fmt.Errorf("%w; and %v", err, rerr)
+	}
+	return err
+}
+
+// retire ends the journal with outcome, then removes the sentinel.
+func retire(ctx context.Context, c Clients, j *Journal, outcome string) error {
+	if err := EndJournal(j, outcome); err != nil {
+		return err
 	}
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	_ = c.Kube.CoreV1().ConfigMaps(SentinelNamespace).Delete(dctx, j.Plan.sentinel(), metav1.DeleteOptions{})
-	return err
+	err := c.Kube.CoreV1().ConfigMaps(SentinelNamespace).Delete(dctx, j.Plan.sentinel(), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove ConfigMap %s/%s: %w (delete it by hand: the restore was called back)", SentinelNamespace, j.Plan.sentinel(), err)
+	}
+	return nil
 }
 
 // unstage removes the restore's directory from every host, before any
@@ -297,8 +321,9 @@ tail -n 20 %[2]s/run.log`, p.unit(), p.dir())
 	return err == nil && code == 0, strings.TrimSpace(out.String())
 }
 
-// interrupted is the error once the hosts' units run: they cannot be
-// called back, and a re-run resumes.
+// interrupted is the error once the hosts' units run: they go on without
+// the command, a re-run resumes, and `restore abort` calls them back until
+// the recovery host begins.
 func interrupted(p *Plan, cause error) error {
-	return fmt.Errorf("%v. The restore %s runs on the hosts without the API and cannot be called back: run the same command again to wait for it and finish it. Its progress is in %s/run.log and `journalctl -u %s` on every control-plane host, %s restoring", cause, p.ID, p.dir(), p.unit(), p.Recovery.Name)
+	return fmt.Errorf("%v. The restore %s runs on the hosts without the API and goes on without this command: run the same command again to wait for it and finish it, or, while the recovery host %s has not begun, call it back with `restore abort %s`. `restore status %s` shows where it stands (%s/run.log and `journalctl -u %s` on the hosts' consoles)", cause, p.ID, p.Recovery.Name, p.Backup.Dir, p.Backup.Dir, p.dir(), p.unit())
 }

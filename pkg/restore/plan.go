@@ -105,6 +105,9 @@ func (p *Plan) steps() []Step {
 	if p.Profile == Legacy && p.NetworkType == "OVNKubernetes" {
 		add(PhaseC, "", "NOT AUTOMATED YET, by hand once the command ends: reset OVN-Kubernetes as \"Restoring to a previous cluster state\" does for this release", "")
 	}
+	for _, n := range p.LostNodes {
+		add(PhaseC, "", "replace lost node "+n+"'s Machine, as member replace does: a copy saved in the record, the Machine deleted, the copy created under the next free name, and its node waited for until Ready", "machine -n openshift-machine-api (the Machine of node "+n+")")
+	}
 	add(PhaseC, "", "lift the quorum guard so that the operator can add the other members; the restored value of spec.unsupportedConfigOverrides is kept to be put back",
 		"etcd/cluster spec.unsupportedConfigOverrides.useUnsupportedUnsafeNonHANonProductionUnstableEtcd=true")
 	add(PhaseC, "", "force a new etcd revision and wait until every control-plane node runs it", "etcd/cluster spec.forceRedeploymentReason=recovery-"+p.ID)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/oc-recover/oc-recover/pkg/csr"
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
+	"github.com/oc-recover/oc-recover/pkg/member"
 	"github.com/oc-recover/oc-recover/pkg/openshift"
 	"github.com/oc-recover/oc-recover/pkg/redeploy"
 )
@@ -26,14 +27,18 @@ const RecordAnnotation = "oc-recover/restore"
 
 // Record is what phase C knows of a restore, kept in RecordAnnotation.
 type Record struct {
-	ID           string    `json:"id"`
-	Backup       string    `json:"backup"`
-	Profile      Profile   `json:"profile"`
-	RecoveryNode string    `json:"recoveryNode"`
-	ControlPlane []string  `json:"controlPlane"`
-	Lost         []string  `json:"lost,omitempty"`
-	NetworkType  string    `json:"networkType,omitempty"`
-	FiredAt      time.Time `json:"firedAt"`
+	ID           string   `json:"id"`
+	Backup       string   `json:"backup"`
+	Profile      Profile  `json:"profile"`
+	RecoveryNode string   `json:"recoveryNode"`
+	ControlPlane []string `json:"controlPlane"`
+	Lost         []string `json:"lost,omitempty"`
+	// Dir is the hosts' directory of the restore: StateDir/ID when empty;
+	// the prepared or the console procedure's directory for a restore
+	// done from the consoles.
+	Dir         string    `json:"dir,omitempty"`
+	NetworkType string    `json:"networkType,omitempty"`
+	FiredAt     time.Time `json:"firedAt"`
 	// OverrideSet: phase C lifted the quorum guard, and OriginalOverrides
 	// is the restored spec.unsupportedConfigOverrides to put back.
 	OverrideSet       bool            `json:"overrideSet,omitempty"`
@@ -44,12 +49,16 @@ type Record struct {
 	Reasons map[string]string `json:"reasons,omitempty"`
 	Floors  map[string]int32  `json:"floors,omitempty"`
 	Done    map[string]bool   `json:"done,omitempty"`
+	// Swaps replace the lost nodes' Machines, one at a time, and NewNodes
+	// are the nodes that replaced them, by lost node.
+	Swaps    []member.MachineSwap `json:"machineSwaps,omitempty"`
+	NewNodes map[string]string    `json:"newNodes,omitempty"`
 }
 
 // NewRecord is the record of a plan fired at firedAt.
 func NewRecord(p *Plan, firedAt time.Time) *Record {
 	r := &Record{ID: p.ID, Backup: p.Backup.Dir, Profile: p.Profile, RecoveryNode: p.Recovery.Name, Lost: p.LostNodes, NetworkType: p.NetworkType, FiredAt: firedAt.UTC(),
-		Reasons: map[string]string{}, Floors: map[string]int32{}, Done: map[string]bool{}}
+		Reasons: map[string]string{}, Floors: map[string]int32{}, Done: map[string]bool{}, NewNodes: map[string]string{}}
 	for _, h := range append([]Host{p.Recovery}, p.Peers...) {
 		r.ControlPlane = append(r.ControlPlane, h.Name)
 	}
@@ -57,7 +66,24 @@ func NewRecord(p *Plan, firedAt time.Time) *Record {
 	return r
 }
 
-func (r *Record) dir() string  { return StateDir + "/" + r.ID }
+func (r *Record) dir() string {
+	if r.Dir != "" {
+		return r.Dir
+	}
+	return StateDir + "/" + r.ID
+}
+
+// Members are the control-plane nodes that have an etcd member once the
+// restore is done: those that took part, and those that replaced the lost.
+func (r *Record) Members() []string {
+	out := append([]string(nil), r.ControlPlane...)
+	for _, n := range r.NewNodes {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (r *Record) unit() string { return "oc-recover-restore-" + r.ID }
 
 // ReadRecord reads the record of a restore in phase C, nil if none.
@@ -82,6 +108,9 @@ func ReadRecord(ctx context.Context, c Clients) (*Record, error) {
 	}
 	if r.Floors == nil {
 		r.Floors = map[string]int32{}
+	}
+	if r.NewNodes == nil {
+		r.NewNodes = map[string]string{}
 	}
 	return r, nil
 }
@@ -119,8 +148,10 @@ type RecoverOptions struct {
 type Recovered struct {
 	ID string `json:"id"`
 	// Kept is what the restore moved aside and kept, by host.
-	Kept   map[string]string `json:"kept"`
-	Advice []string          `json:"advice"`
+	Kept map[string]string `json:"kept"`
+	// Replaced are the nodes that replaced the lost ones, by lost node.
+	Replaced map[string]string `json:"replaced,omitempty"`
+	Advice   []string          `json:"advice"`
 }
 
 // Recover carries out phase C on the restored cluster from its record:
@@ -131,9 +162,6 @@ type Recovered struct {
 // clean-up. Every step is skipped when the record says it is done, so a
 // re-run resumes.
 func Recover(ctx context.Context, c Clients, rec *Record, o RecoverOptions, ev Events) (*Recovered, error) {
-	if len(rec.Lost) > 0 {
-		return nil, fmt.Errorf("the restored cluster answers, but the etcd operator cannot finish while control-plane nodes %s are gone: replace them (`member replace`), then run this command again", strings.Join(rec.Lost, ", "))
-	}
 	// The kubelets restarted against the restored API: their CSRs are
 	// approved as they come, throughout.
 	csrCtx, stopCSRs := context.WithCancel(ctx)
@@ -146,13 +174,16 @@ func Recover(ctx context.Context, c Clients, rec *Record, o RecoverOptions, ev E
 		stopCSRs()
 		<-csrsDone
 	}()
+	if err := replaceLost(ctx, c, rec, ev); err != nil {
+		return nil, err
+	}
 	if err := liftGuard(ctx, c, rec, ev); err != nil {
 		return nil, err
 	}
 	if err := redeployOperator(ctx, c, rec, "etcd", ev); err != nil {
 		return nil, err
 	}
-	if err := waitMembers(ctx, c, len(rec.ControlPlane), ev); err != nil {
+	if err := waitMembers(ctx, c, len(rec.ControlPlane)+len(rec.Lost), ev); err != nil {
 		return nil, err
 	}
 	if err := putGuardBack(ctx, c, rec, ev); err != nil {
@@ -357,14 +388,14 @@ func unstableOperators(ctx context.Context, c Clients) ([]string, error) {
 // finished, removes the debug namespaces that came back with the snapshot,
 // and the record. Everything moved aside stays, and is named.
 func cleanUp(ctx context.Context, c Clients, rec *Record, o RecoverOptions, ev Events) (*Recovered, error) {
-	out := &Recovered{ID: rec.ID, Kept: map[string]string{}}
+	out := &Recovered{ID: rec.ID, Kept: map[string]string{}, Replaced: rec.NewNodes}
 	for _, node := range rec.ControlPlane {
 		r, err := o.StartRunner(ctx, node)
 		if err != nil {
 			return nil, fmt.Errorf("clean up on %s: %w", node, err)
 		}
 		var sizes strings.Builder
-		script := fmt.Sprintf("systemctl stop %[1]s 2>/dev/null || true; systemctl reset-failed %[1]s 2>/dev/null || true; touch %[2]s/state/finished; du -sh %[2]s | cut -f1", rec.unit(), rec.dir())
+		script := fmt.Sprintf("systemctl stop %[1]s 2>/dev/null || true; systemctl reset-failed %[1]s 2>/dev/null || true; install -d -m 0700 %[2]s/state && date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ >%[2]s/state/finished && du -sh %[2]s | cut -f1", rec.unit(), rec.dir())
 		code, err := r.Host(ctx, script, nil, &sizes, io.Discard)
 		_ = r.Close(context.WithoutCancel(ctx))
 		if err != nil || code != 0 {

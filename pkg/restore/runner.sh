@@ -249,15 +249,27 @@ peer() {
   say "done: this host's etcd rejoins once the etcd operator redeploys it"
 }
 
+# decide: the recovery host's decision to restore (peers-stopped) and an
+# abort (aborted) are each taken under this lock, so exactly one of them
+# wins: an abort that comes first keeps the recovery host from ever
+# beginning, one that comes later finds the restore begun and refuses.
+decide() {
+  (
+    flock 9
+    ! done_ "$2" || exit 1
+    mark "$1"
+  ) 9>"${STATE}/.decide.lock"
+}
+
 # abort: a peer puts back what it moved, the recovery host marks that it
-# will not restore. Neither happens once the recovery host has seen every
-# peer's etcd stopped (it may be restoring) or a peer has seen it restored.
+# will not restore. Neither happens once the recovery host has decided to
+# restore (it may be restoring) or a peer has seen it restored.
 abort() {
   if done_ rolled-back; then
     say "already rolled back at $(cat "${STATE}/rolled-back")"
     return 0
   fi
-  if done_ peers-stopped || done_ restored-seen || done_ done; then
+  if done_ restored-seen || done_ done || ! decide aborted peers-stopped; then
     say "too late to abort: the restore has begun on the recovery host"
     exit 3
   fi
@@ -277,6 +289,10 @@ recovery() {
     say "waiting until etcd answers on no other control-plane host (run '$0 peer ${THIS_NODE}' there)"
     local until=$((SECONDS + RECOVERY_DEADLINE)) running ip
     while :; do
+      if done_ aborted; then
+        say "aborted (run.sh abort) before the restore began: nothing was changed here"
+        exit 3
+      fi
       running=""
       for ip in ${PEER_IPS}; do
         if answers "${ip}"; then running="${running} ${ip}"; fi
@@ -288,7 +304,10 @@ recovery() {
       fi
       sleep 2
     done
-    mark peers-stopped
+    if ! decide peers-stopped aborted; then
+      say "aborted (run.sh abort) before the restore began: nothing was changed here"
+      exit 3
+    fi
   fi
   if ! done_ prior-moved; then
     install -d -m 0700 "${D}/prior"

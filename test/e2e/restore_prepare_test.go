@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/oc-recover/oc-recover/pkg/member"
 	"github.com/oc-recover/oc-recover/pkg/restore"
 	"github.com/oc-recover/oc-recover/test/box"
 	"github.com/oc-recover/oc-recover/test/internal/boxtest"
@@ -21,10 +22,15 @@ import (
 // that lost two of its three control-plane hosts for good is restored by
 // one command on the surviving host's console: the API comes back on the
 // restored data, on the endpoint the kubeconfig names, with one member.
+// Then `restore --lost-node` for the two finishes it: their Machines are
+// replaced, and every control-plane node has a member again.
 func TestRestorePreparedFromTheConsoleAfterQuorumLoss(t *testing.T) {
 	t.Parallel()
-	b := boxtest.StartBox(t, box.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// The simulated controllers lose their leader-election leases in an
+	// outage this long and restart with fresh caches, as a real cluster's do
+	// in a quorum loss that lasts (leaderelection.go in the box).
+	b := boxtest.StartBox(t, box.Options{LeaderRenewDeadline: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cms := b.Kube.CoreV1().ConfigMaps("default")
 	configMap := func(name string) {
@@ -81,6 +87,11 @@ func TestRestorePreparedFromTheConsoleAfterQuorumLoss(t *testing.T) {
 	if ids := boxtest.MemberIDs(t, b); len(ids) != 1 || ids["master-0"] == 0 {
 		t.Errorf("etcd members after the restore: %v", ids)
 	}
+	if err := box.WaitFor(ctx, time.Minute, "the simulated controllers restarted after the outage", func(context.Context) (bool, string, error) {
+		return b.CacheRestarts() > 0, "", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	// The pre-restore data is kept in the prepared directory, nothing in /tmp;
 	// a second run changes nothing.
 	if res := boxtest.HostRun(t, b, "master-0", "test -d "+restore.PreparedDir+"/pre-restore-member/snap && ls -A /tmp | wc -l"); res.Code != 0 || res.Stdout != "0\n" {
@@ -88,6 +99,87 @@ func TestRestorePreparedFromTheConsoleAfterQuorumLoss(t *testing.T) {
 	}
 	if res := boxtest.HostRun(t, b, "master-0", run); res.Code != 0 || !strings.Contains(res.Stdout, "already done") {
 		t.Errorf("a second run: %s", res)
+	}
+	finishLostNodes(t, ctx, b, dir)
+}
+
+// finishLostNodes runs `restore --lost-node` for master-1 and master-2
+// after master-0 restored from its console, and checks the end state:
+// their Machines replaced, a member on master-0 and on each new node, the
+// quorum guard as before, the prepared directory marked finished.
+func finishLostNodes(t *testing.T, ctx context.Context, b *box.Box, dir string) {
+	t.Helper()
+	machines := b.Machine.MachineV1beta1().Machines("openshift-machine-api")
+	old := map[string]string{}
+	list, err := machines.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range list.Items {
+		if m.Status.NodeRef != nil {
+			old[m.Status.NodeRef.Name] = m.Name
+		}
+	}
+	lost := []string{"--lost-node", "master-1", "--lost-node", "master-2"}
+	// Without --lost-node, the hosts that are down are named.
+	if r := runRestore(t, b, nil, dir, "--dry-run"); r.Code != 1 || !strings.Contains(r.Stderr, "name them with --lost-node") {
+		t.Errorf("restore --dry-run with master-1 and master-2 down and not named lost: %s", r)
+	}
+	if r := runRestore(t, b, nil, append([]string{dir, "--dry-run"}, lost...)...); r.Code != 0 || !strings.Contains(r.Stdout, "The cluster runs on the restore done on master-0's console") ||
+		!strings.Contains(r.Stdout, "replace lost node master-1's Machine") {
+		t.Errorf("restore --dry-run after the console restore: %s", r)
+	}
+	r := runRestoreFor(t, b, 12*time.Minute, append([]string{dir, "--yes", "--minimum-stable-period", "5s"}, lost...)...)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "Restored the cluster to "+dir) {
+		t.Fatalf("restore --lost-node after the console restore: %s", r)
+	}
+	t.Logf("restore --lost-node: %s", r)
+	list, err = machines.List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newNodes := map[string]bool{}
+	for _, m := range list.Items {
+		switch {
+		case m.Name == old["master-1"] || m.Name == old["master-2"]:
+			t.Errorf("machine %s of a lost node is left", m.Name)
+		case m.Annotations[member.ReplacesNodeAnnotation] != "":
+			if m.Status.NodeRef == nil {
+				t.Errorf("machine %s has no node", m.Name)
+				continue
+			}
+			newNodes[m.Status.NodeRef.Name] = true
+			if !strings.Contains(r.Stdout, "Lost node "+m.Annotations[member.ReplacesNodeAnnotation]+" was replaced by node "+m.Status.NodeRef.Name) {
+				t.Errorf("restore says nothing of %s replacing %s:\n%s", m.Status.NodeRef.Name, m.Annotations[member.ReplacesNodeAnnotation], r.Stdout)
+			}
+		}
+	}
+	if len(newNodes) != 2 {
+		t.Errorf("machines replacing the lost nodes: %v", list.Items)
+	}
+	ids := boxtest.MemberIDs(t, b)
+	if len(ids) != 3 || ids["master-0"] == 0 {
+		t.Errorf("etcd members: %v", ids)
+	}
+	for n := range newNodes {
+		if ids[n] == 0 {
+			t.Errorf("new node %s has no etcd member: %v", n, ids)
+		}
+		boxtest.AssertNodeReady(t, b, n, corev1.ConditionTrue)
+	}
+	for _, n := range []string{"master-1", "master-2"} {
+		if _, err := b.Kube.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("node %s of a lost host: %v", n, err)
+		}
+	}
+	assertGuardBackNoRecord(t, ctx, b)
+	if res := boxtest.HostRun(t, b, "master-0", "test -f "+restore.PreparedDir+"/state/finished && test -d "+restore.PreparedDir+"/pre-restore-member"); res.Code != 0 {
+		t.Errorf("master-0's prepared directory after the restore: %s", res)
+	}
+	waitNoLeftovers(t, ctx, b.Kube)
+	// Finished: a new run plans a new restore.
+	if r := runRestore(t, b, nil, dir, "--dry-run"); r.Code != 0 || !strings.Contains(r.Stdout, "Restore plan") {
+		t.Errorf("restore --dry-run once finished: %s", r)
 	}
 }
 
@@ -201,6 +293,13 @@ func TestRestorePreparedFromTheConsolesOfEveryHost(t *testing.T) {
 		if r := boxtest.HostRun(t, b, n, check); r.Code != 0 || r.Stdout != "etcd-pod.yaml\nkube-apiserver-pod.yaml\nkube-controller-manager-pod.yaml\nkube-scheduler-pod.yaml\n" {
 			t.Errorf("%s after its part: %s", n, r)
 		}
+	}
+	// Restored: an abort on the recovery host is too late, and changes nothing.
+	if r := boxtest.HostRun(t, b, "master-0", "bash "+restore.PreparedDir+"/run.sh abort"); r.Code != 3 || !strings.Contains(r.Stdout, "too late to abort") {
+		t.Errorf("run.sh abort on the restored recovery host: %s", r)
+	}
+	if r := boxtest.HostRun(t, b, "master-0", "test ! -e "+restore.PreparedDir+"/state/aborted && test ! -e "+restore.PreparedDir+"/state/rolled-back"); r.Code != 0 {
+		t.Errorf("the recovery host after a refused abort: %s", r)
 	}
 }
 

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -91,7 +92,7 @@ func TestRestoreThroughTheAPI(t *testing.T) {
 
 	args := []string{dir, "--recovery-node", "master-1", "--yes", "--minimum-stable-period", "5s"}
 	out, code := interruptRestore(t, b, "master-2: armed", args...)
-	if code != 1 || !strings.Contains(out, "runs on the hosts without the API and cannot be called back: run the same command again") {
+	if code != 1 || !strings.Contains(out, "runs on the hosts without the API and goes on without this command: run the same command again") {
 		t.Fatalf("restore interrupted once its hosts are armed: exit %d\n%s", code, out)
 	}
 	out, code = interruptRestore(t, b, "etcd/cluster: forced a new revision", args...)
@@ -130,16 +131,7 @@ func TestRestoreThroughTheAPI(t *testing.T) {
 			t.Errorf("%s kept its old member %x: it was not restored", n, id)
 		}
 	}
-	e, err := b.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if raw := e.Spec.UnsupportedConfigOverrides.Raw; len(raw) != 0 && string(raw) != "null" && string(raw) != "{}" {
-		t.Errorf("etcd/cluster overrides after the restore: %s", raw)
-	}
-	if _, ok := e.Annotations[restore.RecordAnnotation]; ok {
-		t.Errorf("the restore's record is left on etcd/cluster")
-	}
+	assertGuardBackNoRecord(t, ctx, b)
 	for op, rev := range revs {
 		if got := latestRevision(t, ctx, b, op); got <= rev {
 			t.Errorf("%s: latest revision %d, %d before the restore", op, got, rev)
@@ -240,6 +232,22 @@ func assertAsItWas(t *testing.T, ctx context.Context, b *box.Box, before map[str
 	waitNoLeftovers(t, ctx, b.Kube)
 }
 
+// assertGuardBackNoRecord: the quorum guard is as the backup had it (no
+// override), and the restore's record is gone from etcd/cluster.
+func assertGuardBackNoRecord(t *testing.T, ctx context.Context, b *box.Box) {
+	t.Helper()
+	e, err := b.Operator.OperatorV1().Etcds().Get(ctx, "cluster", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if raw := e.Spec.UnsupportedConfigOverrides.Raw; len(raw) != 0 && string(raw) != "null" && string(raw) != "{}" {
+		t.Errorf("etcd/cluster overrides after the restore: %s", raw)
+	}
+	if _, ok := e.Annotations[restore.RecordAnnotation]; ok {
+		t.Errorf("the restore's record is left on etcd/cluster")
+	}
+}
+
 func assertNoSentinel(t *testing.T, ctx context.Context, b *box.Box) {
 	t.Helper()
 	list, err := b.Kube.CoreV1().ConfigMaps(restore.SentinelNamespace).List(ctx, metav1.ListOptions{})
@@ -281,6 +289,35 @@ func TestRestoreDisarmsWhenAHostCannotBeArmed(t *testing.T) {
 	if res := boxtest.HostRun(t, b, "master-0", "d=$(ls -d "+restore.StateDir+"/2*) && test -f $d/state/rolled-back && test ! -e $d/state/restore-started && test ! -e /var/lib/etcd-backup"); res.Code != 0 {
 		t.Errorf("master-0 after the disarm: %s", res)
 	}
+	// restore status shows it: nothing under way in the API, and on the
+	// hosts the disarmed restore's directories with their markers.
+	st := runRestore(t, b, nil, "status", dir)
+	if st.Code != 0 || !strings.Contains(st.Stdout, "No restore is under way in the API.") || strings.Contains(st.Stdout, "Journal:") {
+		t.Errorf("restore status after the disarm: %s", st)
+	}
+	for _, want := range []string{"master-0:\n  " + restore.StateDir + "/", "master-1:\n  " + restore.StateDir + "/", "rolled-back 20", "aborted: this host is as it was"} {
+		if !strings.Contains(st.Stdout, want) {
+			t.Errorf("restore status says nothing of %q:\n%s", want, st.Stdout)
+		}
+	}
+	js := runRestore(t, b, nil, "status", "-o", "json")
+	var standing restore.Standing
+	if err := json.Unmarshal([]byte(js.Stdout), &standing); js.Code != 0 || err != nil {
+		t.Fatalf("restore status -o json: %v %s", err, js)
+	}
+	if len(standing.Hosts) != 3 || len(standing.Fired) != 0 || standing.Record != nil {
+		t.Errorf("restore status -o json: %+v", standing)
+	}
+	for _, h := range standing.Hosts {
+		if len(h.Restores) != 1 || h.Error != "" || h.Restores[0].Unit == "active" {
+			t.Errorf("%s: %+v", h.Node, h)
+			continue
+		}
+		if _, rolledBack := h.Restores[0].Markers["rolled-back"]; rolledBack != (h.Node != "master-2") {
+			t.Errorf("%s's markers: %v (master-2 was never armed)", h.Node, h.Restores[0].Markers)
+		}
+	}
+	waitNoLeftovers(t, ctx, b.Kube)
 }
 
 // A host whose etcd never stops: the recovery host gives up after

@@ -47,9 +47,11 @@ var prepareLong = templates.LongDesc(`
 	(and puts everything back if it still serves the old one after 45
 	minutes), then restarts its kubelet. The recovery host restores only
 	once etcd answers on no peer. Each step is recorded under state/, and a
-	second run never repeats one. Once the API answers, approve the nodes'
-	CSRs (csr approve --watch) and follow the documented procedure from the
-	quorum-guard override on.`)
+	second run never repeats one. Once the API answers, "restore BACKUP_DIR"
+	(with --lost-node for each host that is gone) finds the restore on the
+	recovery host and finishes it: the nodes' CSRs approved, the lost
+	hosts' Machines replaced, etcd redeployed until every control-plane
+	node has a member, and the rest of the documented procedure.`)
 
 var prepareExample = templates.Examples(`
 	# Pre-position the newest backup on every control-plane host
@@ -143,7 +145,7 @@ func printPrepared(w io.Writer, p *restore.Prepared, command string) {
 	for _, c := range p.Commands(recovery) {
 		fmt.Fprintf(w, "  %s: %s\n", c.Node, c.Command)
 	}
-	fmt.Fprintf(w, "Keep the hosts that are gone off. Once the API answers, approve the nodes' certificate requests (`%s csr approve --watch`) and follow \"Restoring to a previous cluster state\" (OpenShift documentation, Backup and restore) from the quorum-guard override on.\n", command)
+	fmt.Fprintf(w, "Keep the hosts that are gone off. Once the API answers, `%s restore %s` (with --lost-node for each host that is gone) finishes the restore: the nodes' certificate requests approved, the lost hosts' Machines replaced, etcd redeployed until every control-plane node has a member, and the rest of \"Restoring to a previous cluster state\" (OpenShift documentation, Backup and restore).\n", command, b.Dir)
 }
 
 func hostNames(hosts []restore.Host) string {

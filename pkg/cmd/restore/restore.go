@@ -35,9 +35,11 @@ var restoreLong = templates.LongDesc(`
 
 	It checks the restore, prints its plan and, once confirmed (--yes),
 	carries it out: with --dry-run it prints the plan and changes nothing.
-	Once the hosts' units are armed the restore cannot be called back; if
-	the command is interrupted after that, running it again waits for the
-	restore and finishes it. A restore whose recovery host never began (a
+	Once the hosts' units are armed the restore goes on without the
+	command; if it is interrupted after that, running it again waits for
+	the restore and finishes it, and "restore abort" calls it back while the
+	recovery host has not begun ("restore status" shows where it stands).
+	A restore whose recovery host never began (a
 	host kept its etcd) is undone on every host, and the cluster is as it
 	was (exit 1).
 
@@ -72,6 +74,14 @@ var restoreLong = templates.LongDesc(`
 	--recovery-node and --lost-node as above), moving data aside within /var
 	and deleting nothing; it exits 1. With "restore prepare" run earlier,
 	while the cluster was healthy, that procedure is one command per host.
+	Once the restored API answers, the same command finds the restore on the
+	recovery host and finishes it (phase C below) instead of planning
+	another.
+
+	A control-plane node named --lost-node has its Machine replaced in phase
+	C, before etcd is redeployed, as "member replace" replaces one: a copy
+	saved in the record, the Machine deleted, the copy created under the
+	next free name, and its node waited for until Ready.
 
 	The plan lists every step of the three phases: A while the API is up
 	(the host runner and its plan on every control-plane host, the backup
@@ -139,7 +149,7 @@ func NewCmdRestore(f genericclioptions.RESTClientGetter, globals *options.Global
 	cmd.Flags().DurationVar(&o.PeerStopTimeout, "peer-stop-timeout", o.PeerStopTimeout, "How long the recovery host waits for etcd to stop on every other control-plane host before it gives up, changing nothing; the other hosts then put everything back.")
 	cmd.Flags().DurationVar(&o.APITimeout, "api-timeout", o.APITimeout, "How long to wait for the restored API once the hosts' units are armed.")
 	cmd.Flags().DurationVar(&o.StablePeriod, "minimum-stable-period", o.StablePeriod, "How long every cluster operator must stay Available, not Progressing and not Degraded at the end.")
-	cmd.AddCommand(NewCmdPrepare(f, globals, streams))
+	cmd.AddCommand(NewCmdPrepare(f, globals, streams), NewCmdStatus(f, globals, streams), NewCmdAbort(f, globals, streams))
 	return cmd
 }
 
@@ -244,6 +254,12 @@ func (o *Options) Run(ctx context.Context) error {
 	now := time.Now()
 	ropts := restore.Options{Dir: o.Dir, RecoveryNode: o.RecoveryNode, LostNodes: o.LostNodes, Force: o.Force, InCluster: inCluster,
 		Command: o.globals.CommandName, Now: now, StartRunner: engine.Runner, PeerStopTimeout: o.PeerStopTimeout}
+	if byHand, err := restore.RestoredByHand(ctx, c, ropts); err != nil || byHand != nil {
+		if err != nil {
+			return err
+		}
+		return o.finishByHand(ctx, c, byHand, engine.Runner, bar, ev)
+	}
 	plan, err := restore.Preflight(ctx, c, ropts)
 	if err != nil {
 		return err
@@ -264,6 +280,31 @@ func (o *Options) Run(ctx context.Context) error {
 		return err
 	}
 	return o.restored(ctx, c, journal, engine.Runner, ev)
+}
+
+// finishByHand runs the last phase of a restore done from the hosts'
+// consoles, once confirmed: with lost nodes, it replaces their Machines.
+func (o *Options) finishByHand(ctx context.Context, c restore.Clients, rec *restore.Record, start debugnode.StartFunc, bar *progress.Lines, ev restore.Events) error {
+	if o.RecoveryNode != "" && o.RecoveryNode != rec.RecoveryNode {
+		return exitcode.Usagef("--recovery-node %s: the cluster was restored on %s's console (%s), which the rest of the restore keeps", o.RecoveryNode, rec.RecoveryNode, rec.Dir)
+	}
+	fmt.Fprintf(o.streams.Out, "The cluster runs on the restore done on %s's console at %s (%s, restore %s).\n", rec.RecoveryNode, rec.FiredAt.Format(time.RFC3339), rec.Dir, rec.ID)
+	fmt.Fprintf(o.streams.Out, "Its last phase: %s\n", strings.Join(restore.FinishSteps(rec), "; "))
+	if o.globals.DryRun {
+		return nil
+	}
+	question := fmt.Sprintf("Finish the restore done on %s", rec.RecoveryNode)
+	if len(rec.Lost) > 0 {
+		question += fmt.Sprintf(", deleting the Machines of %s", strings.Join(rec.Lost, ", "))
+	}
+	if err := prompt.Proceed(o.streams.In, o.streams.ErrOut, o.globals.Yes, question+"?", "nothing was changed"); err != nil {
+		return err
+	}
+	if err := restore.WriteRecord(ctx, c, rec); err != nil {
+		return err
+	}
+	bar.Step("finishing restore %s, done on %s's console", rec.ID, rec.RecoveryNode)
+	return o.recover(ctx, c, rec, nil, start, ev)
 }
 
 // restored records phase C in the restored cluster and runs it.
@@ -306,10 +347,13 @@ func (o *Options) recover(ctx context.Context, c restore.Clients, rec *restore.R
 	if output.Structured(o.Output) {
 		return output.Print(o.streams.Out, o.Output, done)
 	}
-	fmt.Fprintf(o.streams.Out, "Restored the cluster to %s (restore %s): etcd has a member on %s.\n", rec.Backup, rec.ID, strings.Join(rec.ControlPlane, ", "))
+	fmt.Fprintf(o.streams.Out, "Restored the cluster to %s (restore %s): etcd has a member on %s.\n", rec.Backup, rec.ID, strings.Join(rec.Members(), ", "))
 	fmt.Fprintln(o.streams.Out, "Kept, with everything each host moved aside:")
 	for _, n := range rec.ControlPlane {
 		fmt.Fprintf(o.streams.Out, "  %s: %s\n", n, done.Kept[n])
+	}
+	for _, lost := range rec.Lost {
+		fmt.Fprintf(o.streams.Out, "Lost node %s was replaced by node %s.\n", lost, done.Replaced[lost])
 	}
 	for _, a := range done.Advice {
 		fmt.Fprintf(o.streams.Out, "Note: %s\n", a)
@@ -319,10 +363,13 @@ func (o *Options) recover(ctx context.Context, c restore.Clients, rec *restore.R
 
 // apiAnswers refuses at once when the API does not answer: nothing can be
 // staged on the hosts without it.
-func (o *Options) apiAnswers(ctx context.Context) error {
+func (o *Options) apiAnswers(ctx context.Context) error { return apiAnswers(ctx, o.set) }
+
+// apiAnswers asks the API's /readyz, for apiProbeTimeout at most.
+func apiAnswers(ctx context.Context, set *clients.Set) error {
 	pctx, cancel := context.WithTimeout(ctx, apiProbeTimeout)
 	defer cancel()
-	err := o.set.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").Do(pctx).Error()
+	err := set.Kube.Discovery().RESTClient().Get().AbsPath("/readyz").Do(pctx).Error()
 	if err == nil {
 		return nil
 	}
