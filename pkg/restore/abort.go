@@ -37,11 +37,15 @@ func Abort(ctx context.Context, c Clients, start debugnode.StartFunc, j *Journal
 	}
 	runners := newRunners(start)
 	defer runners.close(ctx)
-	all := append([]Host{p.Recovery}, p.Peers...)
-	if !disarm(ctx, c, runners, p, all, ev) {
+	// The recovery host alone first: until its abort is known to have
+	// held, it may be restoring, and no peer may put its data back.
+	if !disarm(ctx, c, runners, p, []Host{p.Recovery}, ev) {
 		if begun, _ := recoveryBegun(ctx, runners, p); begun {
 			return fmt.Errorf("%w: restore %s has begun on the recovery host %s, and nothing was changed: run `%s restore %s` to wait for it and finish it", ErrTooLate, p.ID, p.Recovery.Name, command, p.Backup.Dir)
 		}
+		return fmt.Errorf("refusing to abort further, nothing else was changed: the recovery host %s could not be disarmed (above), and while it may restore no other host puts its data back. Run this command again, or `bash %s/run.sh abort` on its console first", p.Recovery.Name, p.dir())
+	}
+	if !disarm(ctx, c, runners, p, p.Peers, ev) {
 		return abandon(ctx, c, j, fmt.Errorf("restore %s is called back, but not every host could be disarmed (above): the recovery host will not restore, and a peer still waiting puts its part back by itself after its deadline", p.ID))
 	}
 	return retire(ctx, c, j, "aborted by "+command+" restore abort")

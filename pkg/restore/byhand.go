@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 	"time"
@@ -155,17 +154,3 @@ done`
 	}
 	return found, nil
 }
-
-// io.Writer of a machine swap's progress lines, to Events.
-type sayWriter struct{ ev Events }
-
-func (w sayWriter) Write(p []byte) (int, error) {
-	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
-		if line = strings.TrimSpace(line); line != "" {
-			w.ev.say("%s", line)
-		}
-	}
-	return len(p), nil
-}
-
-var _ io.Writer = sayWriter{}

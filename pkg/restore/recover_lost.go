@@ -3,6 +3,8 @@ package restore
 import (
 	"context"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"github.com/oc-recover/oc-recover/pkg/member"
@@ -96,3 +98,17 @@ func (r *Record) swap(node string) *member.MachineSwap {
 	}
 	return nil
 }
+
+// sayWriter passes a machine swap's progress lines to Events.
+type sayWriter struct{ ev Events }
+
+func (w sayWriter) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			w.ev.say("%s", line)
+		}
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = sayWriter{}

@@ -54,7 +54,7 @@ func TestReplaceLostRefusesBeforeDeletingWhenALostNodeHasNoMachine(t *testing.T)
 // first, which does not exist yet.
 func TestReplaceLostPlansEverySwapUnderItsOwnName(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // plan only: the first wait ends at once
+	cancel() // the first wait ends at once (the fake deletes the first Machine, with any context)
 	machines := machinefake.NewSimpleClientset(masterMachine("c-master-0", "master-0"), masterMachine("c-master-1", "master-1"), masterMachine("c-master-2", "master-2"))
 	ops := operatorfake.NewSimpleClientset(&operatorv1.Etcd{ObjectMeta: metav1.ObjectMeta{Name: "cluster"}})
 	c := Clients{Kube: kubefake.NewSimpleClientset(), Operator: ops, Machine: machines}
