@@ -8,21 +8,39 @@ import (
 
 	configv1 "github.com/openshift/api/config/v1"
 	operatorv1 "github.com/openshift/api/operator/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/oc-recover/oc-recover/pkg/openshift"
 )
 
-// staleHeartbeat is how long a kubelet may go without reporting before
-// its node counts as silent, whatever its last Ready said (the node
-// controller's default grace period is 40 s; two minutes leaves room).
-const staleHeartbeat = 2 * time.Minute
+// A kubelet shows it is alive by renewing its Lease in kube-node-lease
+// every 10 s (a quarter of its 40 s duration); it writes its node status,
+// and so the Ready heartbeat, only every 5 minutes when nothing changes
+// (nodeStatusReportFrequency). The node lifecycle controller judges the
+// lease, and so does this check: a heartbeat 4 minutes old is normal.
 
-// Nodes judges the nodes' Ready conditions and heartbeats: FAIL when a
-// control-plane node is not Ready, WARN when a worker is not Ready or a
-// kubelet has gone quiet.
-func Nodes(nodes []corev1.Node, now time.Time) Result {
+// staleLease is how long a kubelet may go without renewing its lease
+// before its node counts as silent, whatever its last Ready said (the node
+// controller's default grace period is 40 s; two minutes leaves room).
+const staleLease = 2 * time.Minute
+
+// staleHeartbeat is the same for a node without a lease (leases could not
+// be read): the status report's 5 minutes, and the same room.
+const staleHeartbeat = 5*time.Minute + staleLease
+
+// Nodes judges the nodes' Ready conditions and their kubelets' leases
+// (leases nil when they could not be read): FAIL when a control-plane node
+// is not Ready, WARN when a worker is not Ready or a kubelet has gone
+// quiet.
+func Nodes(nodes []corev1.Node, leases []coordinationv1.Lease, now time.Time) Result {
 	r := Result{ID: "nodes.ready", Severity: OK}
+	renewed := map[string]time.Time{}
+	for _, l := range leases {
+		if l.Spec.RenewTime != nil {
+			renewed[l.Name] = l.Spec.RenewTime.Time
+		}
+	}
 	ready := 0
 	for i := range nodes {
 		n := &nodes[i]
@@ -41,10 +59,21 @@ func Nodes(nodes []corev1.Node, now time.Time) Result {
 			r.Evidence = append(r.Evidence, fmt.Sprintf("%s node %s: Ready=%s", role, n.Name, status))
 			continue
 		}
+		if at, ok := renewed[n.Name]; ok {
+			if now.Sub(at) > staleLease {
+				r.Severity = Worse(r.Severity, Warn)
+				r.Evidence = append(r.Evidence, fmt.Sprintf("node %s: Ready, but its kubelet last renewed its lease %s/%s %s ago", n.Name, corev1.NamespaceNodeLease, n.Name, now.Sub(at).Round(time.Second)))
+			}
+			continue
+		}
 		for _, c := range n.Status.Conditions {
 			if c.Type == corev1.NodeReady && !c.LastHeartbeatTime.IsZero() && now.Sub(c.LastHeartbeatTime.Time) > staleHeartbeat {
 				r.Severity = Worse(r.Severity, Warn)
-				r.Evidence = append(r.Evidence, fmt.Sprintf("node %s: Ready, but its kubelet last reported %s ago", n.Name, now.Sub(c.LastHeartbeatTime.Time).Round(time.Second)))
+				why := "it has no lease"
+				if leases == nil {
+					why = "the leases could not be read"
+				}
+				r.Evidence = append(r.Evidence, fmt.Sprintf("node %s: Ready, but its kubelet last reported %s ago (%s)", n.Name, now.Sub(c.LastHeartbeatTime.Time).Round(time.Second), why))
 			}
 		}
 	}

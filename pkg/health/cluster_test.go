@@ -7,6 +7,7 @@ import (
 
 	configv1 "github.com/openshift/api/config/v1"
 	operatorv1 "github.com/openshift/api/operator/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -28,25 +29,47 @@ func node(name string, cp bool, ready corev1.ConditionStatus, heartbeat time.Dur
 	return n
 }
 
+func lease(name string, renewed time.Duration) coordinationv1.Lease {
+	at := metav1.NewMicroTime(now.Add(-renewed))
+	return coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: corev1.NamespaceNodeLease}, Spec: coordinationv1.LeaseSpec{RenewTime: &at}}
+}
+
 func TestNodes(t *testing.T) {
-	healthy := []corev1.Node{node("master-0", true, corev1.ConditionTrue, 10*time.Second), node("worker-0", false, corev1.ConditionTrue, 10*time.Second)}
+	// A healthy kubelet's Ready heartbeat may be nearly 5 minutes old: it
+	// renews its lease, and writes its status only every 5 minutes.
+	healthy := []corev1.Node{node("master-0", true, corev1.ConditionTrue, 4*time.Minute), node("worker-0", false, corev1.ConditionTrue, 10*time.Second)}
+	leases := []coordinationv1.Lease{lease("master-0", 5*time.Second), lease("worker-0", 8*time.Second)}
 	for _, tc := range []struct {
 		name     string
 		extra    corev1.Node
+		lease    *coordinationv1.Lease
+		noLeases bool
 		severity Severity
 		evidence string
 	}{
-		{"all Ready", node("worker-1", false, corev1.ConditionTrue, 30*time.Second), OK, ""},
-		{"a control-plane node not Ready", node("master-1", true, corev1.ConditionUnknown, 10*time.Minute), Fail, "control-plane node master-1: Ready=Unknown"},
-		{"a worker not Ready", node("worker-1", false, corev1.ConditionFalse, 10*time.Second), Warn, "worker node worker-1: Ready=False"},
-		{"a kubelet gone quiet", node("worker-1", false, corev1.ConditionTrue, 5*time.Minute), Warn, "node worker-1: Ready, but its kubelet last reported 5m0s ago"},
+		{"all Ready", node("worker-1", false, corev1.ConditionTrue, 4*time.Minute+30*time.Second), ptr(lease("worker-1", 9*time.Second)), false, OK, ""},
+		{"a control-plane node not Ready", node("master-1", true, corev1.ConditionUnknown, 10*time.Minute), nil, false, Fail, "control-plane node master-1: Ready=Unknown"},
+		{"a worker not Ready", node("worker-1", false, corev1.ConditionFalse, 10*time.Second), nil, false, Warn, "worker node worker-1: Ready=False"},
+		{"a kubelet gone quiet", node("worker-1", false, corev1.ConditionTrue, 3*time.Minute), ptr(lease("worker-1", 3*time.Minute)), false, Warn, "node worker-1: Ready, but its kubelet last renewed its lease kube-node-lease/worker-1 3m0s ago"},
+		{"a kubelet without a lease", node("worker-1", false, corev1.ConditionTrue, 8*time.Minute), nil, false, Warn, "node worker-1: Ready, but its kubelet last reported 8m0s ago (it has no lease)"},
+		{"leases unreadable, heartbeats recent enough", node("worker-1", false, corev1.ConditionTrue, 6*time.Minute), nil, true, OK, ""},
+		{"leases unreadable, a heartbeat too old", node("worker-1", false, corev1.ConditionTrue, 8*time.Minute), nil, true, Warn, "last reported 8m0s ago (the leases could not be read)"},
 	} {
-		r := Nodes(append(append([]corev1.Node{}, healthy...), tc.extra), now)
+		ls := append([]coordinationv1.Lease{}, leases...)
+		if tc.lease != nil {
+			ls = append(ls, *tc.lease)
+		}
+		if tc.noLeases {
+			ls = nil
+		}
+		r := Nodes(append(append([]corev1.Node{}, healthy...), tc.extra), ls, now)
 		if r.Severity != tc.severity || !strings.Contains(evidence(r), tc.evidence) {
 			t.Errorf("%s: %s %q, evidence:\n%s\nwant %s with %q", tc.name, r.Severity, r.Summary, evidence(r), tc.severity, tc.evidence)
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func TestNodePressure(t *testing.T) {
 	for _, tc := range []struct {

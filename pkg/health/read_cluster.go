@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	operatorv1 "github.com/openshift/api/operator/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -97,7 +99,15 @@ func nodeChecks(ctx context.Context, c *cluster) []Result {
 	if err != nil {
 		return failAll(err, "nodes.ready", "nodes.pressure")
 	}
-	return []Result{Nodes(nodes, c.opts.Now), NodePressure(nodes)}
+	// Without the leases the heartbeats alone are judged.
+	var leases []coordinationv1.Lease
+	if list, err := c.Kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).List(ctx, metav1.ListOptions{}); err == nil {
+		leases = list.Items
+		if leases == nil {
+			leases = []coordinationv1.Lease{}
+		}
+	}
+	return []Result{Nodes(nodes, leases, c.opts.Now), NodePressure(nodes)}
 }
 
 func operatorChecks(ctx context.Context, c *cluster) []Result {
