@@ -50,6 +50,10 @@ type kubeAPIServer struct {
 	// running server's etcd was first seen without quorum, lastQuorumCheck
 	// when it was last looked at.
 	downSince, unservedSince, lastQuorumCheck time.Time
+	// startedAt is when the running server started; seenFatals the count
+	// of fatal errors it was last checked against (restartIfCrashed).
+	startedAt  time.Time
+	seenFatals int64
 	// launch starts an in-process server on the box's etcd.
 	launch func() (*apiservertesting.TestServer, error)
 }
@@ -89,7 +93,7 @@ func (s *kubeAPIServer) up() error {
 		server.TearDownFn()
 		return fmt.Errorf("the API endpoint %s: %w", s.addr, err)
 	}
-	s.server, s.front = server, front
+	s.server, s.front, s.startedAt = server, front, time.Now()
 	s.starts++
 	return nil
 }
@@ -169,6 +173,7 @@ func (s *kubeAPIServer) run(ctx context.Context) {
 func (s *kubeAPIServer) sync(ctx context.Context) {
 	s.watchQuorum(ctx)
 	hosts := s.b.hostsRunningKubeAPIServer()
+	s.restartIfCrashed(ctx)
 	switch running := s.running(); {
 	case running && len(hosts) == 0:
 		klogf("kube-apiserver: no control-plane host runs it any more; the API is down")

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/klog/v2"
 
 	"github.com/oc-recover/oc-recover/test/box"
 	"github.com/oc-recover/oc-recover/test/internal/boxtest"
@@ -106,6 +107,24 @@ func TestAPIFollowsTheHostsKubeAPIServerPods(t *testing.T) {
 	})
 	if err != nil {
 		t.Error(err)
+	}
+
+	// A fatal error logged in the process (a kube-apiserver's post-start
+	// hook that gave up, in this box or another) ends the goroutine that
+	// logged it, not the test process; this box's server, whose hooks are
+	// all done, keeps running.
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		klog.Fatalf("a fatal error logged beside the box")
+	}()
+	<-logged
+	time.Sleep(time.Second) // a few of the server's syncs
+	if n := b.APIServerStarts(); n != 2 {
+		t.Errorf("after a fatal error elsewhere the kube-apiserver started %d times, want 2", n)
+	}
+	if _, err := cms.Get(ctx, "written-before", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the API after a fatal error elsewhere: %v", err)
 	}
 }
 
