@@ -33,7 +33,8 @@ var hostRestoreDirs = []string{PreparedDir, manualDir}
 // RestoredByHand is the record of the last phase of a restore done from
 // the hosts' consoles that has not been finished, nil when no reachable
 // control-plane host holds one. It looks on every Ready control-plane node
-// not named lost, through a debug pod, and changes nothing.
+// not named lost, through a debug pod, and changes nothing; one neither
+// Ready nor named lost is refused, as the pre-flight refuses it.
 func RestoredByHand(ctx context.Context, c Clients, o Options) (*Record, error) {
 	if o.InCluster {
 		return nil, nil // pre-flight refuses it
@@ -68,6 +69,11 @@ func RestoredByHand(ctx context.Context, c Clients, o Options) (*Record, error) 
 		found = append(found, hr...)
 	}
 	switch {
+	case len(found) == 0 && len(down) > 0:
+		// A host that is not Ready was not looked on, and may hold the
+		// restore: planning a new one could cost a second blackout. The
+		// pre-flight would refuse such a node anyway; say it as it does.
+		return nil, refuseNotReady(nodes, lost, o.RecoveryNode)
 	case len(found) == 0:
 		return nil, nil
 	case len(found) > 1:
@@ -153,4 +159,34 @@ done`
 		found = append(found, hostRestore{node: node, dir: f[0], id: id, at: at})
 	}
 	return found, nil
+}
+
+// Pending is a restore that `restore` carries on with instead of planning
+// a new one, as `restore --dry-run -o json|yaml` prints it.
+type Pending struct {
+	// What is "resume" (its last phase has begun), "await" (fired on the
+	// hosts: it is waited for, then finished) or "finish" (done from the
+	// consoles: its last phase is run).
+	What         string    `json:"what"`
+	Restore      string    `json:"restore"`
+	Backup       string    `json:"backup"`
+	RecoveryNode string    `json:"recoveryNode"`
+	At           time.Time `json:"at"`
+	Dir          string    `json:"dir,omitempty"`
+	LostNodes    []string  `json:"lostNodes,omitempty"`
+	Steps        []string  `json:"steps,omitempty"`
+}
+
+// PendingRecord is rec as a Pending of kind what; finish gives the steps.
+func PendingRecord(what string, rec *Record) Pending {
+	p := Pending{What: what, Restore: rec.ID, Backup: rec.Backup, RecoveryNode: rec.RecoveryNode, At: rec.FiredAt, Dir: rec.dir(), LostNodes: rec.Lost}
+	if what == "finish" {
+		p.Steps = FinishSteps(rec)
+	}
+	return p
+}
+
+// PendingJournal is a fired restore's journal as a Pending.
+func PendingJournal(j *Journal) Pending {
+	return Pending{What: "await", Restore: j.Plan.ID, Backup: j.Plan.Backup.Dir, RecoveryNode: j.Plan.Recovery.Name, At: j.FiredAt, Dir: StateDir + "/" + j.Plan.ID, LostNodes: j.Plan.LostNodes}
 }

@@ -305,17 +305,13 @@ func (p *Plan) chooseHosts(ctx context.Context, c Clients, o Options) error {
 			return exitcode.Usagef("--recovery-node %s is not a control-plane node; the control-plane nodes are %s", o.RecoveryNode, strings.Join(names, ", "))
 		case lost[o.RecoveryNode]:
 			return exitcode.Usagef("--recovery-node %s is also named --lost-node", o.RecoveryNode)
-		case !fresh(n, o.Now):
-			return refuse("recovery node %s is not Ready (%s): the backup is uploaded to it and the restore runs there. Choose a Ready control-plane node with --recovery-node", o.RecoveryNode, readiness(n, o.Now))
 		}
 	}
-	var notReady []string
+	if err := refuseNotReady(nodes, lost, o.RecoveryNode); err != nil {
+		return err
+	}
 	for _, n := range nodes {
 		if lost[n.Name] {
-			continue
-		}
-		if !fresh(&n, o.Now) {
-			notReady = append(notReady, fmt.Sprintf("%s (%s)", n.Name, readiness(&n, o.Now)))
 			continue
 		}
 		if p.Recovery.Name == "" && (o.RecoveryNode == "" || o.RecoveryNode == n.Name) {
@@ -324,25 +320,34 @@ func (p *Plan) chooseHosts(ctx context.Context, c Clients, o Options) error {
 		}
 		p.Peers = append(p.Peers, Host{Name: n.Name, IP: internalIP(&n)})
 	}
-	if len(notReady) > 0 {
-		return refuse("control-plane node %s is not Ready: a restore stops etcd on every control-plane host through a debug pod there, and one it cannot reach would keep the old etcd running beside the restored one. Bring it back, or if it is gone for good, shut it down and name it with --lost-node", strings.Join(notReady, ", "))
-	}
 	if p.Recovery.Name == "" {
 		return refuse("no control-plane node is Ready to be the recovery host")
 	}
 	return nil
 }
 
-// fresh: the node is Ready. Its heartbeat's age says nothing more: the
-// kubelet renews its Lease every 10 s but writes its status only every 5
-// minutes when nothing changes, and the node lifecycle controller marks
-// Ready Unknown when the Lease goes stale.
-func fresh(n *corev1.Node, _ time.Time) bool {
-	return openshift.NodeReady(n)
+// refuseNotReady refuses a control-plane node that is neither Ready nor
+// named lost, the recovery node first.
+func refuseNotReady(nodes []corev1.Node, lost map[string]bool, recoveryNode string) error {
+	var notReady []string
+	for i := range nodes {
+		n := &nodes[i]
+		switch {
+		case lost[n.Name] || openshift.NodeReady(n):
+		case n.Name == recoveryNode:
+			return refuse("recovery node %s is not Ready (%s): the backup is uploaded to it and the restore runs there. Choose a Ready control-plane node with --recovery-node", n.Name, readiness(n))
+		default:
+			notReady = append(notReady, fmt.Sprintf("%s (%s)", n.Name, readiness(n)))
+		}
+	}
+	if len(notReady) > 0 {
+		return refuse("control-plane node %s is not Ready: a restore stops etcd on every control-plane host through a debug pod there, and one it cannot reach would keep the old etcd running beside the restored one. Bring it back (after an outage, wait until `oc get nodes` shows it Ready), or if it is gone for good, shut it down and name it with --lost-node", strings.Join(notReady, ", "))
+	}
+	return nil
 }
 
 // readiness says how a node stands, for a refusal.
-func readiness(n *corev1.Node, _ time.Time) string {
+func readiness(n *corev1.Node) string {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
 			return fmt.Sprintf("Ready=%s: %s", c.Status, c.Reason)

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/oc-recover/oc-recover/pkg/restore"
 	"github.com/oc-recover/oc-recover/test/box"
 	"github.com/oc-recover/oc-recover/test/internal/boxtest"
@@ -31,6 +33,34 @@ func TestRestoreAbortCallsBackAnArmedRestore(t *testing.T) {
 	st := runRestore(t, b, nil, "status", dir)
 	if st.Code != 0 || !strings.Contains(st.Stdout, "Journal: restore ") || !strings.Contains(st.Stdout, "recorded in the live API") || !strings.Contains(st.Stdout, "unit active") {
 		t.Errorf("restore status of the armed restore: %s", st)
+	}
+
+	// Without the restore's record in the live API the API would serve the
+	// restored data: abort refuses, and changes nothing.
+	j, err := restore.InFlight(dir)
+	if err != nil || j == nil {
+		t.Fatalf("the armed restore's journal: %v %v", j, err)
+	}
+	cms := b.Kube.CoreV1().ConfigMaps(restore.SentinelNamespace)
+	sentinel, err := cms.Get(ctx, restore.SentinelPrefix+strings.ToLower(j.Plan.ID), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cms.Delete(ctx, sentinel.Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r := runRestore(t, b, nil, "abort", dir); r.Code != 1 || !strings.Contains(r.Stderr, "refusing to abort, nothing was changed: the API answers without the record of restore "+j.Plan.ID) {
+		t.Errorf("restore abort without the restore's record: %s", r)
+	}
+	if res := boxtest.HostRun(t, b, "master-0", "systemctl is-active oc-recover-restore-"+j.Plan.ID+"; ls "+restore.StateDir+"/"+j.Plan.ID+"/state | grep -x -e aborted -e peers-stopped -e restore-started"); res.Stdout != "active\n" {
+		t.Errorf("master-0 after the refused abort (still armed, no marker): %s", res)
+	}
+	if j2, err := restore.InFlight(dir); err != nil || j2 == nil {
+		t.Errorf("the refused abort ended the journal: %v %v", j2, err)
+	}
+	sentinel.ResourceVersion, sentinel.UID = "", ""
+	if _, err := cms.Create(ctx, sentinel, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
 	}
 
 	r := runRestoreFor(t, b, 4*time.Minute, "abort", dir)

@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	configv1 "github.com/openshift/api/config/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -203,10 +205,28 @@ func TestRestoreRefusesWhatTheClusterCannotTake(t *testing.T) {
 		}
 		setBoxEncryption(t, b, "")
 	})
+	t.Run("restores done from the consoles", func(t *testing.T) {
+		// One host's: it would be finished, not planned over, and on that
+		// host alone.
+		unmark0 := consoleMarker(t, b, "master-0")
+		planned(t, "The cluster runs on the restore done on master-0's console")
+		if r := runRestore(t, b, nil, dir, "--dry-run", "--recovery-node", "master-1"); r.Code != 2 || !strings.Contains(r.Stderr, "--recovery-node master-1: the cluster was restored on master-0's console") {
+			t.Errorf("restore --recovery-node naming another host than the console restore's: %s", r)
+		}
+		// Two hosts': only one restored, and the command cannot tell which.
+		unmark2 := consoleMarker(t, b, "master-2")
+		refused(t, "more than one host holds a restore done from its console that was not finished", "--dry-run")
+		unmark0()
+		unmark2()
+		planned(t, "Restore plan")
+	})
 	// Last: the stopped machine stays stopped.
 	t.Run("a control-plane node that is not Ready", func(t *testing.T) {
 		boxtest.StopMachineAndWait(t, b, "master-1")
 		boxtest.AssertNodeReady(t, b, "master-1", "Unknown")
+		// What master-1 holds cannot be looked at: a restore done from its
+		// console would be refused the same way, never planned over.
+		consoleMarker(t, b, "master-1")
 		refused(t, "recovery node master-1 is not Ready", "--recovery-node", "master-1", "--dry-run")
 		refused(t, "control-plane node master-1 (Ready=Unknown", "--dry-run")
 		planned(t, "other control-plane hosts: master-2", "--lost-node", "master-1", "--recovery-node", "master-0")
@@ -317,6 +337,23 @@ func TestRestoreWithQuorumLostPrintsTheConsoleProcedure(t *testing.T) {
 			t.Errorf("the console procedure lacks %q:\n%s", want, r.Stdout)
 		}
 	}
+	// A restore that this backup's journal says was fired cannot be called
+	// back with the API down (the hosts may be restoring), and its status
+	// can only point at the consoles.
+	fired := copyDir(t, dir)
+	if err := restore.WriteJournal(&restore.Journal{Plan: &restore.Plan{ID: "20261203T030000Z-feed", Backup: restore.BackupInfo{Dir: fired}, Recovery: restore.Host{Name: "master-0"}}, FiredAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if r := tools.Run(t, b, "", "oc-recover", "restore", "abort", fired); r.Code != 1 || !strings.Contains(r.Stderr, "refusing to abort, nothing was changed: the API does not answer") {
+		t.Errorf("restore abort with the API down: %s", r)
+	}
+	if j, err := restore.InFlight(fired); err != nil || j == nil {
+		t.Errorf("the refused abort ended the journal: %v %v", j, err)
+	}
+	if r := tools.Run(t, b, "", "oc-recover", "restore", "status", fired); r.Code != 0 || !strings.Contains(r.Stdout, "Journal: restore 20261203T030000Z-feed of "+fired) ||
+		!strings.Contains(r.Stdout, "The API does not answer") || !strings.Contains(r.Stdout, "journalctl -u 'oc-recover-restore-*'") {
+		t.Errorf("restore status with the API down: %s", r)
+	}
 	cmds := consoleCommands(r.Stdout, "master-0")
 	if len(cmds) < 3 || !strings.Contains(strings.Join(cmds, "\n"), "/usr/local/bin/cluster-restore.sh /home/core/backup") {
 		t.Fatalf("commands for master-0: %q\n%s", cmds, r.Stdout)
@@ -351,11 +388,43 @@ func TestRestoreWithQuorumLostPrintsTheConsoleProcedure(t *testing.T) {
 	// The kube-apiserver the script started from the backup serves the
 	// restored data, on the endpoint the installer's kubeconfig names.
 	waitForRestoredData(t, ctx, b)
-	// The same command, now that the API answers, finds the restore done
-	// on master-0's console (its last command marked it) and would finish
-	// it rather than restore again.
+	// The same command, now that the API answers and master-0's kubelet
+	// has reported it Ready again, finds the restore done on master-0's
+	// console (its last command marked it) and would finish it rather than
+	// restore again. While master-0 is not Ready, it refuses: it could not
+	// look there.
+	boxtest.AssertNodeReady(t, b, "master-0", "True")
 	if r := tools.Run(t, b, "", "oc-recover", "restore", "--dry-run", dir, "--lost-node", "master-1", "--lost-node", "master-2"); r.Code != 0 ||
 		!strings.Contains(r.Stdout, "The cluster runs on the restore done on master-0's console") || !strings.Contains(r.Stdout, "/var/lib/oc-recover/restore/console, restore console-") {
 		t.Errorf("restore --dry-run once the API answers: %s", r)
+	}
+	// As a document: the restore it would finish, and nothing else on stdout.
+	r = tools.Run(t, b, "", "oc-recover", "restore", "--dry-run", "-o", "json", dir, "--lost-node", "master-1", "--lost-node", "master-2")
+	var pending restore.Pending
+	if err := json.Unmarshal([]byte(r.Stdout), &pending); r.Code != 0 || err != nil {
+		t.Fatalf("restore --dry-run -o json once the API answers (%v): %s", err, r)
+	}
+	if pending.What != "finish" || pending.RecoveryNode != "master-0" || pending.Dir != "/var/lib/oc-recover/restore/console" ||
+		strings.Join(pending.LostNodes, ",") != "master-1,master-2" || !strings.HasPrefix(pending.Restore, "console-") || len(pending.Steps) == 0 {
+		t.Errorf("restore --dry-run -o json once the API answers: %+v", pending)
+	}
+}
+
+// consoleMarker leaves on node what a restore done from its console
+// leaves (the marker its last command writes), until unmark.
+func consoleMarker(t *testing.T, b *box.Box, node string) (unmark func()) {
+	t.Helper()
+	dir := filepath.Join(b.Node(node).Sandbox.Root, "var/lib/oc-recover/restore/console")
+	marker := filepath.Join(dir, "state/restored")
+	if err := os.MkdirAll(filepath.Dir(marker), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(marker, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := os.RemoveAll(dir); err != nil {
+			t.Error(err)
+		}
 	}
 }

@@ -76,7 +76,10 @@ var restoreLong = templates.LongDesc(`
 	while the cluster was healthy, that procedure is one command per host.
 	Once the restored API answers, the same command finds the restore on the
 	recovery host and finishes it (phase C below) instead of planning
-	another.
+	another; a control-plane host that is not Ready, and so cannot be looked
+	on, is refused unless named --lost-node. With --dry-run -o json|yaml a
+	restore that would be carried on with instead of a new one is printed as
+	a document ("what": resume, await or finish).
 
 	A control-plane node named --lost-node has its Machine replaced in phase
 	C, before etcd is redeployed, as "member replace" replaces one: a copy
@@ -217,7 +220,7 @@ func (o *Options) Run(ctx context.Context) error {
 		// Not a lost quorum: the restore an earlier run fired.
 		bar.Step("restore %s of this backup, fired at %s, is under way on the hosts and the API does not answer (%v): waiting for it (--api-timeout)", journal.Plan.ID, journal.FiredAt.Format(time.RFC3339), err)
 		if o.globals.DryRun {
-			return nil
+			return o.pending(restore.PendingJournal(journal))
 		}
 		if err := o.waitForAPI(ctx, journal); err != nil {
 			return err
@@ -233,16 +236,14 @@ func (o *Options) Run(ctx context.Context) error {
 	if rec != nil {
 		// The restored cluster answers and phase C has begun: go on with it.
 		if o.globals.DryRun {
-			fmt.Fprintf(o.streams.Out, "Restore %s of %s restored the cluster onto %s; its last phase would be resumed.\n", rec.ID, rec.Backup, rec.RecoveryNode)
-			return nil
+			return o.pending(restore.PendingRecord("resume", rec), fmt.Sprintf("Restore %s of %s restored the cluster onto %s; its last phase would be resumed.", rec.ID, rec.Backup, rec.RecoveryNode))
 		}
 		bar.Step("resuming restore %s: the cluster runs on %s's restored etcd", rec.ID, rec.RecoveryNode)
 		return o.recover(ctx, c, rec, journal, engine.Runner, ev)
 	}
 	if journal != nil {
 		if o.globals.DryRun {
-			fmt.Fprintf(o.streams.Out, "Restore %s of %s, fired at %s, is under way; it would be waited for and finished.\n", journal.Plan.ID, o.Dir, journal.FiredAt.Format(time.RFC3339))
-			return nil
+			return o.pending(restore.PendingJournal(journal), fmt.Sprintf("Restore %s of %s, fired at %s, is under way; it would be waited for and finished.", journal.Plan.ID, o.Dir, journal.FiredAt.Format(time.RFC3339)))
 		}
 		bar.Step("resuming restore %s, fired at %s", journal.Plan.ID, journal.FiredAt.Format(time.RFC3339))
 		if err := restore.Await(ctx, c, engine.Runner, journal, o.APITimeout, ev); err != nil {
@@ -288,10 +289,10 @@ func (o *Options) finishByHand(ctx context.Context, c restore.Clients, rec *rest
 	if o.RecoveryNode != "" && o.RecoveryNode != rec.RecoveryNode {
 		return exitcode.Usagef("--recovery-node %s: the cluster was restored on %s's console (%s), which the rest of the restore keeps", o.RecoveryNode, rec.RecoveryNode, rec.Dir)
 	}
-	fmt.Fprintf(o.streams.Out, "The cluster runs on the restore done on %s's console at %s (%s, restore %s).\n", rec.RecoveryNode, rec.FiredAt.Format(time.RFC3339), rec.Dir, rec.ID)
-	fmt.Fprintf(o.streams.Out, "Its last phase: %s\n", strings.Join(restore.FinishSteps(rec), "; "))
-	if o.globals.DryRun {
-		return nil
+	if err := o.pending(restore.PendingRecord("finish", rec),
+		fmt.Sprintf("The cluster runs on the restore done on %s's console at %s (%s, restore %s).", rec.RecoveryNode, rec.FiredAt.Format(time.RFC3339), rec.Dir, rec.ID),
+		"Its last phase: "+strings.Join(restore.FinishSteps(rec), "; ")); err != nil || o.globals.DryRun {
+		return err
 	}
 	question := fmt.Sprintf("Finish the restore done on %s", rec.RecoveryNode)
 	if len(rec.Lost) > 0 {
@@ -305,6 +306,24 @@ func (o *Options) finishByHand(ctx context.Context, c restore.Clients, rec *rest
 	}
 	bar.Step("finishing restore %s, done on %s's console", rec.ID, rec.RecoveryNode)
 	return o.recover(ctx, c, rec, nil, start, ev)
+}
+
+// pending says what restore is carried on with instead of a new one: the
+// lines for a person, on stdout, or with -o json|yaml p on stdout under
+// --dry-run and the lines on stderr otherwise (stdout then holds the
+// result alone).
+func (o *Options) pending(p restore.Pending, lines ...string) error {
+	out := o.streams.Out
+	if output.Structured(o.Output) {
+		if o.globals.DryRun {
+			return output.Print(out, o.Output, p)
+		}
+		out = o.streams.ErrOut
+	}
+	for _, l := range lines {
+		fmt.Fprintln(out, l)
+	}
+	return nil
 }
 
 // restored records phase C in the restored cluster and runs it.
