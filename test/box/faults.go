@@ -213,3 +213,17 @@ func (b *Box) RefuseTransientUnits(name string, on bool) error {
 	n.agent.mu.Unlock()
 	return nil
 }
+
+// CrashLoopKubeAPIServer makes the kube-apiserver container of node's
+// static pod exit as soon as it starts (on), as when its configuration or
+// certificates are broken, or run again (off). While no host runs one the
+// API does not answer; the host's own endpoint (https://<ip>:6443) is
+// down meanwhile.
+func (b *Box) CrashLoopKubeAPIServer(name string, on bool) error {
+	n := b.Node(name)
+	if n == nil || n.Kubelet == nil || !n.Master {
+		return fmt.Errorf("no control-plane node %q in the box", name)
+	}
+	n.Kubelet.crashingKubeAPIServer.Store(on)
+	return nil
+}

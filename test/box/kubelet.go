@@ -83,6 +83,9 @@ type FakeKubelet struct {
 	// unstoppableEtcd: the etcd pod's containers ignore their stop
 	// (UnstoppableEtcd).
 	unstoppableEtcd atomic.Bool
+	// crashingKubeAPIServer: the kube-apiserver pod's container exits as
+	// soon as it starts (CrashLoopKubeAPIServer).
+	crashingKubeAPIServer atomic.Bool
 	// etcdSeenRunning: the member ran when last looked at, so finding it
 	// stopped means it exited by itself (removed from its cluster).
 	etcdSeenRunning bool

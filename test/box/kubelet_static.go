@@ -141,6 +141,15 @@ func (k *FakeKubelet) syncStaticPods() {
 	sort.Strings(names)
 	for _, name := range names {
 		sp := desired[name]
+		if name == "kube-apiserver" && k.crashingKubeAPIServer.Load() {
+			k.mu.Lock()
+			if k.staticRunning[name] != nil {
+				k.journal(`"Probe failed" probeType="Liveness" pod="%s/%s-%s": container kube-apiserver exited (1), back-off restarting it`, sp.manifest.Namespace, name, k.Node)
+			}
+			delete(k.staticRunning, name)
+			k.mu.Unlock()
+			continue
+		}
 		state := etcdRunning
 		if m := k.EtcdMember(); name == "etcd" && m != nil {
 			state = k.syncEtcd(m)
