@@ -225,7 +225,7 @@ func newCertRegenerator(b *Box, delay time.Duration) *certRegenerator {
 }
 
 func (c *certRegenerator) run(ctx context.Context) {
-	everyPeriod(ctx, c.period, func() { _ = c.sync(ctx) })
+	everyRound(ctx, c.period, func(ctx context.Context) { _ = c.sync(ctx) })
 }
 
 func (c *certRegenerator) hold(on bool) {

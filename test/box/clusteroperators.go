@@ -102,8 +102,12 @@ func (c *clusterOperators) seed(ctx context.Context) error {
 
 func (c *clusterOperators) run(ctx context.Context) {
 	everyPeriod(ctx, c.period, func() {
-		if nodes, err := c.b.nodeLister().List(labels.Everything()); err == nil {
-			c.sync(ctx, nodes)
+		nodes, err := c.b.nodeLister().List(labels.Everything())
+		if err == nil {
+			err = c.sync(ctx, nodes)
+		}
+		if err != nil && ctx.Err() == nil {
+			klogf("cluster operators: %v", err)
 		}
 	})
 }

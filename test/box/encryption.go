@@ -30,8 +30,8 @@ type encryptionController struct {
 }
 
 func (c *encryptionController) run(ctx context.Context) {
-	everyPeriod(ctx, c.period, func() {
-		if err := c.sync(ctx); err != nil && ctx.Err() == nil {
+	everyRound(ctx, c.period, func(rctx context.Context) {
+		if err := c.sync(rctx); err != nil && ctx.Err() == nil {
 			klogf("encryption controller: %v", err)
 		}
 	})

@@ -42,7 +42,9 @@ func (o *etcdOperator) run(ctx context.Context) {
 	defer ticker.Stop()
 	defer o.closeClients()
 	for {
-		o.sync(ctx)
+		rctx, cancel := context.WithTimeout(ctx, roundTimeout)
+		o.sync(rctx)
+		cancel()
 		select {
 		case <-ctx.Done():
 			return

@@ -220,7 +220,9 @@ func (b *Box) judgeSilentNodes(ctx context.Context) {
 }
 
 // watchQuorum notes, every 2 s while a server runs, since when its etcd
-// has had no quorum: the outage began then.
+// has had no quorum: the outage began then. When the quorum comes back
+// after an outage that outlasted the leader-election renew deadline, the
+// node lifecycle controller and the simulators start afresh.
 func (s *kubeAPIServer) watchQuorum(ctx context.Context) {
 	if !s.running() || time.Since(s.lastQuorumCheck) < 2*time.Second {
 		return
@@ -231,6 +233,15 @@ func (s *kubeAPIServer) watchQuorum(ctx context.Context) {
 	defer s.mu.Unlock()
 	switch {
 	case quorum:
+		// A server that kept running through the outage (4.18 keeps its
+		// kube-apiserver through a restore) serves again: the controllers
+		// that lost their leases meanwhile start afresh, as after a
+		// restart.
+		if since := s.unservedSince; !since.IsZero() && time.Since(since) >= s.b.leaderRenewDeadline() {
+			klogf("kube-apiserver: etcd has a quorum again after %s", time.Since(since).Round(time.Second))
+			go s.b.judgeSilentNodes(ctx)
+			go s.b.restartCaches(ctx)
+		}
 		s.unservedSince = time.Time{}
 	case s.unservedSince.IsZero():
 		s.unservedSince = time.Now()

@@ -62,6 +62,9 @@ func (k *FakeKubelet) renewLease(ctx context.Context) {
 	seconds := int32(max(1, d/time.Second))
 	leases := k.client.CoordinationV1().Leases(corev1.NamespaceNodeLease)
 	renew := func() {
+		// A renewal that hangs gives way to the next, as the kubelet's does.
+		ctx, cancel := context.WithTimeout(ctx, max(d/4, time.Second))
+		defer cancel()
 		now := metav1.NewMicroTime(time.Now())
 		l, err := leases.Get(ctx, k.Node, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {

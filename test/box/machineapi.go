@@ -75,7 +75,7 @@ func (c *machineController) run(ctx context.Context) {
 	if c.ignored == nil {
 		c.ignored = map[types.UID]bool{}
 	}
-	everyPeriod(ctx, c.period, func() { c.sync(ctx) })
+	everyRound(ctx, c.period, func(ctx context.Context) { c.sync(ctx) })
 }
 
 func (c *machineController) sync(ctx context.Context) {

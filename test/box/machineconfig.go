@@ -141,7 +141,7 @@ func (o *machineConfigOperator) seed(ctx context.Context) error {
 }
 
 func (o *machineConfigOperator) run(ctx context.Context) {
-	everyPeriod(ctx, o.period, func() { _ = o.sync(ctx) })
+	everyRound(ctx, o.period, func(ctx context.Context) { _ = o.sync(ctx) })
 }
 
 // hostNodes reads the Nodes of the box's hosts (only theirs: no daemon

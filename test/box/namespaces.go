@@ -15,7 +15,7 @@ import (
 // then finalize the namespace so that it goes away. Without it a deleted
 // namespace would stay Terminating for ever.
 func (b *Box) namespaceController(ctx context.Context) {
-	everyPeriod(ctx, 200*time.Millisecond, func() {
+	everyRound(ctx, 200*time.Millisecond, func(ctx context.Context) {
 		list, err := b.Kube.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return

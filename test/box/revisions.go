@@ -32,9 +32,9 @@ type revisionRoller struct {
 }
 
 func (r *revisionRoller) run(ctx context.Context) {
-	everyPeriod(ctx, r.period, func() {
+	everyRound(ctx, r.period, func(rctx context.Context) {
 		for _, op := range staticPodOperators {
-			if err := r.step(ctx, op); err != nil && ctx.Err() == nil {
+			if err := r.step(rctx, op); err != nil && ctx.Err() == nil {
 				klogf("revision roller %s: %v", op.Resource, err)
 			}
 		}

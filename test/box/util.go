@@ -34,6 +34,22 @@ func klogf(format string, args ...any) {
 	fmt.Fprintf(boxLog, format+"\n", args...)
 }
 
+// roundTimeout bounds one round of a simulated controller: a request that
+// hangs (its connection lost while etcd had no quorum) must not hold the
+// controller up for good. A real controller's would end with its process,
+// restarted once it lost its leader-election lease.
+const roundTimeout = 2 * time.Minute
+
+// everyRound calls fn once a period with a context bounded by
+// roundTimeout, the first time after one period, until ctx ends.
+func everyRound(ctx context.Context, period time.Duration, fn func(context.Context)) {
+	everyPeriod(ctx, period, func() {
+		rctx, cancel := context.WithTimeout(ctx, roundTimeout)
+		defer cancel()
+		fn(rctx)
+	})
+}
+
 // everyPeriod calls fn once a period, the first time after one period, until
 // ctx ends: the loop of the box's simulated controllers.
 func everyPeriod(ctx context.Context, period time.Duration, fn func()) {
