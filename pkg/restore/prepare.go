@@ -60,6 +60,27 @@ type Prepared struct {
 	Replaced map[string]string `json:"kept,omitempty"`
 }
 
+// Instructions are what a person reads once the backup is prepared: where
+// it is, and the console commands of the day, command naming the plugin.
+func (p *Prepared) Instructions(command string) []string {
+	b := p.Plan.Backup
+	var hosts []string
+	for _, h := range p.Hosts {
+		hosts = append(hosts, h.Name)
+	}
+	lines := []string{fmt.Sprintf("Prepared backup %s (%s + %s, OpenShift %s, taken %s) in %s on %s.",
+		b.Dir, b.Snapshot, b.Resources, b.Version, b.TakenAt.Format(time.RFC3339), p.Dir, strings.Join(hosts, ", "))}
+	for node, kept := range p.Replaced {
+		lines = append(lines, fmt.Sprintf("  %s: the earlier prepared directory had been used by a restore; it is kept as %s", node, kept))
+	}
+	recovery := p.Hosts[0].Name
+	lines = append(lines, fmt.Sprintf("If etcd loses its quorum, restore from the consoles as root (sudo -i), on each host that is up, in this order (%s restores here; any host that is up can, with its name in the peers' commands):", recovery))
+	for _, c := range p.Commands(recovery) {
+		lines = append(lines, fmt.Sprintf("  %s: %s", c.Node, c.Command))
+	}
+	return append(lines, fmt.Sprintf("Keep the hosts that are gone off. Once the API answers, `%s restore %s` (with --lost-node for each host that is gone) finishes the restore: the nodes' certificate requests approved, the lost hosts' Machines replaced, etcd redeployed until every control-plane node has a member, and the rest of \"Restoring to a previous cluster state\" (OpenShift documentation, Backup and restore).", command, b.Dir))
+}
+
 // Commands are the console commands of the day, with recovery restoring:
 // the peers first, then the recovery host.
 func (p *Prepared) Commands(recovery string) []HostCommand {

@@ -230,6 +230,21 @@ func TestRestoreRefusesWhatTheClusterCannotTake(t *testing.T) {
 		refused(t, "recovery node master-1 is not Ready", "--recovery-node", "master-1", "--dry-run")
 		refused(t, "control-plane node master-1 (Ready=Unknown", "--dry-run")
 		planned(t, "other control-plane hosts: master-2", "--lost-node", "master-1", "--recovery-node", "master-0")
+		// A backup can still be taken, on a healthy node, but not prepared
+		// for a restore: it is kept, and nothing is prepared anywhere.
+		before := restoreState(t, b)
+		d := filepath.Join(t.TempDir(), "backup")
+		r := tools.Run(t, b, "", "oc-recover", "backup", "--output-dir", d, "--prepare-restore")
+		if r.Code != 1 || !strings.Contains(r.Stderr, "the backup in "+d+" is complete and verified, but it was not prepared for a restore (--prepare-restore)") ||
+			!strings.Contains(r.Stderr, "control-plane node master-1 (Ready=Unknown") || !strings.Contains(r.Stderr, "restore prepare "+d) {
+			t.Errorf("backup --prepare-restore with master-1 down: %s", r)
+		}
+		if _, err := backup.ReadManifest(d); err != nil {
+			t.Errorf("the backup refused a preparation is not kept: %v", err)
+		}
+		if after := restoreState(t, b); after != before {
+			t.Errorf("the refused preparation changed the hosts:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/oc-recover/oc-recover/pkg/backup"
 	"github.com/oc-recover/oc-recover/pkg/member"
 	"github.com/oc-recover/oc-recover/pkg/restore"
 	"github.com/oc-recover/oc-recover/test/box"
@@ -26,10 +27,22 @@ import (
 // replaced, and every control-plane node has a member again.
 func TestRestorePreparedFromTheConsoleAfterQuorumLoss(t *testing.T) {
 	t.Parallel()
+	restorePreparedAfterQuorumLoss(t, "", false)
+}
+
+// The same on 4.18, whose restore is the modern one (disable-etcd.sh,
+// etcd alone restored, its revision bumped), prepared by the backup
+// itself (`backup --prepare-restore`).
+func TestRestorePreparedFromTheConsoleAfterQuorumLossOnAModernRelease(t *testing.T) {
+	t.Parallel()
+	restorePreparedAfterQuorumLoss(t, "4.18.3", true)
+}
+
+func restorePreparedAfterQuorumLoss(t *testing.T, version string, byBackup bool) {
 	// The simulated controllers lose their leader-election leases in an
 	// outage this long and restart with fresh caches, as a real cluster's do
 	// in a quorum loss that lasts (leaderelection.go in the box).
-	b := boxtest.StartBox(t, box.Options{LeaderRenewDeadline: 2 * time.Second})
+	b := boxtest.StartBox(t, box.Options{Version: version, LeaderRenewDeadline: 2 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cms := b.Kube.CoreV1().ConfigMaps("default")
@@ -40,18 +53,29 @@ func TestRestorePreparedFromTheConsoleAfterQuorumLoss(t *testing.T) {
 		}
 	}
 	configMap("before-backup")
-	dir, m := backupOf(t, b)
+	var dir string
+	var r boxtest.Result
+	if byBackup {
+		dir = filepath.Join(t.TempDir(), "backup")
+		if r = tools.Run(t, b, "", "oc-recover", "backup", "--output-dir", dir, "--prepare-restore"); r.Code != 0 || !strings.Contains(r.Stdout, "Verified: sha256 trailer") {
+			t.Fatalf("backup --prepare-restore: %s", r)
+		}
+	} else {
+		dir, _ = backupOf(t, b)
+		if r = runRestore(t, b, nil, "prepare", dir); r.Code != 0 {
+			t.Fatalf("restore prepare: %s", r)
+		}
+	}
+	m, err := backup.ReadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var files []string
 	for _, f := range m.Files {
 		files = append(files, "backup/"+f.Name)
 	}
 	if len(files) != 2 {
 		t.Fatalf("backup files: %v", files)
-	}
-
-	r := runRestore(t, b, nil, "prepare", dir)
-	if r.Code != 0 {
-		t.Fatalf("restore prepare: %s", r)
 	}
 	for _, want := range []string{"in " + restore.PreparedDir + " on master-0, master-1, master-2",
 		"master-1: bash " + restore.PreparedDir + "/run.sh peer master-0", "master-0: bash " + restore.PreparedDir + "/run.sh recovery"} {
@@ -121,6 +145,12 @@ func finishLostNodes(t *testing.T, ctx context.Context, b *box.Box, dir string) 
 		}
 	}
 	lost := []string{"--lost-node", "master-1", "--lost-node", "master-2"}
+	// As the administrator sees it before running the command: the lost
+	// nodes not Ready once the node lifecycle controller judged them,
+	// master-0 Ready.
+	boxtest.AssertNodeReady(t, b, "master-1", corev1.ConditionUnknown)
+	boxtest.AssertNodeReady(t, b, "master-2", corev1.ConditionUnknown)
+	boxtest.AssertNodeReady(t, b, "master-0", corev1.ConditionTrue)
 	// Without --lost-node, the hosts that are down are named.
 	if r := runRestore(t, b, nil, dir, "--dry-run"); r.Code != 1 || !strings.Contains(r.Stderr, "name them with --lost-node") {
 		t.Errorf("restore --dry-run with master-1 and master-2 down and not named lost: %s", r)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/oc-recover/oc-recover/pkg/debugnode"
 	"github.com/oc-recover/oc-recover/pkg/era"
 	"github.com/oc-recover/oc-recover/pkg/exitcode"
+	"github.com/oc-recover/oc-recover/pkg/restore"
 )
 
 var backupLong = templates.LongDesc(`
@@ -48,7 +50,13 @@ var backupLong = templates.LongDesc(`
 	records it. Backups on one node run their host scripts one at a time.
 	A host script that prints nothing for --silence-timeout is stopped and
 	reported with the command it was waiting on. A failed run leaves no
-	file that looks complete, and no debug pod or namespace.`)
+	file that looks complete, and no debug pod or namespace.
+
+	With --prepare-restore the verified backup is then prepared for a
+	restore from the consoles, as "restore prepare" does (see its help):
+	the day etcd loses its quorum, the restore of "Restoring to a previous
+	cluster state" is one command on each surviving control-plane host. A
+	backup that the restore would refuse is kept but not prepared (exit 1).`)
 
 var backupExample = templates.Examples(`
 	# Back up into ./backup-<cluster>-<timestamp>/
@@ -56,6 +64,9 @@ var backupExample = templates.Examples(`
 
 	# Back up from a chosen control-plane node into a directory of backups, keeping the 7 newest
 	{{root}} backup --node master-1 --output-dir /srv/etcd-backups/$(date +%F) --keep 7
+
+	# Back up, and pre-position the backup on every control-plane host for a restore from the consoles
+	{{root}} backup --output-dir /srv/etcd-backups/$(date +%F) --prepare-restore
 
 	# Check an existing backup, and list the backups in a directory
 	{{root}} backup verify /srv/etcd-backups/2026-11-20
@@ -69,6 +80,9 @@ type Options struct {
 	KeepOnNode bool
 	Keep       int
 	Silence    time.Duration
+	// PrepareRestore: once verified, the backup is prepared for a restore
+	// from the consoles, as `restore prepare` does.
+	PrepareRestore bool
 
 	globals *options.GlobalOptions
 	streams genericiooptions.IOStreams
@@ -93,6 +107,7 @@ func NewCmdBackup(f genericclioptions.RESTClientGetter, globals *options.GlobalO
 	cmd.Flags().DurationVar(&o.Silence, "silence-timeout", backup.DefaultSilenceTimeout, "Stop the host's backup script when it prints nothing for this long, and report what it was waiting on.")
 	cmd.Flags().BoolVar(&o.KeepOnNode, "keep-on-node", false, "Leave the backup's copy on the node in /home/core/assets/backup.")
 	cmd.Flags().IntVar(&o.Keep, "keep", 0, "After a successful backup, keep only the N newest backups of this cluster in the output directory's parent.")
+	cmd.Flags().BoolVar(&o.PrepareRestore, "prepare-restore", false, "Once verified, prepare the backup on every control-plane host for a restore from the consoles, as `restore prepare` does, replacing the one prepared before.")
 	cmd.AddCommand(newCmdVerify(streams), newCmdList(streams))
 	return cmd
 }
@@ -161,6 +176,9 @@ func (o *Options) Run(ctx context.Context) error {
 		if !o.KeepOnNode {
 			fmt.Fprintf(out, "  5. remove the host copy; remove the debug pod and namespace\n")
 		}
+		if o.PrepareRestore {
+			fmt.Fprintf(out, "  6. prepare it for a restore from the consoles, as `%s restore prepare %s` does: the restore's checks, then the backup, run.sh and plan.env in %s on every control-plane host\n", o.globals.CommandName, dir, restore.PreparedDir)
+		}
 		return nil
 	}
 	res, err := backup.Run(ctx, o.engine(o.streams.ErrOut).Runner, cl, req, p)
@@ -176,11 +194,11 @@ func (o *Options) Run(ctx context.Context) error {
 		fmt.Fprintf(out, "  %-48s %10s  sha256 %s\n", f.Name, progress.HumanBytes(f.Size), f.SHA256)
 	}
 	fmt.Fprintf(out, "  %s\n", backup.ManifestName)
-	restore := "skipped"
+	tested := "skipped"
 	if m.Etcd.RestoreTested {
-		restore = "OK"
+		tested = "OK"
 	}
-	fmt.Fprintf(out, "Verified: sha256 trailer, bbolt consistency, revision %d, %d live keys, test restore %s, static pod manifests present.\n", m.Etcd.Revision, m.Etcd.LiveKeys, restore)
+	fmt.Fprintf(out, "Verified: sha256 trailer, bbolt consistency, revision %d, %d live keys, test restore %s, static pod manifests present.\n", m.Etcd.Revision, m.Etcd.LiveKeys, tested)
 	if m.Dirty {
 		fmt.Fprintf(out, "WARNING: possibly dirty: taken during a rollout with --force (%s); a restore refuses it without --force. Take a clean backup once the rollout is done.\n", backup.DirtyMark)
 	}
@@ -191,7 +209,26 @@ func (o *Options) Run(ctx context.Context) error {
 	for _, r := range res.Pruned {
 		fmt.Fprintf(out, "Pruned older backup %s (--keep %d)\n", r, o.Keep)
 	}
-	return err
+	if err != nil || !o.PrepareRestore {
+		return err
+	}
+	return o.prepareRestore(ctx, dir, p)
+}
+
+// prepareRestore prepares the new backup for a restore from the consoles.
+// The backup stands whatever happens here.
+func (o *Options) prepareRestore(ctx context.Context, dir string, p *progress.Lines) error {
+	_, inCluster := os.LookupEnv("KUBERNETES_SERVICE_HOST")
+	c := restore.Clients{Kube: o.set.Kube, Config: o.set.OpenShiftConfig, Operator: o.set.Operator, REST: o.set.REST}
+	ro := restore.Options{Dir: dir, Force: o.Force, InCluster: inCluster, Command: o.globals.CommandName, Now: time.Now(), StartRunner: o.engine(o.streams.ErrOut).Runner}
+	prepared, err := restore.Prepare(ctx, c, ro, p.Upload)
+	if err != nil {
+		return fmt.Errorf("the backup in %s is complete and verified, but it was not prepared for a restore (--prepare-restore): %w. Run `%s restore prepare %s` once that is put right", dir, err, o.globals.CommandName, dir)
+	}
+	for _, l := range prepared.Instructions(o.globals.CommandName) {
+		fmt.Fprintln(o.streams.Out, l)
+	}
+	return nil
 }
 
 func (o *Options) engine(log io.Writer) *debugnode.Engine {

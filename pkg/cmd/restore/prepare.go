@@ -134,18 +134,9 @@ func (o *PrepareOptions) Run(ctx context.Context) error {
 }
 
 func printPrepared(w io.Writer, p *restore.Prepared, command string) {
-	b := p.Plan.Backup
-	fmt.Fprintf(w, "Prepared backup %s (%s + %s, OpenShift %s, taken %s) in %s on %s.\n",
-		b.Dir, b.Snapshot, b.Resources, b.Version, b.TakenAt.Format(time.RFC3339), p.Dir, hostNames(p.Hosts))
-	for node, kept := range p.Replaced {
-		fmt.Fprintf(w, "  %s: the earlier prepared directory had been used by a restore; it is kept as %s\n", node, kept)
+	for _, l := range p.Instructions(command) {
+		fmt.Fprintln(w, l)
 	}
-	recovery := p.Hosts[0].Name
-	fmt.Fprintf(w, "If etcd loses its quorum, restore from the consoles as root (sudo -i), on each host that is up, in this order (%s restores here; any host that is up can, with its name in the peers' commands):\n", recovery)
-	for _, c := range p.Commands(recovery) {
-		fmt.Fprintf(w, "  %s: %s\n", c.Node, c.Command)
-	}
-	fmt.Fprintf(w, "Keep the hosts that are gone off. Once the API answers, `%s restore %s` (with --lost-node for each host that is gone) finishes the restore: the nodes' certificate requests approved, the lost hosts' Machines replaced, etcd redeployed until every control-plane node has a member, and the rest of \"Restoring to a previous cluster state\" (OpenShift documentation, Backup and restore).\n", command, b.Dir)
 }
 
 func hostNames(hosts []restore.Host) string {
