@@ -378,6 +378,7 @@ func TestRestoreWithQuorumLostPrintsTheConsoleProcedure(t *testing.T) {
 	if err := os.Rename(copied, filepath.Join(b.Node("master-0").Sandbox.Root, "home/core/backup")); err != nil {
 		t.Fatal(err)
 	}
+	restoring := time.Now()
 	for _, c := range cmds {
 		if res := boxtest.HostRun(t, b, "master-0", c); res.Code != 0 {
 			t.Fatalf("on master-0's console, %q: %s", c, res)
@@ -408,7 +409,7 @@ func TestRestoreWithQuorumLostPrintsTheConsoleProcedure(t *testing.T) {
 	// console (its last command marked it) and would finish it rather than
 	// restore again. While master-0 is not Ready, it refuses: it could not
 	// look there.
-	boxtest.AssertNodeReady(t, b, "master-0", "True")
+	waitReadyPostedSince(t, b, "master-0", restoring)
 	if r := tools.Run(t, b, "", "oc-recover", "restore", "--dry-run", dir, "--lost-node", "master-1", "--lost-node", "master-2"); r.Code != 0 ||
 		!strings.Contains(r.Stdout, "The cluster runs on the restore done on master-0's console") || !strings.Contains(r.Stdout, "/var/lib/oc-recover/restore/console, restore console-") {
 		t.Errorf("restore --dry-run once the API answers: %s", r)
