@@ -7,8 +7,9 @@ import (
 
 	operatorv1 "github.com/openshift/api/operator/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/oc-recover/oc-recover/pkg/csr"
 )
 
 // apiChecks judges the kube-apiserver's own health (/readyz?verbose, as
@@ -101,11 +102,8 @@ func nodeChecks(ctx context.Context, c *cluster) []Result {
 	}
 	// Without the leases the heartbeats alone are judged.
 	var leases []coordinationv1.Lease
-	if list, err := c.Kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).List(ctx, metav1.ListOptions{}); err == nil {
-		leases = list.Items
-		if leases == nil {
-			leases = []coordinationv1.Lease{}
-		}
+	if read, err := csr.ReadNodeLeases(ctx, c.Kube); err == nil {
+		leases = append([]coordinationv1.Lease{}, read...)
 	}
 	return []Result{Nodes(nodes, leases, c.opts.Now), NodePressure(nodes)}
 }
