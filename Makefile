@@ -80,10 +80,12 @@ test-e2e:
 
 # Benchmarks against the tools an administrator would otherwise use, in the
 # same run, on the cluster-in-a-box; ratios are printed as metrics (x-...).
-# BENCH_SNAPSHOT_MIB sets the etcd data size (default 1024).
+# BENCH_SNAPSHOT_MIB sets the etcd data size (default 1024), BENCH_LINK_MIBPS
+# the WAN link's rate (default 50), BENCH_RESTORE_VERSION the restored box's
+# release (default 4.14).
 BENCH_TIME ?= 3x
 bench:
-	cd test && $(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -timeout 60m ./bench
+	cd test && $(GO) test -run '^$$' -bench . -benchtime $(BENCH_TIME) -timeout 120m ./bench
 
 # Build the plugin, start the cluster-in-a-box, run the plugin against it and
 # keep the box up until Ctrl-C.

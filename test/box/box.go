@@ -136,6 +136,7 @@ type Box struct {
 	encryption             *encryptionController
 	rollouts               *rollouts // the roller's rollouts, as the operators see them
 	nodeAPI                nodeAPIServers
+	link                   *wanLink // the administrator's link to the hosts' streams (link.go)
 	cancel                 context.CancelFunc
 	wg                     sync.WaitGroup
 	stopOnce               sync.Once
@@ -184,7 +185,7 @@ func Start(ctx context.Context, opts Options) (b *Box, err error) {
 	boxLogMu.Lock()
 	boxLog = opts.Log
 	boxLogMu.Unlock()
-	b = &Box{opts: opts, ClusterID: newUUID(), InfraID: "box-" + randomHex(3)}
+	b = &Box{opts: opts, ClusterID: newUUID(), InfraID: "box-" + randomHex(3), link: newWANLink()}
 	if opts.Dir == "" {
 		if b.Dir, err = os.MkdirTemp("", "oc-recover-box-"); err != nil {
 			return nil, err
@@ -450,6 +451,7 @@ func (b *Box) newKubelet(n *Node) (*FakeKubelet, error) {
 		return nil, err
 	}
 	k.liveness.leaseDuration, k.liveness.grace = b.opts.NodeLeaseDuration, b.opts.NodeMonitorGracePeriod
+	k.link = b.link
 	return k, nil
 }
 

@@ -128,6 +128,7 @@ type FakeKubelet struct {
 	serviceSince  time.Time
 	servicePID    atomic.Int64 // the service's process id in its journal
 	server        *http.Server
+	link          *wanLink // nil: unlimited
 	informers     informers.SharedInformerFactory
 	podLister     func() []*corev1.Pod
 	loopDone      chan struct{}
@@ -302,6 +303,9 @@ func (k *FakeKubelet) connect(ctx, serviceCtx, runtimeCtx context.Context) error
 	ln, err := net.Listen("tcp", net.JoinHostPort(k.IP.String(), strconv.Itoa(kubeletPort)))
 	if err != nil {
 		return fmt.Errorf("kubelet %s: %w", k.Node, err)
+	}
+	if k.link != nil {
+		ln = k.link.listen(ln)
 	}
 	k.mu.Lock()
 	serveCert := k.serveCert
