@@ -68,6 +68,18 @@ func interruptRestore(t *testing.T, b *box.Box, marker string, args ...string) (
 	return seen.String(), cmd.ProcessState.ExitCode()
 }
 
+// pendingRestore is what `restore --dry-run -o json` says a run of the
+// restore of dir would carry on with.
+func pendingRestore(t *testing.T, b *box.Box, dir string) restore.Pending {
+	t.Helper()
+	r := runRestore(t, b, nil, dir, "--dry-run", "-o", "json")
+	var p restore.Pending
+	if err := json.Unmarshal([]byte(r.Stdout), &p); r.Code != 0 || err != nil {
+		t.Fatalf("restore --dry-run -o json (%v): %s", err, r)
+	}
+	return p
+}
+
 // One command restores a healthy three-host cluster to its backup through
 // the API and debug pods alone: the API comes back on the backup's data,
 // every control-plane host has an etcd member again (new ones), the quorum
@@ -95,9 +107,23 @@ func TestRestoreThroughTheAPI(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "runs on the hosts without the API and goes on without this command: run the same command again") {
 		t.Fatalf("restore interrupted once its hosts are armed: exit %d\n%s", code, out)
 	}
+	// What a re-run would carry on with, as a document: the fired restore,
+	// waited for.
+	if p := pendingRestore(t, b, dir); p.What != "await" || p.RecoveryNode != "master-1" || p.Restore == "" || p.Backup == "" {
+		t.Errorf("restore --dry-run -o json once its hosts are armed: %+v", p)
+	}
 	out, code = interruptRestore(t, b, "etcd/cluster: forced a new revision", args...)
 	if code != 1 || !strings.Contains(out, "resuming restore ") || !strings.Contains(out, "the API serves the restored data") {
 		t.Fatalf("restore run again, interrupted in phase C: exit %d\n%s", code, out)
+	}
+	// Its last phase has begun: the record in the restored cluster says so,
+	// once the API answers (it may not for a moment while etcd redeploys).
+	var resumed restore.Pending
+	if err := box.WaitFor(ctx, time.Minute, "restore --dry-run -o json to see the record", func(context.Context) (bool, string, error) {
+		resumed = pendingRestore(t, b, dir)
+		return resumed.What != "await", resumed.What, nil
+	}); err != nil || resumed.What != "resume" || resumed.RecoveryNode != "master-1" || resumed.Dir == "" {
+		t.Errorf("restore --dry-run -o json interrupted in phase C (%v): %+v", err, resumed)
 	}
 	r := runRestoreFor(t, b, 10*time.Minute, args...)
 	if r.Code != 0 || !strings.Contains(r.Stderr, "resuming restore ") {
