@@ -2,6 +2,7 @@ package box
 
 import (
 	"context"
+	"hash/fnv"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,6 +23,10 @@ const staticPodSyncPeriod = 150 * time.Millisecond
 type staticPod struct {
 	manifest *corev1.Pod
 	file     string
+	// hash is the manifest's config hash, which the kubelet puts in its
+	// mirror pod's kubernetes.io/config.mirror annotation: a mirror pod
+	// with another hash is of another version of the manifest.
+	hash string
 }
 
 // runningStaticPod is a static pod as the container runtime knows it.
@@ -98,7 +103,9 @@ func (k *FakeKubelet) readManifests() map[string]*staticPod {
 		if err := yaml.Unmarshal(data, pod); err != nil || pod.Name == "" {
 			continue
 		}
-		found[pod.Name] = &staticPod{manifest: pod, file: e.Name()}
+		h := fnv.New64a()
+		_, _ = h.Write(data)
+		found[pod.Name] = &staticPod{manifest: pod, file: e.Name(), hash: strconv.FormatUint(h.Sum64(), 16)}
 	}
 	return found
 }
@@ -208,6 +215,20 @@ func (k *FakeKubelet) ensureMirrorPod(ctx context.Context, sp *staticPod, state 
 			existing = p
 		}
 	}
+	if existing != nil && existing.Annotations[mirrorPodAnnotation] != sp.hash {
+		// Of another version of the manifest (the one a restored etcd
+		// remembers, or the revision before): the kubelet deletes an
+		// outdated mirror pod and creates it again from the manifest.
+		err := k.client.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0), Preconditions: &metav1.Preconditions{UID: &existing.UID}})
+		if err != nil && !apierrors.IsNotFound(err) {
+			// A conflict: the cache still shows the pod this deleted.
+			if ctx.Err() == nil && !apierrors.IsConflict(err) {
+				klogf("kubelet %s: outdated mirror pod %s/%s: %v", k.Node, ns, name, err)
+			}
+			return
+		}
+		existing = nil
+	}
 	if existing == nil {
 		pod := sp.manifest.DeepCopy()
 		pod.Name, pod.Namespace = name, ns
@@ -215,7 +236,7 @@ func (k *FakeKubelet) ensureMirrorPod(ctx context.Context, sp *staticPod, state 
 		if pod.Annotations == nil {
 			pod.Annotations = map[string]string{}
 		}
-		pod.Annotations[mirrorPodAnnotation] = "box-" + sp.file
+		pod.Annotations[mirrorPodAnnotation] = sp.hash
 		pod.Annotations["kubernetes.io/config.source"] = "file"
 		pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: k.Node, UID: k.nodeUID(ctx), Controller: ptr.To(true)}}
 		created, err := k.client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
