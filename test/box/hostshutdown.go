@@ -132,6 +132,10 @@ func (a *hostAgent) schedulePowerAction(action string, delay time.Duration) time
 func (a *hostAgent) powerCycle(action string) {
 	klogf("host %s: %s", a.node.Name, action)
 	a.b.powerDown(a.node)
+	if action == "reboot" {
+		a.reboot()
+		return
+	}
 	// What the cluster learns of it is written while the machine is off:
 	// should it boot again before the API answers (the whole cluster going
 	// down and up), that news is stale and must not overwrite the new.
@@ -146,11 +150,28 @@ func (a *hostAgent) powerCycle(action string) {
 	if err := a.b.reportStopped(reportCtx, a.node); err != nil && reportCtx.Err() == nil {
 		klogf("host %s: %s: %v", a.node.Name, action, err)
 	}
-	ctx, cancel := context.WithTimeout(a.ctx, 2*time.Minute)
-	defer cancel()
-	if action == "reboot" && ctx.Err() == nil {
-		if err := a.b.StartMachine(ctx, a.node.Name); err != nil && ctx.Err() == nil {
-			klogf("host %s: reboot: %v", a.node.Name, err)
-		}
+}
+
+// reboot brings the machine that just went down up again. A reboot is the
+// guest's own business: the cloud's instance keeps running, so nothing
+// is reported in its Machine, and the machine comes back whether or not
+// the API answers (a control-plane host rebooting in a restore's
+// blackout). That its node is down is told only if the API answers at
+// once; else the node lifecycle controller finds the kubelet silent.
+func (a *hostAgent) reboot() {
+	ctx, cancel := context.WithTimeout(a.ctx, 5*time.Second)
+	_ = a.node.Kubelet.setNodeReady(ctx, false)
+	cancel()
+	if a.ctx.Err() != nil {
+		return
+	}
+	a.powerOn()
+	if a.b.opts.NodeCSRsOnBoot {
+		a.node.Kubelet.ExpireCertificates()
+	}
+	// It boots as after a power-on: the static pods first, the API when
+	// it answers.
+	if err := a.node.Kubelet.Boot(a.ctx); err != nil && a.ctx.Err() == nil {
+		klogf("host %s: reboot: %v", a.node.Name, err)
 	}
 }
