@@ -45,6 +45,8 @@ type clusterOperators struct {
 	syncMu sync.Mutex
 	// written is each operator's status as last written.
 	written map[string]operatorState
+	// resyncedAt is when every status was last written regardless.
+	resyncedAt time.Time
 	// recoverAt is when an operator that nothing affects any more reports
 	// healthy again.
 	recoverAt map[string]time.Time
@@ -62,6 +64,10 @@ type operatorState struct {
 var healthyOperator = operatorState{Available: true, Reason: "AsExpected"}
 
 func (s operatorState) healthy() bool { return s.Available && !s.Progressing && !s.Degraded }
+
+// clusterOperatorResync is how often the simulator writes every status
+// again, changed or not.
+const clusterOperatorResync = 15 * time.Second
 
 func newClusterOperators(b *Box, period, settle time.Duration) *clusterOperators {
 	return &clusterOperators{b: b, period: period, settle: settle, written: map[string]operatorState{},
@@ -260,6 +266,16 @@ func (c *clusterOperators) sync(ctx context.Context, nodes []*corev1.Node) error
 	}
 	c.faultMu.Unlock()
 	now := time.Now()
+	// Now and then every status is written again, changed or not (an
+	// unchanged one is a no-op for the API), as the operators' status
+	// controllers resync: what the simulator remembers writing is not
+	// always what the API holds (a write acknowledged while etcd changed
+	// its membership was seen missing), and a status it never rewrote
+	// would stay wrong for good.
+	resync := now.Sub(c.resyncedAt) >= clusterOperatorResync
+	if resync {
+		c.resyncedAt = now
+	}
 	// An API that does not answer (etcd without quorum) must not hold the
 	// simulator up for long: the round ends at the first failed write.
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -291,7 +307,7 @@ func (c *clusterOperators) sync(ctx context.Context, nodes []*corev1.Node) error
 		if msg, ok := faults[name]; ok {
 			want = operatorState{Available: want.Available, Progressing: want.Progressing, Degraded: true, Reason: "BoxFault", Message: msg}
 		}
-		if known && last == want {
+		if known && last == want && !resync {
 			continue
 		}
 		if err := c.write(ctx, name, want); err != nil {
