@@ -30,10 +30,21 @@ import (
 // node has a member again.
 func TestRestorePreparedFromTheConsoleAfterQuorumLoss(t *testing.T) {
 	t.Parallel()
+	restorePreparedFromTheConsole(t, "")
+}
+
+// The same on 4.18, whose restore keeps the kube-apiserver running on the
+// surviving host: its etcd comes back with a new cluster ID under it.
+func TestRestorePreparedFromTheConsoleAfterQuorumLossOnAModernRelease(t *testing.T) {
+	t.Parallel()
+	restorePreparedFromTheConsole(t, "4.18.3")
+}
+
+func restorePreparedFromTheConsole(t *testing.T, version string) {
 	// The simulated controllers lose their leader-election leases in an
 	// outage this long and restart with fresh caches, as a real cluster's do
 	// in a quorum loss that lasts (leaderelection.go in the box).
-	b := boxtest.StartBox(t, box.Options{LeaderRenewDeadline: 2 * time.Second})
+	b := boxtest.StartBox(t, box.Options{Version: version, LeaderRenewDeadline: 2 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	cms := b.Kube.CoreV1().ConfigMaps("default")
@@ -197,24 +208,44 @@ func finishLostNodes(t *testing.T, ctx context.Context, b *box.Box, dir string, 
 	}
 }
 
-// waitReadyPostedSince waits until node's kubelet has posted it Ready
+// waitReadyPostedSince waits until node's kubelet has said it is Ready
 // since the time given. The restored data says Ready from the backup's
 // time, and a kubelet restarted meanwhile has its node marked NotReady
-// before it posts Ready again: only its own report is settled.
+// before it posts Ready again: only its own report is settled. A kubelet
+// that kept running through the restore (4.18 restarts none) posts its
+// status only when it changes; its renewed lease is its word.
 func waitReadyPostedSince(t *testing.T, b *box.Box, node string, since time.Time) {
 	t.Helper()
-	err := box.WaitFor(context.Background(), 2*time.Minute, node+" posted Ready by its kubelet", func(ctx context.Context) (bool, string, error) {
+	err := box.WaitFor(context.Background(), 2*time.Minute, node+" Ready as its kubelet says", func(ctx context.Context) (bool, string, error) {
 		n, err := b.Kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 		if err != nil {
 			return false, err.Error(), nil
 		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady {
-				return c.Status == corev1.ConditionTrue && !c.LastHeartbeatTime.Time.Before(since.Truncate(time.Second)),
-					fmt.Sprintf("Ready=%s, heartbeat %s", c.Status, c.LastHeartbeatTime.UTC().Format(time.RFC3339)), nil
+		var ready *corev1.NodeCondition
+		for i := range n.Status.Conditions {
+			if n.Status.Conditions[i].Type == corev1.NodeReady {
+				ready = &n.Status.Conditions[i]
 			}
 		}
-		return false, "no Ready condition", nil
+		if ready == nil {
+			return false, "no Ready condition", nil
+		}
+		state := fmt.Sprintf("Ready=%s, heartbeat %s", ready.Status, ready.LastHeartbeatTime.UTC().Format(time.RFC3339))
+		if ready.Status != corev1.ConditionTrue {
+			return false, state, nil
+		}
+		if !ready.LastHeartbeatTime.Time.Before(since.Truncate(time.Second)) {
+			return true, state, nil
+		}
+		if active, serviceSince, _ := b.Node(node).Kubelet.ServiceStatus(); !active || !serviceSince.Before(since) {
+			return false, state + ", kubelet restarted since", nil
+		}
+		l, err := b.Kube.CoordinationV1().Leases(corev1.NamespaceNodeLease).Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return false, state + ", lease: " + err.Error(), nil
+		}
+		renewed := l.Spec.RenewTime != nil && l.Spec.RenewTime.After(since)
+		return renewed, state + ", kubelet kept running, lease renewed since: " + fmt.Sprint(renewed), nil
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -120,6 +120,17 @@ func StartBox(t testing.TB, opts box.Options) *box.Box {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// BOX_LOG=file keeps what the box's simulators say, to find out why
+	// a test waited in vain (the log is the process's: with several boxes,
+	// the last one started has every box's lines).
+	if f := os.Getenv("BOX_LOG"); f != "" && opts.Log == nil {
+		w, err := os.OpenFile(f, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			t.Fatalf("BOX_LOG: %v", err)
+		}
+		t.Cleanup(func() { w.Close() })
+		opts.Log = w
+	}
 	b, err := box.Start(ctx, opts)
 	if err != nil {
 		t.Fatalf("start the cluster-in-a-box: %v", err)
