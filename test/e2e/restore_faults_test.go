@@ -93,15 +93,7 @@ func TestRestoreWithAPeerThatRebootsMidRestore(t *testing.T) {
 	}
 	t.Logf("restore: %s", r)
 	waitForRestoredData(t, ctx, b)
-	after := boxtest.MemberIDs(t, b)
-	if len(after) != 3 {
-		t.Errorf("etcd members after the restore: %v", after)
-	}
-	for n, id := range after {
-		if id == before[n] {
-			t.Errorf("%s kept its old member %x: it was not restored", n, id)
-		}
-	}
+	assertNewMembers(t, b, before)
 	boxtest.AssertNodeReady(t, b, "master-2", corev1.ConditionTrue)
 	assertGuardBackNoRecord(t, ctx, b)
 	assertNoSentinel(t, ctx, b)

@@ -148,15 +148,7 @@ func TestRestoreThroughTheAPI(t *testing.T) {
 	if b.APIServerStarts() <= starts {
 		t.Errorf("the kube-apiserver did not restart on the restored data")
 	}
-	after := boxtest.MemberIDs(t, b)
-	if len(after) != 3 {
-		t.Errorf("etcd members after the restore: %v", after)
-	}
-	for n, id := range after {
-		if id == before[n] {
-			t.Errorf("%s kept its old member %x: it was not restored", n, id)
-		}
-	}
+	assertNewMembers(t, b, before)
 	assertGuardBackNoRecord(t, ctx, b)
 	for op, rev := range revs {
 		if got := latestRevision(t, ctx, b, op); got <= rev {
@@ -238,6 +230,21 @@ func backedUp(t *testing.T, o box.Options) (*box.Box, context.Context, string, m
 		t.Fatal(err)
 	}
 	return b, ctx, dir, boxtest.MemberIDs(t, b)
+}
+
+// assertNewMembers checks that every control-plane host has a member
+// again, and none the one it had before the restore.
+func assertNewMembers(t *testing.T, b *box.Box, before map[string]uint64) {
+	t.Helper()
+	after := boxtest.MemberIDs(t, b)
+	if len(after) != 3 {
+		t.Errorf("etcd members after the restore: %v", after)
+	}
+	for n, id := range after {
+		if id == before[n] {
+			t.Errorf("%s kept its old member %x: it was not restored", n, id)
+		}
+	}
 }
 
 // assertAsItWas checks that a restore that did not happen left the cluster
@@ -394,15 +401,7 @@ func TestRestoreThroughTheAPIOnAModernRelease(t *testing.T) {
 		t.Errorf("the modern profile redeployed the kube-apiserver:\n%s", r.Stderr)
 	}
 	waitForRestoredData(t, ctx, b)
-	after := boxtest.MemberIDs(t, b)
-	if len(after) != 3 {
-		t.Errorf("etcd members after the restore: %v", after)
-	}
-	for n, id := range after {
-		if id == before[n] {
-			t.Errorf("%s kept its old member %x", n, id)
-		}
-	}
+	assertNewMembers(t, b, before)
 	// As the 4.18 restore pod does, the revisions jumped past any the old
 	// cluster served, so that the kube-apiservers that kept running relist.
 	cli, err := b.EtcdClient()
