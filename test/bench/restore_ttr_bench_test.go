@@ -25,15 +25,18 @@ type restorePhase struct{ name, until string }
 // (the backup staged on the recovery host, the units armed), phase B (the
 // blackout: the hosts restore without the API), and phase C split where the
 // progress shows its steps: the node CSRs and the single member up to the
-// quorum guard lifted, the four redeployments, and the wait until every
-// cluster operator is stable, with the clean-up.
+// quorum guard lifted; etcd's redeployment until every member is back and
+// the guard is put back; the other control-plane redeployments (4.4-4.17)
+// until every cluster operator is stable; and the stable period with the
+// clean-up.
 var restorePhases = []restorePhase{
 	{"preflight", ": staging "},
 	{"A-stage-arm", ": armed "},
 	{"B-blackout", "the API serves the restored data"},
 	{"C-csr-guard", "quorum guard lifted"},
-	{"C-redeploy", "put back to"},
-	{"C-stable-cleanup", ""},
+	{"C-etcd-members", "put back to"},
+	{"C-redeploys-until-stable", "every cluster operator is stable"},
+	{"C-stable-period-cleanup", ""},
 }
 
 // BenchmarkRestoreTimeToRecovery restores a three-host box (4.14, or

@@ -22,7 +22,6 @@ const staticPodSyncPeriod = 150 * time.Millisecond
 
 type staticPod struct {
 	manifest *corev1.Pod
-	file     string
 	// hash is the manifest's config hash, which the kubelet puts in its
 	// mirror pod's kubernetes.io/config.mirror annotation: a mirror pod
 	// with another hash is of another version of the manifest.
@@ -105,7 +104,7 @@ func (k *FakeKubelet) readManifests() map[string]*staticPod {
 		}
 		h := fnv.New64a()
 		_, _ = h.Write(data)
-		found[pod.Name] = &staticPod{manifest: pod, file: e.Name(), hash: strconv.FormatUint(h.Sum64(), 16)}
+		found[pod.Name] = &staticPod{manifest: pod, hash: strconv.FormatUint(h.Sum64(), 16)}
 	}
 	return found
 }
